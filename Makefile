@@ -1,0 +1,43 @@
+# veille: every target creates .venv and installs the project on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= sources.yaml
+DB     ?= storage/veille.db
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test run lint check sources clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install veille with its development tools
+
+demo: $(STAMP)  ## serve the bundled corpus on 127.0.0.1 and run the pipeline into storage/demo.db (offline)
+	$(BIN)/python -m tests.demo
+
+test: $(STAMP)  ## run the test suite (offline, loopback only)
+	$(BIN)/python -m pytest -q
+
+run: $(STAMP)  ## one pass over sources.yaml into storage/veille.db
+	$(BIN)/veille run --config $(CONFIG) --db $(DB)
+
+check: $(STAMP)  ## validate sources.yaml
+	$(BIN)/veille check --config $(CONFIG)
+
+sources: $(STAMP)  ## show each source's state
+	$(BIN)/veille sources --db $(DB)
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/mypy
+
+clean:  ## remove the virtualenv and caches (keeps databases)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,277 @@
+"""The `veille` command line: parse options, call the library, map errors to exit codes.
+
+Exit codes: 0 done (failed sources are reported, not fatal); 1 every source failed
+or an internal error; 2 configuration or usage error; 75 another run holds the lock
+(EX_TEMPFAIL: cron may simply try again next time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pipeline import __version__
+from pipeline.config import DEFAULT_CONFIG_PATH, Config, load_config
+from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
+from pipeline.models import SourceOutcome
+from pipeline.store import DEFAULT_DB_PATH, Store
+
+logger = logging.getLogger("pipeline")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 75
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"veille: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="The configuration file.",
+)
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_DB_PATH,
+    show_default=True,
+    help="The SQLite database.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="veille")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """veille: press monitoring for the Atlanpole Biotherapies cluster."""
+    _setup_logging(verbose)
+
+
+# ------------------------------------------------------------------ run
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[tuple[Any, Any]]:
+    """A progress bar on a terminal; nothing at all under cron."""
+    if not enabled:
+        yield (lambda total: None), (lambda outcome: None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]veille run"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def start(total: int) -> None:
+            bar.update(task, total=total)
+
+        def advance(outcome: SourceOutcome) -> None:
+            bar.update(task, advance=1, description=outcome.source_id)
+
+        yield start, advance
+
+
+@cli.command()
+@config_option
+@db_option
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Only this source (repeatable); a search source's id selects all its feeds.")
+def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
+    """Fetch every due source once and store new articles.
+
+    Silent on success but for one summary line on stderr; one WARNING line per
+    failed source. Exit 0 when the run completed, 1 when every source failed,
+    2 on a configuration error, 75 when another run holds the lock.
+
+    Example:
+
+        veille run --config sources.yaml --db storage/veille.db
+    """
+    from pipeline.run import run as run_once
+
+    config = _load(config_path)
+    interactive = sys.stderr.isatty()
+
+    def report_failure(outcome: SourceOutcome) -> None:
+        if outcome.failed:
+            logger.warning("source=%s kind=%s %s", outcome.source_id, outcome.error_kind, outcome.error)
+        for note in outcome.warnings:
+            logger.info("source=%s %s", outcome.source_id, note)
+
+    try:
+        with _progress_bar(interactive) as (start, advance):
+
+            def progress(outcome: SourceOutcome) -> None:
+                advance(outcome)
+                report_failure(outcome)
+
+            report = run_once(
+                config, db_path=db_path, source_ids=source_ids, progress=progress, on_start=start
+            )
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(report.summary(), err=True)
+    if report.status == "failed":
+        sys.exit(EXIT_FAILED)
+
+
+# ------------------------------------------------------------------ check
+
+async def _probe(config: Config) -> list[tuple[str, str, str]]:
+    from pipeline.fetch import Fetcher
+    from pipeline.parse import ParseLimits, parse_feed_guarded
+
+    limits = ParseLimits(timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb)
+    async with Fetcher(config.network) as fetcher:
+
+        async def one(source_id: str, url: str) -> tuple[str, str, str]:
+            try:
+                fetched = await fetcher.fetch(url)
+                parsed = await asyncio.to_thread(
+                    parse_feed_guarded, fetched.body, headers=fetched.headers,
+                    url=fetched.final_url, limits=limits,
+                )
+            except (FetchError, ParseError) as exc:
+                return source_id, "error", str(exc)
+            moved = f", redirected to {fetched.final_url}" if fetched.final_url != url else ""
+            return source_id, "ok", (
+                f"HTTP {fetched.status}, {parsed.version}, {len(parsed.entries)} entries{moved}"
+            )
+
+        return list(await asyncio.gather(*(one(s.id, s.url) for s in config.sources if s.enabled)))
+
+
+@cli.command()
+@config_option
+@click.option("--probe", is_flag=True, help="Also fetch and parse every source once and report it.")
+def check(config_path: Path, probe: bool) -> None:
+    """Validate the configuration and print a summary; every problem is listed with its path.
+
+    Exit 0 when valid (and, with --probe, every source answered with a feed),
+    1 when a probed source failed, 2 when the configuration is invalid.
+
+    Example:
+
+        veille check --config sources.yaml --probe
+    """
+    config = _load(config_path)
+    by_kind: dict[str, int] = {}
+    for spec in config.specs:
+        by_kind[spec.kind] = by_kind.get(spec.kind, 0) + 1
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
+    feeds = sum(1 for s in config.sources if s.enabled)
+    unconfirmed = [s.id for s in config.specs if not s.confirmed]
+    click.echo(f"{config.path}: valid")
+    click.echo(f"  cluster   {config.cluster.name} ({len(config.cluster.aliases)} aliases)")
+    click.echo(f"  members   {len(config.members)}")
+    click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} feeds to poll")
+    click.echo(f"  schedule  every {config.schedule.run_every_minutes} min; digest "
+               f"{config.schedule.digest_day} {config.schedule.digest_time} {config.schedule.timezone}")
+    click.echo(f"  network   {config.network.agent!r}, private addresses "
+               f"{'allowed' if config.network.allow_private else 'refused'}")
+    if unconfirmed and not probe:
+        click.echo(f"  to confirm with --probe: {', '.join(unconfirmed)}")
+    if not probe:
+        return
+    results = asyncio.run(_probe(config))
+    failed = 0
+    for source_id, status, detail in sorted(results):
+        failed += status != "ok"
+        click.echo(f"  {status:5} {source_id}: {detail}")
+    click.echo(f"probe: {len(results) - failed} ok, {failed} failed")
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+# ------------------------------------------------------------------ sources
+
+@cli.command()
+@db_option
+def sources(db_path: Path) -> None:
+    """Show each source's last status, failures, last new article and next check.
+
+    Example:
+
+        veille sources --db storage/veille.db
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    try:
+        store = Store.open(db_path, migrate=False)
+        rows = store.sources_report()
+        store.close()
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    table = Table(title=f"sources in {db_path}", title_justify="left")
+    for column in ("source", "status", "fails", "articles", "last checked", "last new", "next check",
+                   "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        status = row["last_status"] or "never run"
+        if row["last_http_status"] and row["last_status"] != "error":
+            status += f" ({row['last_http_status']})"
+        if not row["enabled"]:
+            status = "disabled"
+        table.add_row(
+            row["id"], status, str(row["consecutive_failures"] or 0), str(row["articles"]),
+            _short(row["last_checked_at"]), _short(row["last_new_at"]), _short(row["next_check_at"]),
+            (row["last_error"] or row["last_warning"] or "")[:160],
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _short(stamp: str | None) -> str:
+    return stamp.replace("T", " ").removesuffix("Z")[:16] if stamp else "-"
+
+
+def main() -> None:
+    """Entry point of the `veille` script."""
+    try:
+        cli.main(standalone_mode=True)
+    except VeilleError as exc:  # a library error a command did not map: still a clean line
+        _fail(str(exc), EXIT_FAILED)

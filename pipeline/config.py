@@ -1,0 +1,292 @@
+"""sources.yaml -> a validated, frozen Config (every problem reported at once, by path)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote_plus, urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from pipeline import __version__
+from pipeline.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("sources.yaml")
+DEFAULT_CONTACT = "https://www.atlanpolebiotherapies.com"
+
+SourceKind = Literal["feed", "search"]
+
+
+def slugify(text: str) -> str:
+    """ASCII, lower case, dashes: "Ceva Santé Animale" -> "ceva-sante-animale"."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, Field(max_length=2048), AfterValidator(_check_http_url)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cluster(_Model):
+    """The cluster itself is watched like a member."""
+
+    name: str = Field(min_length=2)
+    aliases: tuple[str, ...] = ()
+    website: HttpUrl | None = None
+    search: bool = True
+    query: str | None = None
+
+    @property
+    def id(self) -> str:
+        return slugify(self.name)
+
+
+class Member(_Model):
+    name: str = Field(min_length=2)
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    aliases: tuple[str, ...] = ()
+    kind: Literal["member", "person"] = "member"
+    website: HttpUrl | None = None
+    city: str | None = None
+    tags: tuple[str, ...] = ()
+    search: bool = True  # one news-search feed per member for `kind: search` sources
+    query: str | None = None  # override of the news-search query
+
+    @property
+    def slug(self) -> str:
+        return self.id or slugify(self.name)
+
+
+class SourceSpec(_Model):
+    """A source as written in sources.yaml (`kind: search` is expanded per member)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=80)
+    kind: SourceKind
+    url: HttpUrl
+    name: str | None = None
+    lang: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    enabled: bool = True
+    confirmed: bool = True  # false: written from documentation, check with `veille check --probe`
+    interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+
+
+class Source(_Model):
+    """A source the pipeline polls: one per feed, one per member for news searches."""
+
+    id: str
+    kind: SourceKind
+    url: str
+    name: str
+    lang: str | None = None
+    enabled: bool = True
+    confirmed: bool = True
+    interval_minutes: int | None = None
+    member_id: str | None = None  # for news-search feeds: whose search this is
+
+
+class Schedule(_Model):
+    run_every_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    digest_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "Europe/Paris"
+
+
+class Digest(_Model):
+    language: Literal["fr", "en"] = "fr"
+    from_: str | None = Field(default=None, alias="from")
+    recipients: tuple[str, ...] = ()
+    datasette_url: HttpUrl | None = None
+    skip_empty: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Network(_Model):
+    user_agent: str | None = None  # default: "veille/<version> (+<contact>)"
+    contact: HttpUrl = DEFAULT_CONTACT
+    connect_timeout: float = Field(default=10.0, gt=0, le=120)
+    read_timeout: float = Field(default=20.0, gt=0, le=300)
+    total_timeout: float = Field(default=60.0, gt=0, le=600)
+    concurrency: int = Field(default=20, ge=1, le=200)
+    per_host_concurrency: int = Field(default=2, ge=1, le=20)
+    per_host_delay: float = Field(default=1.0, ge=0, le=60)
+    max_body_bytes: int = Field(default=10_000_000, ge=1_000, le=200_000_000)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff: float = Field(default=1.0, ge=0, le=60)
+    max_retry_after: float = Field(default=30.0, ge=0, le=3600)
+    backoff_cap_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    parse_timeout: float = Field(default=10.0, gt=0, le=300)
+    parse_memory_mb: int = Field(default=768, ge=128, le=16_384)
+    allow_private: bool = False
+
+    @property
+    def agent(self) -> str:
+        return self.user_agent or f"veille/{__version__} (+{self.contact})"
+
+
+class RawConfig(_Model):
+    cluster: Cluster
+    members: tuple[Member, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()
+    schedule: Schedule = Schedule()
+    digest: Digest = Digest()
+    network: Network = Network()
+
+
+class Config(_Model):
+    """The validated configuration, with news-search sources expanded per member."""
+
+    path: str
+    cluster: Cluster
+    members: tuple[Member, ...]
+    specs: tuple[SourceSpec, ...]
+    sources: tuple[Source, ...]
+    schedule: Schedule
+    digest: Digest
+    network: Network
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(source_id)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"{error['msg'].lower()}, got {error['input']!r}"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _read_yaml(path: Path) -> Any:
+    yaml = YAML(typ="safe", pure=True)  # YAML 1.2: "no" stays a string, 07:30 stays a string
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read: {exc}"], path=str(path)) from None
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{where}{exc.problem or exc}"], path=str(path)) from None
+    except YAMLError as exc:
+        raise ConfigError([f"invalid YAML: {exc}"], path=str(path)) from None
+
+
+def _duplicates(data: dict[str, Any]) -> list[str]:
+    """Cross-item checks pydantic cannot see: duplicate source ids and member slugs."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(data.get("sources") or []):
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            sid = item["id"]
+            if sid in seen:
+                problems.append(f'sources[{index}].id: duplicate "{sid}" (first at sources[{seen[sid]}])')
+            else:
+                seen[sid] = index
+    members: dict[str, int] = {}
+    for index, item in enumerate(data.get("members") or []):
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            slug = item.get("id") or slugify(item["name"])
+            if slug in members:
+                problems.append(
+                    f'members[{index}]: duplicate member id "{slug}" (first at members[{members[slug]}])'
+                )
+            else:
+                members[slug] = index
+    return problems
+
+
+def _expand(specs: tuple[SourceSpec, ...], cluster: Cluster, members: tuple[Member, ...]) -> list[Source]:
+    """One Source per feed; one per searched entity for each `kind: search` template."""
+    sources: list[Source] = []
+    for spec in specs:
+        common = {
+            "kind": spec.kind,
+            "lang": spec.lang,
+            "enabled": spec.enabled,
+            "confirmed": spec.confirmed,
+            "interval_minutes": spec.interval_minutes,
+        }
+        if spec.kind != "search":
+            sources.append(Source(id=spec.id, url=spec.url, name=spec.name or spec.id, **common))
+            continue
+        entities: list[tuple[str, str, str]] = []
+        if cluster.search:
+            entities.append((cluster.id, cluster.name, cluster.query or f'"{cluster.name}"'))
+        for member in members:
+            if member.search and member.kind == "member":
+                entities.append((member.slug, member.name, member.query or f'"{member.name}"'))
+        label = spec.name or spec.id
+        for slug, name, query in entities:
+            url = spec.url.replace("{query}", quote_plus(query)).replace("{id}", slug)
+            sources.append(
+                Source(id=f"{spec.id}:{slug}", url=url, name=f"{label}: {name}", member_id=slug, **common)
+            )
+    return sources
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate a sources.yaml; raise ConfigError listing every problem."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(["the file must be a mapping with at least `cluster` and `sources`"], path=str(path))
+    problems = _duplicates(data)
+    for index, item in enumerate(data.get("sources") or []):
+        if isinstance(item, dict) and item.get("kind") == "search":
+            url = str(item.get("url", ""))
+            if "{query}" not in url and "{id}" not in url:
+                problems.append(f"sources[{index}].url: a search source needs {{query}} or {{id}} in its URL")
+    try:
+        raw = RawConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()] + problems
+        raise ConfigError(problems, path=str(path)) from None
+    if problems:
+        raise ConfigError(problems, path=str(path))
+    sources = _expand(raw.sources, raw.cluster, raw.members)
+    return Config(
+        path=str(path),
+        cluster=raw.cluster,
+        members=raw.members,
+        specs=raw.sources,
+        sources=tuple(sources),
+        schedule=raw.schedule,
+        digest=raw.digest,
+        network=raw.network,
+    )

@@ -1,0 +1,369 @@
+"""URL + stored validators -> Fetched bytes, politely and within bounds (the only httpx user).
+
+One AsyncClient per run. Limits: a global concurrency cap, a per-host cap with a
+delay between request starts, connect/read/total timeouts, a cap on the body that
+also holds after decompression (we decode gzip/deflate ourselves, bounded), and a
+redirect limit with every hop checked. Transient failures are retried with
+exponential backoff; 429/503 honour Retry-After when it is short enough to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import errno
+import logging
+import socket
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from pipeline.config import Network
+from pipeline.errors import FetchError
+from pipeline.models import Fetched
+
+logger = logging.getLogger(__name__)
+
+ACCEPT_FEEDS = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+READ_CHUNK = 64 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Returns a reason to refuse the URL, or None to allow it. Called on every redirect hop.
+UrlPolicy = Callable[[str], str | None]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def scheme_policy(url: str) -> str | None:
+    """The minimum policy for followed URLs: http(s) with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"refused to follow a {parts.scheme or 'scheme-less'} URL"
+    if not parts.hostname:
+        return "refused to follow a URL without a host"
+    return None
+
+
+class _Decoder:
+    """Content-Encoding decoder that never produces more than ``limit`` bytes."""
+
+    def __init__(self, encoding: str, *, limit: int, url: str) -> None:
+        self.url = url
+        self.limit = limit
+        self.out = bytearray()
+        encoding = encoding.strip().lower()
+        self._zlib: zlib._Decompress | None = None
+        self._deflate_first = b""
+        if encoding in ("", "identity", "none"):
+            self.kind = "identity"
+        elif encoding in ("gzip", "x-gzip"):
+            self.kind = "gzip"
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self.kind = "deflate"  # zlib-wrapped per the RFC, raw deflate in practice: sniff below
+        else:
+            raise FetchError(
+                f"unsupported Content-Encoding {encoding!r} (veille asks for gzip or deflate)",
+                url=url,
+                kind="encoding",
+            )
+
+    def _too_large(self) -> FetchError:
+        return FetchError(
+            f"body larger than {self.limit:,} bytes after decompression",
+            url=self.url,
+            kind="too-large",
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        if self.kind == "identity":
+            self.out += chunk
+            if len(self.out) > self.limit:
+                raise self._too_large()
+            return
+        if self._zlib is None:  # first deflate bytes: zlib header or raw stream?
+            wbits = zlib.MAX_WBITS if chunk[:1] and (chunk[0] & 0x0F) == 8 else -zlib.MAX_WBITS
+            self._zlib = zlib.decompressobj(wbits)
+        data = chunk
+        try:
+            while data:
+                # max_length bounds memory: a 10 KB gzip bomb cannot expand past the limit
+                self.out += self._zlib.decompress(data, self.limit - len(self.out) + 1)
+                if len(self.out) > self.limit:
+                    raise self._too_large()
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise FetchError(f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding") from None
+
+    def finish(self) -> bytes:
+        if self._zlib is not None:
+            try:
+                self.out += self._zlib.flush()
+            except zlib.error as exc:
+                raise FetchError(f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding") from None
+            if not self._zlib.eof:
+                raise FetchError(
+                    f"{self.kind} body is truncated (the stream ends before its end marker)",
+                    url=self.url,
+                    kind="encoding",
+                )
+            if len(self.out) > self.limit:
+                raise self._too_large()
+        return bytes(self.out)
+
+
+@dataclass
+class _Host:
+    semaphore: asyncio.Semaphore
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_start: float = 0.0
+
+
+class Fetcher:
+    """One per run: ``async with Fetcher(network) as f: await f.fetch(url, etag=...)``."""
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        policy: UrlPolicy = scheme_policy,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.network = network
+        self.policy = policy
+        self._global = asyncio.Semaphore(network.concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self.bytes_received = 0
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=network.connect_timeout,
+                read=network.read_timeout,
+                write=network.read_timeout,
+                pool=network.total_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=network.concurrency,
+                max_keepalive_connections=min(network.concurrency, 20),
+            ),
+            headers={
+                "User-Agent": network.agent,
+                "Accept": ACCEPT_FEEDS,
+                "Accept-Encoding": "gzip, deflate",
+            },
+            follow_redirects=False,  # every hop is checked by _request
+            trust_env=False,  # no proxy or netrc picked up behind the operator's back
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _host(self, url: str) -> _Host:
+        key = (urlsplit(url).hostname or "").lower()
+        if key not in self._hosts:
+            self._hosts[key] = _Host(asyncio.Semaphore(self.network.per_host_concurrency))
+        return self._hosts[key]
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> Fetched:
+        """GET ``url`` with conditional headers; retry what is transient. Raises FetchError."""
+        headers: dict[str, str] = {}
+        # Send both validators; a server that understands ETag lets it win (RFC 9110 13.2.2)
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        net = self.network
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                fetched = await self._polite(url, headers)
+                return Fetched(
+                    url=fetched.url,
+                    final_url=fetched.final_url,
+                    status=fetched.status,
+                    body=fetched.body,
+                    headers=fetched.headers,
+                    etag=fetched.etag,
+                    last_modified=fetched.last_modified,
+                    elapsed=fetched.elapsed,
+                    attempts=attempt,
+                )
+            except FetchError as exc:
+                if not exc.transient or attempt > net.retries:
+                    raise
+                wait = net.retry_backoff * (2 ** (attempt - 1))
+                if exc.retry_after is not None:
+                    if exc.retry_after > net.max_retry_after:
+                        raise  # too long to wait inside a run: the source row keeps the date
+                    wait = max(wait, exc.retry_after)
+                logger.info("retry url=%s attempt=%d wait=%.1fs reason=%s", url, attempt, wait, exc)
+                await asyncio.sleep(wait)
+
+    async def _polite(self, url: str, headers: dict[str, str]) -> Fetched:
+        host = self._host(url)
+        async with self._global, host.semaphore:
+            async with host.lock:  # space request starts to the same host
+                wait = host.last_start + self.network.per_host_delay - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                host.last_start = time.monotonic()
+            try:
+                async with asyncio.timeout(self.network.total_timeout):
+                    return await self._request(url, headers)
+            except TimeoutError:
+                raise FetchError(
+                    f"no complete answer within {self.network.total_timeout:g} s",
+                    url=url,
+                    kind="timeout",
+                ) from None
+
+    async def _request(self, url: str, headers: dict[str, str]) -> Fetched:
+        started = time.monotonic()
+        current = url
+        for _hop in range(self.network.max_redirects + 1):
+            try:
+                async with self._client.stream("GET", current, headers=headers) as response:
+                    status = response.status_code
+                    if status in REDIRECT_STATUSES and "location" in response.headers:
+                        target = urljoin(current, response.headers["location"].strip())
+                        reason = self.policy(target)
+                        if reason:
+                            raise FetchError(f"redirect to {target}: {reason}", url=url, kind="refused")
+                        current = target
+                        continue
+                    lower = {k.lower(): v for k, v in response.headers.items()}
+                    if status == 304:
+                        return Fetched(
+                            url=url,
+                            final_url=current,
+                            status=304,
+                            body=b"",
+                            headers=lower,
+                            etag=lower.get("etag"),
+                            last_modified=lower.get("last-modified"),
+                            elapsed=time.monotonic() - started,
+                        )
+                    if not 200 <= status < 300:
+                        raise FetchError(
+                            _status_text(status),
+                            url=url,
+                            kind="status",
+                            status=status,
+                            retry_after=parse_retry_after(lower.get("retry-after"))
+                            if status in (429, 503)
+                            else None,
+                        )
+                    body = await self._read_body(response, current)
+                    return Fetched(
+                        url=url,
+                        final_url=current,
+                        status=status,
+                        body=body,
+                        headers=lower,
+                        etag=lower.get("etag"),
+                        last_modified=lower.get("last-modified"),
+                        elapsed=time.monotonic() - started,
+                    )
+            except httpx.TimeoutException as exc:
+                what = {
+                    httpx.ConnectTimeout: f"connection not established within {self.network.connect_timeout:g} s",
+                    httpx.ReadTimeout: f"server silent for more than {self.network.read_timeout:g} s",
+                }.get(type(exc), f"timed out ({type(exc).__name__})")
+                raise FetchError(what, url=url, kind="timeout") from None
+            except httpx.ConnectError as exc:
+                raise FetchError(f"cannot connect: {_reason(exc)}", url=url, kind="connect") from None
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                raise FetchError(f"connection broken: {_reason(exc)}", url=url, kind="protocol") from None
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise FetchError(f"invalid URL: {_reason(exc)}", url=url, kind="refused") from None
+            except httpx.HTTPError as exc:
+                raise FetchError(f"HTTP error: {_reason(exc)}", url=url, kind="protocol") from None
+        raise FetchError(
+            f"more than {self.network.max_redirects} redirects (last: {current})",
+            url=url,
+            kind="redirect",
+        )
+
+    async def _read_body(self, response: httpx.Response, url: str) -> bytes:
+        limit = self.network.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(
+                f"body of {int(declared):,} bytes is over the {limit:,}-byte limit",
+                url=url,
+                kind="too-large",
+            )
+        decoder = _Decoder(response.headers.get("content-encoding", ""), limit=limit, url=url)
+        raw_total = 0
+        async for chunk in response.aiter_raw(READ_CHUNK):
+            raw_total += len(chunk)
+            self.bytes_received += len(chunk)
+            if raw_total > limit:
+                raise FetchError(f"body larger than {limit:,} bytes", url=url, kind="too-large")
+            decoder.feed(chunk)
+        return decoder.finish()
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause a person can act on, found in the exception chain (httpx hides it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, OSError) and seen.errno == errno.ENETUNREACH:
+            return "network unreachable"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).strip()
+    return text or type(exc).__name__

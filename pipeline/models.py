@@ -1,0 +1,88 @@
+"""Values that flow between the stages: plain frozen dataclasses, no I/O, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The outcome of one successful HTTP exchange (200 or 304) for a source."""
+
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int  # 200 or 304
+    body: bytes
+    headers: dict[str, str]  # lower-case names
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0
+    attempts: int = 1
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One feed entry, as read from the feed (URLs not yet canonical)."""
+
+    link: str | None
+    title: str
+    summary: str
+    guid: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None  # aware, UTC
+    date_source: str = "none"  # published, updated, created, none
+    lang: str | None = None
+    outlet: str | None = None  # <source> of a news-search entry
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What the parse stage made of a feed body."""
+
+    title: str
+    entries: tuple[Entry, ...]
+    version: str  # rss20, atom10, rss10 ...
+    bozo: str | None = None  # the parser's complaint, when the feed was still usable
+    lang: str | None = None
+    skipped: int = 0  # entries dropped (no usable link, no title)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An entry ready for the store: canonical URL, plain text, UTC date."""
+
+    url: str  # canonical, the dedupe key
+    link: str  # as the feed gave it
+    title: str
+    summary: str
+    source_id: str
+    guid: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    lang: str | None = None
+    outlet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutcome:
+    """How one source went during a run; what the store records on its row."""
+
+    source_id: str
+    status: str  # ok, not-modified, error, skipped
+    http_status: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    entries: int = 0
+    new_articles: int = 0
+    seen_articles: int = 0
+    retry_after: float | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "error"

@@ -1,0 +1,448 @@
+"""Feed bytes + response headers -> ParsedFeed, guarded against hostile input.
+
+Three guards stand before and around feedparser:
+1. ``guard_feed_bytes`` rewrites the prolog: a DOCTYPE internal subset is removed;
+   simple character entities it declares (``&nbsp;``) are substituted; parameter
+   entities, external entities, nested references and anything that would expand
+   past a fixed budget are refused with ParseError.
+2. ``parse_feed_guarded`` runs the parser in a child process with an address-space
+   limit and a wall-clock limit, so a regular-expression blow-up or a memory bomb
+   costs one source, never the run.
+3. Every string kept from the feed is bounded and reduced to plain text.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+from pipeline.errors import ParseError
+from pipeline.models import Entry, ParsedFeed
+
+logger = logging.getLogger(__name__)
+
+MAX_ENTITY_DECLARATIONS = 64
+MAX_ENTITY_VALUE = 4096  # characters; entity values in feeds stand for one character or a word
+MAX_ENTITY_EXPANSION = 1_000_000  # bytes added by substituting every reference
+MAX_TITLE = 1_000
+MAX_SUMMARY = 5_000
+MAX_AUTHOR = 200
+MAX_ENTRIES = 5_000
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)  # before the web, a date is a placeholder
+FUTURE_SLACK = timedelta(days=2)  # time zones and clock skew, not "year 9999"
+# feedparser resolves GUIDs against the feed URL; resolving against this origin instead
+# tells a relative GUID ("12345", not a permalink) from an absolute one.
+BASE_SENTINEL = "https://base.veille.invalid"
+
+_PREDEFINED = {b"amp", b"lt", b"gt", b"quot", b"apos"}
+_DOCTYPE = re.compile(rb"<!DOCTYPE\s+([^\s\[>]+)", re.IGNORECASE)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_:]")
+_ENTITY_DECL = re.compile(
+    rb"""<!ENTITY\s+(?P<pe>%\s+)?(?P<name>[^\s%;"'>]+)\s+"""
+    rb"""(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<ext>SYSTEM|PUBLIC)\b[^>]*)\s*>""",
+    re.IGNORECASE,
+)
+_QUOTED_DECL = re.compile(rb"""<![A-Za-z]+(?:[^>"']|"[^"]*"|'[^']*')*>""")
+_CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9A-Fa-f]+);")
+_XML_DECL_ENCODING = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
+_WHITESPACE = re.compile(r"\s+")
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _transcode_wide(data: bytes) -> bytes:
+    """UTF-16/32 with a BOM -> UTF-8, so the byte-level guards below can read it."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"declared {codec.upper()} by its byte order mark but undecodable: {exc}") from None
+            text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
+            return text.encode("utf-8")
+    return data
+
+
+def _read_internal_subset(data: bytes, start: int) -> tuple[int, dict[bytes, bytes]]:
+    """Scan a DOCTYPE internal subset from just after '['. Returns (end of DOCTYPE, entities)."""
+    entities: dict[bytes, bytes] = {}
+    pos = start
+    size = len(data)
+    while True:
+        while pos < size and data[pos : pos + 1].isspace():
+            pos += 1
+        if pos >= size:
+            raise ParseError("refused: DOCTYPE internal subset is never closed")
+        if data.startswith(b"]", pos):
+            close = data.find(b">", pos)
+            if close < 0:
+                raise ParseError("refused: DOCTYPE is never closed")
+            return close + 1, entities
+        if data.startswith(b"<!--", pos):
+            end = data.find(b"-->", pos + 4)
+            if end < 0:
+                raise ParseError("refused: unterminated comment in DOCTYPE")
+            pos = end + 3
+            continue
+        if data.startswith(b"<?", pos):
+            end = data.find(b"?>", pos + 2)
+            if end < 0:
+                raise ParseError("refused: unterminated processing instruction in DOCTYPE")
+            pos = end + 2
+            continue
+        if data.startswith(b"%", pos):
+            raise ParseError("refused: parameter entity reference in DOCTYPE")
+        if data[pos : pos + 8].upper() == b"<!ENTITY":
+            match = _ENTITY_DECL.match(data, pos)
+            if not match:
+                raise ParseError("refused: malformed ENTITY declaration in DOCTYPE")
+            name = match.group("name")
+            if match.group("pe"):
+                raise ParseError(f"refused: parameter entity {name.decode(errors='replace')!r} in DOCTYPE")
+            if match.group("ext"):
+                raise ParseError(f"refused: external entity {name.decode(errors='replace')!r} in DOCTYPE")
+            value = match.group("dq") if match.group("dq") is not None else match.group("sq") or b""
+            _check_entity_value(name, value)
+            entities[name] = value
+            if len(entities) > MAX_ENTITY_DECLARATIONS:
+                raise ParseError(f"refused: more than {MAX_ENTITY_DECLARATIONS} entity declarations")
+            pos = match.end()
+            continue
+        if data.startswith(b"<!", pos):  # ELEMENT, ATTLIST, NOTATION: harmless, dropped
+            match = _QUOTED_DECL.match(data, pos)
+            if not match:
+                raise ParseError("refused: malformed declaration in DOCTYPE")
+            pos = match.end()
+            continue
+        raise ParseError("refused: unexpected content in DOCTYPE internal subset")
+
+
+def _check_entity_value(name: bytes, value: bytes) -> None:
+    label = name.decode(errors="replace")
+    if len(value) > MAX_ENTITY_VALUE:
+        raise ParseError(f"refused: entity {label!r} is {len(value):,} bytes long (entity expansion attack?)")
+    bare = _CHAR_REF.sub(b"", value)
+    if b"&" in bare or b"%" in bare:
+        raise ParseError(f"refused: entity {label!r} refers to other entities (entity expansion attack?)")
+    if b"<" in bare:
+        raise ParseError(f"refused: entity {label!r} contains markup")
+
+
+def guard_feed_bytes(data: bytes) -> bytes:
+    """Return feed bytes safe to hand to an XML parser, or raise ParseError."""
+    data = _transcode_wide(data)
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"")  # NUL is never legal in XML; parsers choke on it
+    first = _FIRST_ELEMENT.search(data)
+    prolog_end = first.start() if first else len(data)
+    doctype = _DOCTYPE.search(data, 0, prolog_end)
+    if not doctype:
+        return data
+    pos = doctype.end()
+    # skip an external identifier, honouring quotes, up to '[' or '>'
+    quote: int | None = None
+    while pos < len(data):
+        char = data[pos]
+        if quote is not None:
+            quote = None if char == quote else quote
+        elif char in b"\"'":
+            quote = char
+        elif char in b"[>":
+            break
+        pos += 1
+    if pos >= len(data):
+        raise ParseError("refused: DOCTYPE is never closed")
+    if data[pos : pos + 1] == b">":
+        return data  # no internal subset: nothing to expand
+    end, entities = _read_internal_subset(data, pos + 1)
+    body = data[end:]
+    expansion = 0
+    for name, value in entities.items():
+        if name in _PREDEFINED:
+            continue
+        reference = b"&" + name + b";"
+        count = body.count(reference)
+        expansion += count * max(0, len(value) - len(reference))
+        if expansion > MAX_ENTITY_EXPANSION:
+            raise ParseError(
+                f"refused: entities would add more than {MAX_ENTITY_EXPANSION:,} bytes "
+                f"({count:,} references to {name.decode(errors='replace')!r})"
+            )
+    for name, value in entities.items():
+        if name not in _PREDEFINED:
+            body = body.replace(b"&" + name + b";", value)
+    return data[: doctype.start()] + body
+
+
+def plain_text(markup: str, *, limit: int) -> str:
+    """Markup (or text) -> one line of plain text, at most ``limit`` characters."""
+    if not markup:
+        return ""
+    if "<" in markup or "&" in markup:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            markup = BeautifulSoup(markup, "lxml").get_text(" ")
+    text = _WHITESPACE.sub(" ", markup).strip()
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[: cut if cut > limit // 2 else limit].rstrip() + "…"
+    return text
+
+
+def _http_url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if value.lower().startswith(("http://", "https://")) and len(value) <= 2048:
+        return value
+    return None
+
+
+def _date(entry: Any, now: datetime) -> tuple[datetime | None, str]:
+    """published, else updated, else created; absurd dates (before 1990, in the future) skipped."""
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if not parsed:
+            continue
+        try:
+            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        except (OverflowError, ValueError, OSError):
+            continue
+        if EARLIEST_DATE <= when <= now + FUTURE_SLACK:
+            return when, key.removesuffix("_parsed")
+    return None, "none"
+
+
+def _lang(value: Any) -> str | None:
+    if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
+        return value[:2].lower()
+    return None
+
+
+class _Base:
+    """Maps URLs resolved against BASE_SENTINEL back onto the feed's real origin."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.sentinel_url = BASE_SENTINEL + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def restore(self, value: Any) -> tuple[str | None, bool]:
+        """(absolute URL or text, whether it was relative in the feed)."""
+        if not isinstance(value, str):
+            return None, False
+        if value.startswith(BASE_SENTINEL):
+            return self.origin + value[len(BASE_SENTINEL) :], True
+        return value, False
+
+
+def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry | None:
+    link, _ = base.restore(raw.get("link"))
+    link = _http_url(link)
+    guid, guid_relative = base.restore(raw.get("id"))
+    if guid_relative:
+        guid = guid.removeprefix(base.origin) if guid else None
+        if raw.get("guidislink"):
+            link = None  # the "link" is a non-URL GUID that feedparser resolved: not a page
+    title = plain_text(str(raw.get("title") or ""), limit=MAX_TITLE)
+    summary_html = str(raw.get("summary") or "")
+    if not summary_html and raw.get("content"):
+        summary_html = str(raw["content"][0].get("value") or "")
+    summary = plain_text(summary_html, limit=MAX_SUMMARY)
+    if not link and not title and not summary:
+        return None
+    published, date_source = _date(raw, now)
+    detail = raw.get("summary_detail") or raw.get("title_detail") or {}
+    source = raw.get("source") or {}
+    outlet = plain_text(str(source.get("title") or ""), limit=200) or None
+    author = plain_text(str(raw.get("author") or ""), limit=MAX_AUTHOR) or None
+    return Entry(
+        link=link,
+        title=title,
+        summary=summary,
+        guid=guid[:2048] if guid else None,
+        author=author,
+        published_at=published,
+        date_source=date_source,
+        lang=_lang(detail.get("language")) or feed_lang,
+        outlet=outlet,
+    )
+
+
+def _not_a_feed(data: bytes, bozo: Any) -> str:
+    head = data.lstrip()[:512].lower()
+    if not head:
+        return "empty body: the server answered 200 with nothing in it"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "not a feed: the server sent an HTML page"
+    if not head.startswith(b"<"):
+        return "not a feed: the body is not XML"
+    reason = str(bozo) if bozo else "no RSS or Atom elements found"
+    return f"not a valid feed: {reason}"
+
+
+def parse_feed_bytes(
+    data: bytes,
+    *,
+    headers: dict[str, str],
+    url: str,
+    max_entries: int = MAX_ENTRIES,
+    now: datetime | None = None,
+) -> ParsedFeed:
+    """Parse in this process (the child of ``parse_feed_guarded``, or a test). Raises ParseError."""
+    import feedparser  # imported here: the parent process never needs it
+
+    now = now or datetime.now(UTC)
+    if not data.strip():
+        raise ParseError(_not_a_feed(data, None))
+    safe = guard_feed_bytes(data)
+    base = _Base(url)
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    response_headers["content-location"] = base.sentinel_url
+    response_headers.setdefault("content-type", "application/xml")
+    # A BytesIO, never bare bytes: feedparser treats a string as a path or URL to open
+    result = feedparser.parse(
+        io.BytesIO(safe),
+        response_headers=response_headers,
+        sanitize_html=True,
+        resolve_relative_uris=True,
+    )
+    raw_entries = result.get("entries") or []
+    version = str(result.get("version") or "")
+    if not version and not raw_entries:
+        raise ParseError(_not_a_feed(data, result.get("bozo_exception")))
+    feed = result.get("feed") or {}
+    feed_lang = _lang(feed.get("language"))
+    entries: list[Entry] = []
+    skipped = 0
+    for raw in raw_entries[:max_entries]:
+        entry = _entry(raw, base, feed_lang, now)
+        if entry is None:
+            skipped += 1
+        else:
+            entries.append(entry)
+    skipped += max(0, len(raw_entries) - max_entries)
+    bozo = result.get("bozo_exception") if result.get("bozo") else None
+    return ParsedFeed(
+        title=plain_text(str(feed.get("title") or ""), limit=MAX_TITLE),
+        entries=tuple(entries),
+        version=version or "unknown",
+        bozo=str(bozo)[:300] if bozo else None,
+        lang=feed_lang,
+        skipped=skipped,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    timeout: float = 10.0  # seconds of wall time for one feed
+    memory_mb: int = 768  # address space the parser may add
+    max_entries: int = MAX_ENTRIES
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _child(
+    conn: multiprocessing.connection.Connection,
+    data: bytes,
+    headers: dict[str, str],
+    url: str,
+    limits: ParseLimits,
+) -> None:
+    try:
+        import resource
+
+        ceiling = _vm_bytes() + limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    except (ImportError, ValueError, OSError):
+        pass  # not on Linux: the wall-clock limit still holds
+    try:
+        parsed = parse_feed_bytes(data, headers=headers, url=url, max_entries=limits.max_entries)
+        conn.send(("ok", parsed))
+    except ParseError as exc:
+        conn.send(("error", str(exc)))
+    except MemoryError:
+        conn.send(("error", f"refused: parsing needs more than {limits.memory_mb} MB of memory"))
+    except RecursionError:
+        conn.send(("error", "refused: the feed nests elements too deeply"))
+    except Exception as exc:  # a parser bug on hostile input must cost one source, not the run
+        conn.send(("error", f"the feed parser failed: {type(exc).__name__}: {str(exc)[:200]}"))
+    finally:
+        conn.close()
+
+
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """forkserver: children start from a clean single-threaded process with the parser loaded."""
+    global _context
+    if _context is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["pipeline.parse", "feedparser", "bs4", "lxml.etree"])
+            _context = ctx
+        else:
+            _context = multiprocessing.get_context("spawn")
+    return _context
+
+
+def parse_feed_guarded(
+    data: bytes,
+    *,
+    headers: dict[str, str],
+    url: str,
+    limits: ParseLimits | None = None,
+) -> ParsedFeed:
+    """Parse in a child process bounded in time and memory. Blocking; raises ParseError."""
+    limits = limits or ParseLimits()
+    ctx = _mp_context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(sender, data, headers, url, limits), daemon=True)
+    started = time.monotonic()
+    process.start()
+    sender.close()
+    message: tuple[str, Any] | None = None
+    try:
+        if receiver.poll(limits.timeout):
+            try:
+                message = receiver.recv()
+            except EOFError:
+                message = None
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+    if message is None:
+        if time.monotonic() - started >= limits.timeout:
+            raise ParseError(f"refused: parsing took longer than {limits.timeout:g} s")
+        raise ParseError(f"the feed parser died (exit code {process.exitcode})")
+    status, payload = message
+    if status == "ok":
+        assert isinstance(payload, ParsedFeed)
+        return payload
+    raise ParseError(str(payload))

@@ -1,0 +1,473 @@
+"""Articles, source state and runs -> SQLite (the only module that imports sqlite_utils).
+
+The schema is created and migrated by numbered migrations (PRAGMA user_version).
+The database runs in WAL mode with a busy timeout so Datasette and the digest can
+read while a run writes; each source's results are written in one transaction.
+Timestamps are ISO 8601 UTC strings ("2026-11-28T06:00:00Z"), so they sort and
+compare as text and SQLite's date functions read them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from pipeline.config import Config, Source
+from pipeline.errors import StoreError
+from pipeline.models import Article, SourceOutcome
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB_PATH = Path("storage/veille.db")
+BUSY_TIMEOUT_MS = 15_000
+DUE_SLACK = timedelta(minutes=2)  # cron fires a little early or late; a source due "soon" is due
+
+
+def iso(when: datetime) -> str:
+    """UTC, second precision, trailing Z."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- migrations
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            member_id TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            confirmed INTEGER NOT NULL DEFAULT 1,
+            in_config INTEGER NOT NULL DEFAULT 1,
+            etag TEXT,
+            last_modified TEXT,
+            last_checked_at TEXT,
+            last_success_at TEXT,
+            last_status TEXT,
+            last_http_status INTEGER,
+            last_error TEXT,
+            last_warning TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            next_check_at TEXT,
+            last_new_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            link TEXT,
+            title TEXT NOT NULL DEFAULT '',
+            summary TEXT NOT NULL DEFAULT '',
+            text TEXT,
+            lang TEXT,
+            author TEXT,
+            guid TEXT,
+            outlet TEXT,
+            published_at TEXT,
+            first_seen_at TEXT NOT NULL,
+            source_id TEXT REFERENCES sources(id),
+            story_id INTEGER,
+            topics TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_articles_published_at ON articles(published_at)")
+    db.execute("CREATE INDEX idx_articles_first_seen_at ON articles(first_seen_at)")
+    db.execute("CREATE INDEX idx_articles_source_id ON articles(source_id)")
+    db.execute(
+        """
+        CREATE TABLE article_sources (
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            link TEXT,
+            guid TEXT,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            PRIMARY KEY (article_id, source_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_sources_source_id ON article_sources(source_id)")
+    db.execute(
+        """
+        CREATE TABLE members (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            aliases TEXT NOT NULL DEFAULT '[]',
+            kind TEXT NOT NULL,
+            city TEXT,
+            website TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            in_config INTEGER NOT NULL DEFAULT 1
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            sources_total INTEGER NOT NULL DEFAULT 0,
+            sources_ok INTEGER NOT NULL DEFAULT 0,
+            sources_not_modified INTEGER NOT NULL DEFAULT 0,
+            sources_failed INTEGER NOT NULL DEFAULT 0,
+            sources_skipped INTEGER NOT NULL DEFAULT 0,
+            entries INTEGER NOT NULL DEFAULT 0,
+            new_articles INTEGER NOT NULL DEFAULT 0,
+            duration_s REAL,
+            errors TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    # Full-text search over articles, kept in step by triggers; accents folded so
+    # "biotherapies" finds "biothérapies".
+    db.execute(
+        """
+        CREATE VIRTUAL TABLE articles_fts USING FTS5 (
+            title, summary, text,
+            content=[articles], content_rowid=[id],
+            tokenize='unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_au AFTER UPDATE ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1_initial,)
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    new: int
+    seen: int
+
+
+class Store:
+    """A veille database. ``Store.open(path)`` migrates it; methods map to one write each."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path = DEFAULT_DB_PATH, *, migrate: bool = True) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+            db = sqlite_utils.Database(conn)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: a crash loses no committed transaction
+            db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db, path)
+            if migrate:
+                store.migrate()
+            return store
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create database {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite_utils.Database]:
+        try:
+            with self.db.atomic():
+                yield self.db
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what}: {exc}") from None
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Apply the migrations this database has not seen; return the new version."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this veille "
+                f"({len(MIGRATIONS)}): upgrade veille"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._write(f"migration {number} ({migration.__name__})") as db:
+                migration(db)
+                db.execute(f"PRAGMA user_version = {number}")
+            logger.info("migrated db=%s version=%d", self.path, number)
+        return self.schema_version
+
+    # ------------------------------------------------------------ config sync
+
+    def sync_config(self, config: Config) -> None:
+        """Members and sources from sources.yaml; rows no longer configured are kept, marked."""
+        with self._write("saving members and sources") as db:
+            db.execute("UPDATE members SET in_config = 0")
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": config.cluster.id,
+                    "name": config.cluster.name,
+                    "aliases": json.dumps(list(config.cluster.aliases), ensure_ascii=False),
+                    "kind": "cluster",
+                    "city": None,
+                    "website": config.cluster.website,
+                    "tags": "[]",
+                }
+            ]
+            rows += [
+                {
+                    "id": m.slug,
+                    "name": m.name,
+                    "aliases": json.dumps(list(m.aliases), ensure_ascii=False),
+                    "kind": m.kind,
+                    "city": m.city,
+                    "website": m.website,
+                    "tags": json.dumps(list(m.tags), ensure_ascii=False),
+                }
+                for m in config.members
+            ]
+            for row in rows:
+                db.execute(
+                    """
+                    INSERT INTO members (id, name, aliases, kind, city, website, tags, in_config)
+                    VALUES (:id, :name, :aliases, :kind, :city, :website, :tags, 1)
+                    ON CONFLICT(id) DO UPDATE SET name = excluded.name, aliases = excluded.aliases,
+                        kind = excluded.kind, city = excluded.city, website = excluded.website,
+                        tags = excluded.tags, in_config = 1
+                    """,
+                    row,
+                )
+            db.execute("UPDATE sources SET in_config = 0")
+            for source in config.sources:
+                db.execute(
+                    """
+                    INSERT INTO sources (id, name, kind, url, member_id, enabled, confirmed, in_config)
+                    VALUES (:id, :name, :kind, :url, :member_id, :enabled, :confirmed, 1)
+                    ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                        member_id = excluded.member_id, enabled = excluded.enabled,
+                        confirmed = excluded.confirmed, in_config = 1,
+                        -- validators belong to the old URL: forget them when it changes
+                        etag = CASE WHEN url = excluded.url THEN etag END,
+                        last_modified = CASE WHEN url = excluded.url THEN last_modified END,
+                        next_check_at = CASE WHEN url = excluded.url THEN next_check_at END,
+                        url = excluded.url
+                    """,
+                    {
+                        "id": source.id,
+                        "name": source.name,
+                        "kind": source.kind,
+                        "url": source.url,
+                        "member_id": source.member_id,
+                        "enabled": int(source.enabled),
+                        "confirmed": int(source.confirmed),
+                    },
+                )
+
+    # ------------------------------------------------------------ reads
+
+    def source_state(self, source_id: str) -> dict[str, Any]:
+        rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source_id]))
+        return rows[0] if rows else {}
+
+    def due_sources(self, sources: Sequence[Source], *, now: datetime) -> tuple[list[Source], list[Source]]:
+        """(due, backing off): sources whose next check has come, and the others."""
+        limit = iso(now + DUE_SLACK)
+        waiting = {
+            row["id"]
+            for row in self.db.query(
+                "SELECT id FROM sources WHERE next_check_at IS NOT NULL AND next_check_at > ?", [limit]
+            )
+        }
+        due = [s for s in sources if s.id not in waiting]
+        later = [s for s in sources if s.id in waiting]
+        return due, later
+
+    def sources_report(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                """
+                SELECT s.id, s.name, s.kind, s.last_status, s.last_http_status,
+                       s.consecutive_failures, s.last_checked_at, s.last_new_at, s.next_check_at,
+                       s.last_error, s.last_warning, s.enabled, s.confirmed,
+                       (SELECT count(*) FROM article_sources a WHERE a.source_id = s.id) AS articles
+                FROM sources s WHERE s.in_config = 1 ORDER BY s.id
+                """
+            )
+        )
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
+
+    # ------------------------------------------------------------ writes
+
+    def start_run(self, *, now: datetime, pid: int) -> int:
+        with self._write("starting a run") as db:
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, status, pid) VALUES (?, 'running', ?)", [iso(now), pid]
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, *, now: datetime, status: str, counts: dict[str, int],
+                   duration: float, errors: Sequence[str]) -> None:
+        allowed = {
+            "sources_total", "sources_ok", "sources_not_modified", "sources_failed",
+            "sources_skipped", "entries", "new_articles",
+        }
+        values = {k: int(v) for k, v in counts.items() if k in allowed}
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
+        with self._write("finishing a run") as db:
+            db.execute(
+                f"UPDATE runs SET finished_at = :finished, status = :status, duration_s = :duration, "
+                f"errors = :errors{', ' + assignments if assignments else ''} WHERE id = :id",
+                {
+                    **values,
+                    "finished": iso(now),
+                    "status": status,
+                    "duration": round(duration, 3),
+                    "errors": json.dumps(list(errors), ensure_ascii=False),
+                    "id": run_id,
+                },
+            )
+
+    def save_source(
+        self,
+        outcome: SourceOutcome,
+        articles: Sequence[Article],
+        *,
+        run_id: int | None,
+        now: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        next_check_at: datetime,
+    ) -> Saved:
+        """One source's result, atomically: its new articles, their links to it, its state."""
+        stamp = iso(now)
+        new = 0
+        with self._write(f"saving source {outcome.source_id}") as db:
+            for article in articles:
+                row = db.execute(
+                    """
+                    INSERT INTO articles (url, link, title, summary, lang, author, guid, outlet,
+                                          published_at, first_seen_at, source_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(url) DO NOTHING
+                    RETURNING id
+                    """,
+                    [
+                        article.url,
+                        article.link,
+                        article.title,
+                        article.summary,
+                        article.lang,
+                        article.author,
+                        article.guid,
+                        article.outlet,
+                        iso(article.published_at) if article.published_at else None,
+                        stamp,
+                        article.source_id,
+                    ],
+                ).fetchone()
+                if row is not None:
+                    new += 1
+                    article_id = row[0]
+                else:
+                    article_id = db.execute(
+                        "SELECT id FROM articles WHERE url = ?", [article.url]
+                    ).fetchone()[0]
+                db.execute(
+                    """
+                    INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
+                                                 last_seen_at, run_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+                    """,
+                    [article_id, outcome.source_id, article.link, article.guid, stamp, stamp, run_id],
+                )
+            failed = outcome.failed
+            db.execute(
+                """
+                UPDATE sources SET
+                    last_checked_at = :now,
+                    last_status = :status,
+                    last_http_status = :http_status,
+                    last_error = :error,
+                    last_warning = CASE WHEN :status = 'not-modified' THEN last_warning ELSE :warning END,
+                    consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
+                    last_success_at = CASE WHEN :failed THEN last_success_at ELSE :now END,
+                    etag = CASE WHEN :failed OR :status = 'not-modified' THEN coalesce(:etag, etag)
+                                ELSE :etag END,
+                    last_modified = CASE WHEN :failed OR :status = 'not-modified'
+                                         THEN coalesce(:last_modified, last_modified)
+                                         ELSE :last_modified END,
+                    next_check_at = :next_check_at,
+                    last_new_at = CASE WHEN :new > 0 THEN :now ELSE last_new_at END
+                WHERE id = :id
+                """,
+                {
+                    "now": stamp,
+                    "status": outcome.status,
+                    "http_status": outcome.http_status,
+                    "error": outcome.error,
+                    "warning": "; ".join(outcome.warnings) or None,
+                    "failed": int(failed),
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "next_check_at": iso(next_check_at),
+                    "new": new,
+                    "id": outcome.source_id,
+                },
+            )
+        return Saved(new=new, seen=len(articles) - new)

@@ -1,0 +1,132 @@
+"""`make demo`: serve the bundled corpus on 127.0.0.1, run the pipeline twice into storage/demo.db.
+
+Offline end to end: the members are those of sources.yaml; the sources point at a
+local server that serves tests/fixtures/demo/feeds and misbehaves for a few of them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from tests.fixture_server import FixtureServer, closed_port
+
+ROOT = Path(__file__).resolve().parent.parent
+FEEDS = ROOT / "tests" / "fixtures" / "demo" / "feeds"
+DEMO_DIR = ROOT / "storage" / "demo"
+DEMO_DB = ROOT / "storage" / "demo.db"
+
+# (id, name, lang, path on the local server)
+DEMO_SOURCES = [
+    ("atlanpole-actus", "Atlanpole Biotherapies – actualités", "fr", "atlanpole-actus.rss"),
+    ("ouest-sante", "Ouest Santé", "fr", "ouest-sante.rss"),
+    ("pharma-wire", "Pharma Wire", "en", "pharma-wire.rss"),
+    ("biotech-daily", "Biotech Daily", "en", "biotech-daily.atom"),
+    ("labnews-fr", "LabNews", "fr", "labnews-fr.rdf"),
+    ("nantes-eco", "Nantes Éco", "fr", "nantes-eco.atom"),
+    ("invest-bio", "Invest Bio", "en", "invest-bio.rss"),
+    ("sante-grand-ouest", "Santé Grand Ouest (ISO-8859-1)", "fr", "sante-grand-ouest.rss"),
+    # broken on purpose: each must end as a clear error on its row, the run going on
+    ("broken-html", "A page instead of a feed", "fr", "broken-html.rss"),
+    ("truncated-xml", "A feed cut off mid-item (the usable part is kept)", "fr", "broken-truncated.xml"),
+    ("broken-500", "A server error", "fr", "_/status/500"),
+    ("broken-bomb", "An entity-expansion feed", "en", "_/entity-bomb"),
+]
+
+
+def demo_config(server: FixtureServer) -> dict[str, Any]:
+    yaml = YAML(typ="safe", pure=True)
+    config = yaml.load((ROOT / "sources.yaml").read_text(encoding="utf-8"))
+    sources: list[dict[str, Any]] = [
+        {"id": sid, "kind": "feed", "name": name, "lang": lang, "url": server.url(path)}
+        for sid, name, lang, path in DEMO_SOURCES
+    ]
+    sources.append({"id": "broken-offline", "kind": "feed", "name": "A host that is down",
+                    "url": f"http://127.0.0.1:{closed_port()}/feed.rss"})
+    sources.append({"id": "news-search", "kind": "search", "name": "News search", "lang": "fr",
+                    "url": server.url("search/{id}.rss")})
+    config["sources"] = sources
+    config["network"] = {
+        "contact": "https://www.atlanpolebiotherapies.com",
+        "allow_private": True,  # the demo server is on loopback
+        "per_host_concurrency": 8,  # one local host serves every source
+        "per_host_delay": 0,
+        "connect_timeout": 2,
+        "read_timeout": 5,
+        "retries": 1,
+        "retry_backoff": 0.2,
+    }
+    return config
+
+
+def veille(*args: str) -> int:
+    print(f"\n$ veille {' '.join(args)}", flush=True)
+    return subprocess.call([sys.executable, "-m", "pipeline", *args], cwd=ROOT)
+
+
+def summary(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    print("\n== What is in storage/demo.db")
+    print(f"  articles         {one('SELECT count(*) FROM articles')}")
+    print(f"  article_sources  {one('SELECT count(*) FROM article_sources')}")
+    in_error = one("SELECT count(*) FROM sources WHERE last_status = 'error'")
+    print(f"  sources          {one('SELECT count(*) FROM sources')} ({in_error} in error)")
+    print(f"  members          {one('SELECT count(*) FROM members')}")
+    print(f"  runs             {one('SELECT count(*) FROM runs')}")
+    print("\n== Articles carried by several sources (stored once)")
+    rows = conn.execute(
+        """SELECT a.title, count(*) AS n, group_concat(s.source_id, ', ')
+           FROM articles a JOIN article_sources s ON s.article_id = a.id
+           GROUP BY a.id HAVING n > 1 ORDER BY n DESC, a.title LIMIT 8"""
+    ).fetchall()
+    for title, count, where in rows:
+        print(f"  {count} x {title[:70]}\n      {where}")
+    print("\n== Sources in error (recorded on their row, the run went on)")
+    for sid, error in conn.execute(
+        "SELECT id, last_error FROM sources WHERE last_status = 'error' ORDER BY id"
+    ):
+        print(f"  {sid}: {error}")
+    conn.close()
+
+
+def main() -> int:
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
+        stale.unlink(missing_ok=True)
+    with FixtureServer(FEEDS) as server:
+        config_path = DEMO_DIR / "sources.yaml"
+        yaml = YAML()
+        yaml.default_flow_style = False
+        with config_path.open("w", encoding="utf-8") as handle:
+            handle.write("# written by `make demo`: sources.yaml's members, sources on a local server\n")
+            yaml.dump(demo_config(server), handle)
+        print(f"demo: serving {FEEDS.relative_to(ROOT)} on {server.base}")
+        rel_config = str(config_path.relative_to(ROOT))
+        rel_db = str(DEMO_DB.relative_to(ROOT))
+        if veille("check", "--config", rel_config) != 0:
+            return 1
+        first = veille("run", "--config", rel_config, "--db", rel_db)
+        print("\n# a second run: validators are sent back, the server answers 304, nothing new")
+        second = veille("run", "--config", rel_config, "--db", rel_db)
+        conditional = sum(1 for r in server.requests if "if-none-match" in r.headers)
+        veille("sources", "--db", rel_db)
+    summary(DEMO_DB)
+    print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
+    print("\nNext steps:")
+    print(f"  sqlite-utils tables {rel_db} --counts        # what was stored")
+    print(f"  sqlite-utils {rel_db} \"select title, url from articles order by published_at desc limit 10\"")
+    print(f"  .venv/bin/veille sources --db {rel_db}        # state of every source")
+    print("  edit sources.yaml, then: make check && make run")
+    return 0 if first == 0 and second == 0 else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
