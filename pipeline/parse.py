@@ -218,7 +218,7 @@ def _http_url(value: Any) -> str | None:
 def _date(entry: Any, now: datetime) -> tuple[datetime | None, str]:
     """published, else updated, else created; absurd dates (before 1990, in the future) skipped."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
+        parsed = dict.get(entry, key)  # plain dict lookup: skip feedparser's key aliasing
         if not parsed:
             continue
         try:
@@ -365,13 +365,8 @@ def _vm_bytes() -> int:
         return 0
 
 
-def _child(
-    conn: multiprocessing.connection.Connection,
-    data: bytes,
-    headers: dict[str, str],
-    url: str,
-    limits: ParseLimits,
-) -> None:
+def _child(conn: multiprocessing.connection.Connection, limits: ParseLimits) -> None:
+    """Child process: cap the address space first, then receive the bytes and parse them."""
     try:
         import resource
 
@@ -380,6 +375,7 @@ def _child(
     except (ImportError, ValueError, OSError):
         pass  # not on Linux: the wall-clock limit still holds
     try:
+        data, headers, url = conn.recv()
         parsed = parse_feed_bytes(data, headers=headers, url=url, max_entries=limits.max_entries)
         conn.send(("ok", parsed))
     except ParseError as exc:
@@ -420,20 +416,25 @@ def parse_feed_guarded(
     """Parse in a child process bounded in time and memory. Blocking; raises ParseError."""
     limits = limits or ParseLimits()
     ctx = _mp_context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(sender, data, headers, url, limits), daemon=True)
+    parent, child = ctx.Pipe(duplex=True)
+    process = ctx.Process(target=_child, args=(child, limits), daemon=True)
     started = time.monotonic()
     process.start()
-    sender.close()
+    child.close()
     message: tuple[str, Any] | None = None
     try:
-        if receiver.poll(limits.timeout):
+        try:
+            parent.send((data, headers, url))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child died before reading: reported below
+        remaining = max(0.0, limits.timeout - (time.monotonic() - started))
+        if parent.poll(remaining):
             try:
-                message = receiver.recv()
+                message = parent.recv()
             except EOFError:
                 message = None
     finally:
-        receiver.close()
+        parent.close()
         if process.is_alive():
             process.kill()
         process.join(5)

@@ -51,6 +51,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    at: float  # time.monotonic() on arrival
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -94,16 +95,19 @@ class FixtureServer:
             def do_GET(self) -> None:
                 with server._lock:
                     server.requests.append(
-                        Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+                        Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()},
+                                time.monotonic())
                     )
                 try:
                     server._dispatch(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                except OSError:  # the client gave up (timeouts under test): nothing to answer
+                    self.close_connection = True
 
         self._httpd = ThreadingHTTPServer((host, 0), _Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -------------------------------------------------------------- lifecycle
 

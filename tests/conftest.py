@@ -1,0 +1,84 @@
+"""Shared fixtures: a real HTTP server on 127.0.0.1, configs written to tmp_path, real SQLite files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from pipeline.config import Config, load_config
+from tests.fixture_server import FixtureServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DEMO_FEEDS = FIXTURES / "demo" / "feeds"
+FEEDS = FIXTURES / "feeds"
+
+FAST_NETWORK: dict[str, Any] = {
+    "allow_private": True,
+    "per_host_concurrency": 8,
+    "per_host_delay": 0,
+    "connect_timeout": 2,
+    "read_timeout": 3,
+    "total_timeout": 10,
+    "retries": 1,
+    "retry_backoff": 0.05,
+    "max_retry_after": 2,
+}
+
+
+@pytest.fixture
+def feed_dir(tmp_path: Path) -> Path:
+    """A served directory holding the demo corpus and the test feeds; tests may add files."""
+    root = tmp_path / "www"
+    shutil.copytree(DEMO_FEEDS, root)
+    for path in FEEDS.iterdir():
+        shutil.copy(path, root / path.name)
+    return root
+
+
+@pytest.fixture
+def server(feed_dir: Path) -> Iterator[FixtureServer]:
+    with FixtureServer(feed_dir) as srv:
+        yield srv
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "veille.db"
+
+
+WriteConfig = Callable[..., Config]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> WriteConfig:
+    """write_config(sources=[...], network={...}, members=[...]) -> a loaded Config on disk."""
+
+    def write(
+        *,
+        sources: list[dict[str, Any]],
+        network: dict[str, Any] | None = None,
+        members: list[dict[str, Any]] | None = None,
+        name: str = "sources.yaml",
+    ) -> Config:
+        data = {
+            "cluster": {"name": "Atlanpole Biotherapies", "aliases": ["Atlanpole Biothérapies"]},
+            "members": members
+            if members is not None
+            else [
+                {"name": "Xenothera", "aliases": ["Xénothera"]},
+                {"name": "Valneva"},
+            ],
+            "sources": sources,
+            "network": {**FAST_NETWORK, **(network or {})},
+        }
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8") as handle:
+            YAML().dump(data, handle)
+        return load_config(path)
+
+    return write
