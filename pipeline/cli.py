@@ -82,6 +82,7 @@ def cli(verbose: int) -> None:
 
 # ------------------------------------------------------------------ run
 
+
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[tuple[Any, Any]]:
     """A progress bar on a terminal; nothing at all under cron."""
@@ -112,8 +113,13 @@ def _progress_bar(enabled: bool) -> Iterator[tuple[Any, Any]]:
 @cli.command()
 @config_option
 @db_option
-@click.option("--source", "source_ids", multiple=True, metavar="ID",
-              help="Only this source (repeatable); a search source's id selects all its feeds.")
+@click.option(
+    "--source",
+    "source_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this source (repeatable); a search source's id selects all its feeds.",
+)
 def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
     """Fetch every due source once and store new articles.
 
@@ -121,6 +127,7 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
     failed source. Exit 0 when the run completed, 1 when every source failed,
     2 on a configuration error, 75 when another run holds the lock.
 
+    \b
     Example:
 
         veille run --config sources.yaml --db storage/veille.db
@@ -132,7 +139,9 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
 
     def report_failure(outcome: SourceOutcome) -> None:
         if outcome.failed:
-            logger.warning("source=%s kind=%s %s", outcome.source_id, outcome.error_kind, outcome.error)
+            logger.warning(
+                "source=%s kind=%s %s", outcome.source_id, outcome.error_kind, outcome.error
+            )
         for note in outcome.warnings:
             logger.info("source=%s %s", outcome.source_id, note)
 
@@ -159,25 +168,33 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
 
 # ------------------------------------------------------------------ check
 
+
 async def _probe(config: Config) -> list[tuple[str, str, str]]:
     from pipeline.fetch import Fetcher
     from pipeline.parse import ParseLimits, parse_feed_guarded
 
-    limits = ParseLimits(timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb)
+    limits = ParseLimits(
+        timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb
+    )
     async with Fetcher(config.network) as fetcher:
 
         async def one(source_id: str, url: str) -> tuple[str, str, str]:
             try:
                 fetched = await fetcher.fetch(url)
                 parsed = await asyncio.to_thread(
-                    parse_feed_guarded, fetched.body, headers=fetched.headers,
-                    url=fetched.final_url, limits=limits,
+                    parse_feed_guarded,
+                    fetched.body,
+                    headers=fetched.headers,
+                    url=fetched.final_url,
+                    limits=limits,
                 )
             except (FetchError, ParseError) as exc:
                 return source_id, "error", str(exc)
             moved = f", redirected to {fetched.final_url}" if fetched.final_url != url else ""
-            return source_id, "ok", (
-                f"HTTP {fetched.status}, {parsed.version}, {len(parsed.entries)} entries{moved}"
+            return (
+                source_id,
+                "ok",
+                (f"HTTP {fetched.status}, {parsed.version}, {len(parsed.entries)} entries{moved}"),
             )
 
         return list(await asyncio.gather(*(one(s.id, s.url) for s in config.sources if s.enabled)))
@@ -192,6 +209,7 @@ def check(config_path: Path, probe: bool) -> None:
     Exit 0 when valid (and, with --probe, every source answered with a feed),
     1 when a probed source failed, 2 when the configuration is invalid.
 
+    \b
     Example:
 
         veille check --config sources.yaml --probe
@@ -207,10 +225,14 @@ def check(config_path: Path, probe: bool) -> None:
     click.echo(f"  cluster   {config.cluster.name} ({len(config.cluster.aliases)} aliases)")
     click.echo(f"  members   {len(config.members)}")
     click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} feeds to poll")
-    click.echo(f"  schedule  every {config.schedule.run_every_minutes} min; digest "
-               f"{config.schedule.digest_day} {config.schedule.digest_time} {config.schedule.timezone}")
-    click.echo(f"  network   {config.network.agent!r}, private addresses "
-               f"{'allowed' if config.network.allow_private else 'refused'}")
+    click.echo(
+        f"  schedule  every {config.schedule.run_every_minutes} min; digest "
+        f"{config.schedule.digest_day} {config.schedule.digest_time} {config.schedule.timezone}"
+    )
+    click.echo(
+        f"  network   {config.network.agent!r}, private addresses "
+        f"{'allowed' if config.network.allow_private else 'refused'}"
+    )
     if unconfirmed and not probe:
         click.echo(f"  to confirm with --probe: {', '.join(unconfirmed)}")
     if not probe:
@@ -227,11 +249,13 @@ def check(config_path: Path, probe: bool) -> None:
 
 # ------------------------------------------------------------------ sources
 
+
 @cli.command()
 @db_option
 def sources(db_path: Path) -> None:
     """Show each source's last status, failures, last new article and next check.
 
+    \b
     Example:
 
         veille sources --db storage/veille.db
@@ -248,8 +272,16 @@ def sources(db_path: Path) -> None:
     except StoreError as exc:
         _fail(str(exc), EXIT_FAILED)
     table = Table(title=f"sources in {db_path}", title_justify="left")
-    for column in ("source", "status", "fails", "articles", "last checked", "last new", "next check",
-                   "error"):
+    for column in (
+        "source",
+        "status",
+        "fails",
+        "articles",
+        "last checked",
+        "last new",
+        "next check",
+        "error",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
         status = row["last_status"] or "never run"
@@ -258,8 +290,13 @@ def sources(db_path: Path) -> None:
         if not row["enabled"]:
             status = "disabled"
         table.add_row(
-            row["id"], status, str(row["consecutive_failures"] or 0), str(row["articles"]),
-            _short(row["last_checked_at"]), _short(row["last_new_at"]), _short(row["next_check_at"]),
+            row["id"],
+            status,
+            str(row["consecutive_failures"] or 0),
+            str(row["articles"]),
+            _short(row["last_checked_at"]),
+            _short(row["last_new_at"]),
+            _short(row["next_check_at"]),
             (row["last_error"] or row["last_warning"] or "")[:160],
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -215,7 +215,9 @@ def _duplicates(data: dict[str, Any]) -> list[str]:
         if isinstance(item, dict) and isinstance(item.get("id"), str):
             sid = item["id"]
             if sid in seen:
-                problems.append(f'sources[{index}].id: duplicate "{sid}" (first at sources[{seen[sid]}])')
+                problems.append(
+                    f'sources[{index}].id: duplicate "{sid}" (first at sources[{seen[sid]}])'
+                )
             else:
                 seen[sid] = index
     members: dict[str, int] = {}
@@ -231,11 +233,13 @@ def _duplicates(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _expand(specs: tuple[SourceSpec, ...], cluster: Cluster, members: tuple[Member, ...]) -> list[Source]:
+def _expand(
+    specs: tuple[SourceSpec, ...], cluster: Cluster, members: tuple[Member, ...]
+) -> list[Source]:
     """One Source per feed; one per searched entity for each `kind: search` template."""
     sources: list[Source] = []
     for spec in specs:
-        common = {
+        common: dict[str, Any] = {
             "kind": spec.kind,
             "lang": spec.lang,
             "enabled": spec.enabled,
@@ -255,7 +259,13 @@ def _expand(specs: tuple[SourceSpec, ...], cluster: Cluster, members: tuple[Memb
         for slug, name, query in entities:
             url = spec.url.replace("{query}", quote_plus(query)).replace("{id}", slug)
             sources.append(
-                Source(id=f"{spec.id}:{slug}", url=url, name=f"{label}: {name}", member_id=slug, **common)
+                Source(
+                    id=f"{spec.id}:{slug}",
+                    url=url,
+                    name=f"{label}: {name}",
+                    member_id=slug,
+                    **common,
+                )
             )
     return sources
 
@@ -265,13 +275,17 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
     path = Path(path)
     data = _read_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError(["the file must be a mapping with at least `cluster` and `sources`"], path=str(path))
+        raise ConfigError(
+            ["the file must be a mapping with at least `cluster` and `sources`"], path=str(path)
+        )
     problems = _duplicates(data)
     for index, item in enumerate(data.get("sources") or []):
         if isinstance(item, dict) and item.get("kind") == "search":
             url = str(item.get("url", ""))
             if "{query}" not in url and "{id}" not in url:
-                problems.append(f"sources[{index}].url: a search source needs {{query}} or {{id}} in its URL")
+                problems.append(
+                    f"sources[{index}].url: a search source needs {{query}} or {{id}} in its URL"
+                )
     try:
         raw = RawConfig.model_validate(data)
     except ValidationError as exc:

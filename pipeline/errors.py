@@ -63,8 +63,10 @@ class FetchError(VeilleError):
         """Worth retrying within the same run: timeouts, refused connections, 5xx, 429."""
         if self.kind in ("timeout", "connect", "protocol"):
             return True
-        return self.kind == "status" and self.status is not None and (
-            self.status >= 500 or self.status == 429
+        return (
+            self.kind == "status"
+            and self.status is not None
+            and (self.status >= 500 or self.status == 429)
         )
 
 

@@ -125,14 +125,18 @@ class _Decoder:
                     raise self._too_large()
                 data = self._zlib.unconsumed_tail
         except zlib.error as exc:
-            raise FetchError(f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding") from None
+            raise FetchError(
+                f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding"
+            ) from None
 
     def finish(self) -> bytes:
         if self._zlib is not None:
             try:
                 self.out += self._zlib.flush()
             except zlib.error as exc:
-                raise FetchError(f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding") from None
+                raise FetchError(
+                    f"corrupt {self.kind} body: {exc}", url=self.url, kind="encoding"
+                ) from None
             if not self._zlib.eof:
                 raise FetchError(
                     f"{self.kind} body is truncated (the stream ends before its end marker)",
@@ -278,7 +282,9 @@ class Fetcher:
                         target = urljoin(current, response.headers["location"].strip())
                         reason = self.policy(target)
                         if reason:
-                            raise FetchError(f"redirect to {target}: {reason}", url=url, kind="refused")
+                            raise FetchError(
+                                f"redirect to {target}: {reason}", url=url, kind="refused"
+                            )
                         current = target
                         continue
                     lower = {k.lower(): v for k, v in response.headers.items()}
@@ -321,9 +327,13 @@ class Fetcher:
                 }.get(type(exc), f"timed out ({type(exc).__name__})")
                 raise FetchError(what, url=url, kind="timeout") from None
             except httpx.ConnectError as exc:
-                raise FetchError(f"cannot connect: {_reason(exc)}", url=url, kind="connect") from None
+                raise FetchError(
+                    f"cannot connect: {_reason(exc)}", url=url, kind="connect"
+                ) from None
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                raise FetchError(f"connection broken: {_reason(exc)}", url=url, kind="protocol") from None
+                raise FetchError(
+                    f"connection broken: {_reason(exc)}", url=url, kind="protocol"
+                ) from None
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
                 raise FetchError(f"invalid URL: {_reason(exc)}", url=url, kind="refused") from None
             except httpx.HTTPError as exc:

@@ -14,6 +14,7 @@ Three guards stand before and around feedparser:
 from __future__ import annotations
 
 import calendar
+import contextlib
 import io
 import logging
 import multiprocessing
@@ -74,7 +75,9 @@ def _transcode_wide(data: bytes) -> bytes:
             try:
                 text = data[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
-                raise ParseError(f"declared {codec.upper()} by its byte order mark but undecodable: {exc}") from None
+                raise ParseError(
+                    f"declared {codec.upper()} by its byte order mark but undecodable: {exc}"
+                ) from None
             text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
             return text.encode("utf-8")
     return data
@@ -115,14 +118,20 @@ def _read_internal_subset(data: bytes, start: int) -> tuple[int, dict[bytes, byt
                 raise ParseError("refused: malformed ENTITY declaration in DOCTYPE")
             name = match.group("name")
             if match.group("pe"):
-                raise ParseError(f"refused: parameter entity {name.decode(errors='replace')!r} in DOCTYPE")
+                raise ParseError(
+                    f"refused: parameter entity {name.decode(errors='replace')!r} in DOCTYPE"
+                )
             if match.group("ext"):
-                raise ParseError(f"refused: external entity {name.decode(errors='replace')!r} in DOCTYPE")
+                raise ParseError(
+                    f"refused: external entity {name.decode(errors='replace')!r} in DOCTYPE"
+                )
             value = match.group("dq") if match.group("dq") is not None else match.group("sq") or b""
             _check_entity_value(name, value)
             entities[name] = value
             if len(entities) > MAX_ENTITY_DECLARATIONS:
-                raise ParseError(f"refused: more than {MAX_ENTITY_DECLARATIONS} entity declarations")
+                raise ParseError(
+                    f"refused: more than {MAX_ENTITY_DECLARATIONS} entity declarations"
+                )
             pos = match.end()
             continue
         if data.startswith(b"<!", pos):  # ELEMENT, ATTLIST, NOTATION: harmless, dropped
@@ -137,10 +146,14 @@ def _read_internal_subset(data: bytes, start: int) -> tuple[int, dict[bytes, byt
 def _check_entity_value(name: bytes, value: bytes) -> None:
     label = name.decode(errors="replace")
     if len(value) > MAX_ENTITY_VALUE:
-        raise ParseError(f"refused: entity {label!r} is {len(value):,} bytes long (entity expansion attack?)")
+        raise ParseError(
+            f"refused: entity {label!r} is {len(value):,} bytes long (entity expansion attack?)"
+        )
     bare = _CHAR_REF.sub(b"", value)
     if b"&" in bare or b"%" in bare:
-        raise ParseError(f"refused: entity {label!r} refers to other entities (entity expansion attack?)")
+        raise ParseError(
+            f"refused: entity {label!r} refers to other entities (entity expansion attack?)"
+        )
     if b"<" in bare:
         raise ParseError(f"refused: entity {label!r} contains markup")
 
@@ -209,9 +222,9 @@ def plain_text(markup: str, *, limit: int) -> str:
 def _http_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if value.lower().startswith(("http://", "https://")) and len(value) <= 2048:
-        return value
+    text: str = value.strip()
+    if text.lower().startswith(("http://", "https://")) and len(text) <= 2048:
+        return text
     return None
 
 
@@ -242,7 +255,9 @@ class _Base:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.sentinel_url = BASE_SENTINEL + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.sentinel_url = (
+            BASE_SENTINEL + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        )
 
     def restore(self, value: Any) -> tuple[str | None, bool]:
         """(absolute URL or text, whether it was relative in the feed)."""
@@ -390,10 +405,10 @@ def _child(conn: multiprocessing.connection.Connection, limits: ParseLimits) -> 
         conn.close()
 
 
-_context: multiprocessing.context.BaseContext | None = None
+_context: Any = None  # a ForkServerContext or SpawnContext, made on first use
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def _mp_context() -> Any:
     """forkserver: children start from a clean single-threaded process with the parser loaded."""
     global _context
     if _context is None:
@@ -423,10 +438,8 @@ def parse_feed_guarded(
     child.close()
     message: tuple[str, Any] | None = None
     try:
-        try:
-            parent.send((data, headers, url))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the child died before reading: reported below
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            parent.send((data, headers, url))  # a child that died before reading is reported below
         remaining = max(0.0, limits.timeout - (time.monotonic() - started))
         if parent.poll(remaining):
             try:

@@ -100,13 +100,15 @@ def select_sources(config: Config, source_ids: Sequence[str] = ()) -> list[Sourc
     if unknown:
         known = ", ".join(spec.id for spec in config.specs)
         raise ConfigError(
-            [f"--source {u}: no such source (configured: {known})" for u in unknown], path=config.path
+            [f"--source {u}: no such source (configured: {known})" for u in unknown],
+            path=config.path,
         )
     return chosen
 
 
-def next_check(config: Config, source: Source, outcome: SourceOutcome, *, failures: int,
-               now: datetime) -> datetime:
+def next_check(
+    config: Config, source: Source, outcome: SourceOutcome, *, failures: int, now: datetime
+) -> datetime:
     """When to look again: the source's interval on success; interval x failures, capped, on error."""
     if not outcome.failed:
         return now + timedelta(minutes=source.interval_minutes or 0)
@@ -139,7 +141,11 @@ async def _process(
         )
     except FetchError as exc:
         outcome = SourceOutcome(
-            source.id, "error", http_status=exc.status, error=str(exc), error_kind=exc.kind,
+            source.id,
+            "error",
+            http_status=exc.status,
+            error=str(exc),
+            error_kind=exc.kind,
             retry_after=exc.retry_after,
         )
     else:
@@ -152,25 +158,42 @@ async def _process(
             try:
                 async with parse_slots:
                     parsed = await asyncio.to_thread(
-                        parse_feed_guarded, fetched.body, headers=fetched.headers,
-                        url=fetched.final_url, limits=limits,
+                        parse_feed_guarded,
+                        fetched.body,
+                        headers=fetched.headers,
+                        url=fetched.final_url,
+                        limits=limits,
                     )
             except ParseError as exc:
                 # validators are not kept: the next run must fetch and parse again
                 outcome = SourceOutcome(
-                    source.id, "error", http_status=fetched.status, error=str(exc), error_kind="parse"
+                    source.id,
+                    "error",
+                    http_status=fetched.status,
+                    error=str(exc),
+                    error_kind="parse",
                 )
             else:
                 # 4. entries -> articles with canonical URLs
                 articles = to_articles(
-                    source.id, parsed.entries, lang=source.lang or parsed.lang,
+                    source.id,
+                    parsed.entries,
+                    lang=source.lang or parsed.lang,
                     unwrap=source.kind == "search",
                 )
-                warnings = tuple(w for w in (parsed.bozo and f"feed is malformed but usable: {parsed.bozo}",
-                                             parsed.skipped and f"{parsed.skipped} entries skipped")
-                                 if w)
+                warnings = tuple(
+                    w
+                    for w in (
+                        parsed.bozo and f"feed is malformed but usable: {parsed.bozo}",
+                        parsed.skipped and f"{parsed.skipped} entries skipped",
+                    )
+                    if w
+                )
                 outcome = SourceOutcome(
-                    source.id, "ok", http_status=fetched.status, entries=len(parsed.entries),
+                    source.id,
+                    "ok",
+                    http_status=fetched.status,
+                    entries=len(parsed.entries),
                     warnings=warnings,
                 )
                 etag, last_modified = fetched.etag, fetched.last_modified
@@ -178,13 +201,25 @@ async def _process(
     now = utcnow()
     failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
     saved = store.save_source(
-        outcome, articles, run_id=run_id, now=now, etag=etag, last_modified=last_modified,
+        outcome,
+        articles,
+        run_id=run_id,
+        now=now,
+        etag=etag,
+        last_modified=last_modified,
         next_check_at=next_check(config, source, outcome, failures=failures, now=now),
     )
     return SourceOutcome(
-        outcome.source_id, outcome.status, http_status=outcome.http_status, error=outcome.error,
-        error_kind=outcome.error_kind, entries=outcome.entries, new_articles=saved.new,
-        seen_articles=saved.seen, retry_after=outcome.retry_after, warnings=outcome.warnings,
+        outcome.source_id,
+        outcome.status,
+        http_status=outcome.http_status,
+        error=outcome.error,
+        error_kind=outcome.error_kind,
+        entries=outcome.entries,
+        new_articles=saved.new,
+        seen_articles=saved.seen,
+        retry_after=outcome.retry_after,
+        warnings=outcome.warnings,
     )
 
 
@@ -206,7 +241,13 @@ async def run_sources(
 
         async def one(source: Source) -> SourceOutcome:
             outcome = await _process(
-                config, store, fetcher, source, run_id=run_id, parse_slots=parse_slots, limits=limits
+                config,
+                store,
+                fetcher,
+                source,
+                run_id=run_id,
+                parse_slots=parse_slots,
+                limits=limits,
             )
             if progress:
                 progress(outcome)
@@ -235,8 +276,9 @@ def run(
             store.sync_config(config)
             now = utcnow()
             # 4. sources backing off after failures wait, unless asked for by name
+            later: list[Source] = []
             if source_ids:
-                due, later = wanted, []
+                due = wanted
             else:
                 due, later = store.due_sources(wanted, now=now)
             run_id = store.start_run(now=now, pid=os.getpid())
@@ -250,13 +292,22 @@ def run(
                 )
             except BaseException:
                 report.duration = time.monotonic() - started
-                store.finish_run(run_id, now=utcnow(), status="error", counts=report.counts(),
-                                 duration=report.duration, errors=["run interrupted"])
+                store.finish_run(
+                    run_id,
+                    now=utcnow(),
+                    status="error",
+                    counts=report.counts(),
+                    duration=report.duration,
+                    errors=["run interrupted"],
+                )
                 raise
             # 6. the run's row
             report.duration = time.monotonic() - started
             store.finish_run(
-                run_id, now=utcnow(), status=report.status, counts=report.counts(),
+                run_id,
+                now=utcnow(),
+                status=report.status,
+                counts=report.counts(),
                 duration=report.duration,
                 errors=[f"{o.source_id}: {o.error}" for o in report.failed],
             )

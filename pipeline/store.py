@@ -43,6 +43,7 @@ def utcnow() -> datetime:
 
 # ---------------------------------------------------------------- migrations
 
+
 def _m1_initial(db: sqlite_utils.Database) -> None:
     db.execute(
         """
@@ -186,6 +187,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1_initial,)
 
 # ---------------------------------------------------------------- the store
 
+
 @dataclass(frozen=True, slots=True)
 class Saved:
     new: int
@@ -209,7 +211,9 @@ class Store:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.enable_wal()
-            db.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: a crash loses no committed transaction
+            db.execute(
+                "PRAGMA synchronous = NORMAL"
+            )  # safe in WAL: a crash loses no committed transaction
             db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path)
             if migrate:
@@ -322,13 +326,16 @@ class Store:
         rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source_id]))
         return rows[0] if rows else {}
 
-    def due_sources(self, sources: Sequence[Source], *, now: datetime) -> tuple[list[Source], list[Source]]:
+    def due_sources(
+        self, sources: Sequence[Source], *, now: datetime
+    ) -> tuple[list[Source], list[Source]]:
         """(due, backing off): sources whose next check has come, and the others."""
         limit = iso(now + DUE_SLACK)
         waiting = {
             row["id"]
             for row in self.db.query(
-                "SELECT id FROM sources WHERE next_check_at IS NOT NULL AND next_check_at > ?", [limit]
+                "SELECT id FROM sources WHERE next_check_at IS NOT NULL AND next_check_at > ?",
+                [limit],
             )
         }
         due = [s for s in sources if s.id not in waiting]
@@ -356,15 +363,29 @@ class Store:
     def start_run(self, *, now: datetime, pid: int) -> int:
         with self._write("starting a run") as db:
             cursor = db.execute(
-                "INSERT INTO runs (started_at, status, pid) VALUES (?, 'running', ?)", [iso(now), pid]
+                "INSERT INTO runs (started_at, status, pid) VALUES (?, 'running', ?)",
+                [iso(now), pid],
             )
             return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, *, now: datetime, status: str, counts: dict[str, int],
-                   duration: float, errors: Sequence[str]) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        now: datetime,
+        status: str,
+        counts: dict[str, int],
+        duration: float,
+        errors: Sequence[str],
+    ) -> None:
         allowed = {
-            "sources_total", "sources_ok", "sources_not_modified", "sources_failed",
-            "sources_skipped", "entries", "new_articles",
+            "sources_total",
+            "sources_ok",
+            "sources_not_modified",
+            "sources_failed",
+            "sources_skipped",
+            "entries",
+            "new_articles",
         }
         values = {k: int(v) for k, v in counts.items() if k in allowed}
         assignments = ", ".join(f"{k} = :{k}" for k in values)
@@ -434,7 +455,15 @@ class Store:
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
                     """,
-                    [article_id, outcome.source_id, article.link, article.guid, stamp, stamp, run_id],
+                    [
+                        article_id,
+                        outcome.source_id,
+                        article.link,
+                        article.guid,
+                        stamp,
+                        stamp,
+                        run_id,
+                    ],
                 )
             failed = outcome.failed
             db.execute(

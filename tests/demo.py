@@ -34,7 +34,12 @@ DEMO_SOURCES = [
     ("sante-grand-ouest", "Santé Grand Ouest (ISO-8859-1)", "fr", "sante-grand-ouest.rss"),
     # broken on purpose: each must end as a clear error on its row, the run going on
     ("broken-html", "A page instead of a feed", "fr", "broken-html.rss"),
-    ("truncated-xml", "A feed cut off mid-item (the usable part is kept)", "fr", "broken-truncated.xml"),
+    (
+        "truncated-xml",
+        "A feed cut off mid-item (the usable part is kept)",
+        "fr",
+        "broken-truncated.xml",
+    ),
     ("broken-500", "A server error", "fr", "_/status/500"),
     ("broken-bomb", "An entity-expansion feed", "en", "_/entity-bomb"),
 ]
@@ -47,10 +52,23 @@ def demo_config(server: FixtureServer) -> dict[str, Any]:
         {"id": sid, "kind": "feed", "name": name, "lang": lang, "url": server.url(path)}
         for sid, name, lang, path in DEMO_SOURCES
     ]
-    sources.append({"id": "broken-offline", "kind": "feed", "name": "A host that is down",
-                    "url": f"http://127.0.0.1:{closed_port()}/feed.rss"})
-    sources.append({"id": "news-search", "kind": "search", "name": "News search", "lang": "fr",
-                    "url": server.url("search/{id}.rss")})
+    sources.append(
+        {
+            "id": "broken-offline",
+            "kind": "feed",
+            "name": "A host that is down",
+            "url": f"http://127.0.0.1:{closed_port()}/feed.rss",
+        }
+    )
+    sources.append(
+        {
+            "id": "news-search",
+            "kind": "search",
+            "name": "News search",
+            "lang": "fr",
+            "url": server.url("search/{id}.rss"),
+        }
+    )
     config["sources"] = sources
     config["network"] = {
         "contact": "https://www.atlanpolebiotherapies.com",
@@ -105,7 +123,9 @@ def main() -> int:
         yaml = YAML()
         yaml.default_flow_style = False
         with config_path.open("w", encoding="utf-8") as handle:
-            handle.write("# written by `make demo`: sources.yaml's members, sources on a local server\n")
+            handle.write(
+                "# written by `make demo`: sources.yaml's members, sources on a local server\n"
+            )
             yaml.dump(demo_config(server), handle)
         print(f"demo: serving {FEEDS.relative_to(ROOT)} on {server.base}")
         rel_config = str(config_path.relative_to(ROOT))
@@ -120,8 +140,10 @@ def main() -> int:
     summary(DEMO_DB)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
     print("\nNext steps:")
-    print(f"  sqlite-utils tables {rel_db} --counts        # what was stored")
-    print(f"  sqlite-utils {rel_db} \"select title, url from articles order by published_at desc limit 10\"")
+    print(f"  .venv/bin/sqlite-utils tables {rel_db} --counts     # what was stored")
+    print(
+        f'  .venv/bin/sqlite-utils {rel_db} "select title, url from articles order by published_at desc limit 10"'
+    )
     print(f"  .venv/bin/veille sources --db {rel_db}        # state of every source")
     print("  edit sources.yaml, then: make check && make run")
     return 0 if first == 0 and second == 0 else 1

@@ -60,8 +60,10 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 def entity_bomb() -> bytes:
     """The billion-laughs cousin: one large internal entity referenced many times."""
     value = "A" * 100_000
-    items = "".join(f"<item><title>t{i} &big;</title><link>https://x.example/{i}</link></item>\n"
-                    for i in range(20_000))
+    items = "".join(
+        f"<item><title>t{i} &big;</title><link>https://x.example/{i}</link></item>\n"
+        for i in range(20_000)
+    )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         "<!DOCTYPE rss [\n"
@@ -95,8 +97,12 @@ class FixtureServer:
             def do_GET(self) -> None:
                 with server._lock:
                     server.requests.append(
-                        Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()},
-                                time.monotonic())
+                        Request(
+                            "GET",
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            time.monotonic(),
+                        )
                     )
                 try:
                     server._dispatch(self)
@@ -143,8 +149,12 @@ class FixtureServer:
     # -------------------------------------------------------------- responses
 
     @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"",
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         handler.send_response(status)
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
@@ -168,8 +178,12 @@ class FixtureServer:
             self.send(handler, 304, headers={"ETag": etag, "Last-Modified": LAST_MODIFIED})
             return
         content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
-        self.send(handler, 200, body,
-                  {"Content-Type": content_type, "ETag": etag, "Last-Modified": LAST_MODIFIED})
+        self.send(
+            handler,
+            200,
+            body,
+            {"Content-Type": content_type, "ETag": etag, "Last-Modified": LAST_MODIFIED},
+        )
 
     def _cached(self, key: str, make: Callable[[], bytes]) -> bytes:
         with self._lock:
@@ -190,10 +204,19 @@ class FixtureServer:
         action, args = segments[0], segments[1:]
         send = self.send
         if action == "status":
-            send(handler, int(args[0]), b"<html><body>error page</body></html>",
-                 {"Content-Type": "text/html"})
+            send(
+                handler,
+                int(args[0]),
+                b"<html><body>error page</body></html>",
+                {"Content-Type": "text/html"},
+            )
         elif action == "retry-after":
-            send(handler, int(args[0]), b"slow down", {"Retry-After": "/".join(args[1:]).replace("_", " ")})
+            send(
+                handler,
+                int(args[0]),
+                b"slow down",
+                {"Retry-After": "/".join(args[1:]).replace("_", " ")},
+            )
         elif action == "redirect-loop":
             send(handler, 302, headers={"Location": handler.path})
         elif action == "redirect":
@@ -229,15 +252,33 @@ class FixtureServer:
             handler.close_connection = True
         elif action == "gzip-bomb":
             body = self._cached("gzip-bomb", lambda: gzip.compress(b"\0" * 100_000_000, 9))
-            send(handler, 200, body, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"})
+            send(
+                handler,
+                200,
+                body,
+                {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
+            )
         elif action == "truncated-gzip":
-            feed = (self.root / "ouest-sante.rss").read_bytes() if (self.root / "ouest-sante.rss").exists() \
+            feed = (
+                (self.root / "ouest-sante.rss").read_bytes()
+                if (self.root / "ouest-sante.rss").exists()
                 else b"<rss version='2.0'><channel><title>x</title></channel></rss>" * 50
+            )
             body = gzip.compress(feed)
             body = body[: len(body) // 2]
-            send(handler, 200, body, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"})
+            send(
+                handler,
+                200,
+                body,
+                {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
+            )
         elif action == "entity-bomb":
-            send(handler, 200, self._cached("entity-bomb", entity_bomb), {"Content-Type": "application/rss+xml"})
+            send(
+                handler,
+                200,
+                self._cached("entity-bomb", entity_bomb),
+                {"Content-Type": "application/rss+xml"},
+            )
         elif action == "flaky":
             key = handler.path
             with self._lock:

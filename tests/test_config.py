@@ -40,8 +40,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def veille(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_minimal_shape_from_the_issue_loads_as_written(tmp_path: Path) -> None:
@@ -107,12 +112,18 @@ def test_search_sources_expand_to_one_feed_per_member_and_the_cluster(tmp_path: 
     config = load_config(write(tmp_path, text))
     search = {s.id: s for s in config.sources if s.kind == "search"}
     assert set(search) == {"gnews:atlanpole-biotherapies", "gnews:goliver-therapeutics"}
-    assert search["gnews:goliver-therapeutics"].url == "https://news.example/rss?q=%22GoLiver+Therapeutics%22&hl=fr"
+    assert (
+        search["gnews:goliver-therapeutics"].url
+        == "https://news.example/rss?q=%22GoLiver+Therapeutics%22&hl=fr"
+    )
     assert search["gnews:goliver-therapeutics"].member_id == "goliver-therapeutics"
 
 
 def test_search_source_without_placeholder_is_refused(tmp_path: Path) -> None:
-    text = MINIMAL.replace('kind: feed, url: "https://www.labiotech.eu/feed/"', 'kind: search, url: "https://news.example/rss"')
+    text = MINIMAL.replace(
+        'kind: feed, url: "https://www.labiotech.eu/feed/"',
+        'kind: search, url: "https://news.example/rss"',
+    )
     with pytest.raises(ConfigError, match=r"sources\[0\].url: a search source needs"):
         load_config(write(tmp_path, text))
 
@@ -124,9 +135,22 @@ def test_shipped_configuration_names_the_cluster_and_its_members() -> None:
     assert "Atlanpole" not in config.cluster.aliases  # the technopole, not the cluster
     names = {m.name for m in config.members}
     for required in (
-        "GoLiver Therapeutics", "NG Biotech", "Clean Cells", "AlgoSource", "Naogen Pharma",
-        "OSE Immunotherapeutics", "Valneva", "Xenothera", "Lemer Pax", "GIP Arronax",
-        "Clean Biologics", "Naobios", "Biofortis", "Ceva Santé Animale", "Affilogic", "GlioCure",
+        "GoLiver Therapeutics",
+        "NG Biotech",
+        "Clean Cells",
+        "AlgoSource",
+        "Naogen Pharma",
+        "OSE Immunotherapeutics",
+        "Valneva",
+        "Xenothera",
+        "Lemer Pax",
+        "GIP Arronax",
+        "Clean Biologics",
+        "Naobios",
+        "Biofortis",
+        "Ceva Santé Animale",
+        "Affilogic",
+        "GlioCure",
     ):
         assert required in names
     ng = next(m for m in config.members if m.name == "NG Biotech")

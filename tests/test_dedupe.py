@@ -44,7 +44,10 @@ def test_aggregator_links_are_unwrapped_when_they_carry_the_publisher_url() -> N
     assert unwrap_link(wrapped) == "https://pub.example/a?id=1"
     opaque = "https://news.aggregator.example/rss/articles/CBMiXYZ"
     assert unwrap_link(opaque) == opaque
-    assert unwrap_link("https://x.example/share?url=javascript:alert(1)") == "https://x.example/share?url=javascript:alert(1)"
+    assert (
+        unwrap_link("https://x.example/share?url=javascript:alert(1)")
+        == "https://x.example/share?url=javascript:alert(1)"
+    )
 
 
 def test_entries_without_a_link_are_kept_under_a_stable_key() -> None:

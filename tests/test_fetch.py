@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,9 @@ def test_a_feed_is_fetched_with_validators_and_a_user_agent(server: FixtureServe
 
 def test_validators_are_sent_back_and_304_means_nothing_to_read(server: FixtureServer) -> None:
     first = fetch(server.url("ouest-sante.rss"))
-    second = fetch(server.url("ouest-sante.rss"), etag=first.etag, last_modified=first.last_modified)
+    second = fetch(
+        server.url("ouest-sante.rss"), etag=first.etag, last_modified=first.last_modified
+    )
     assert second.not_modified and second.body == b""
     request = server.requests_for("ouest-sante.rss")[-1]
     assert request.headers["if-none-match"] == first.etag
@@ -121,7 +124,9 @@ def test_5xx_is_retried_within_the_run(server: FixtureServer) -> None:
 def test_short_retry_after_is_waited_for_and_long_one_is_returned(server: FixtureServer) -> None:
     error = fetch_error(server.url("_/retry-after/429/3600"), network(retries=2, max_retry_after=2))
     assert error.status == 429 and error.retry_after == 3600
-    assert len(server.requests_for("_/retry-after/429/3600")) == 1  # not worth waiting an hour in a run
+    assert (
+        len(server.requests_for("_/retry-after/429/3600")) == 1
+    )  # not worth waiting an hour in a run
     error = fetch_error(server.url("_/retry-after/503/1"), network(retries=1, max_retry_after=2))
     assert len(server.requests_for("_/retry-after/503/1")) == 2  # waited one second, tried again
 
@@ -141,13 +146,17 @@ def test_connection_refused_is_a_clear_error() -> None:
 
 
 def test_a_silent_server_times_out(server: FixtureServer) -> None:
-    error = fetch_error(server.url("_/slow/3/ouest-sante.rss"), network(read_timeout=0.5, retries=0))
+    error = fetch_error(
+        server.url("_/slow/3/ouest-sante.rss"), network(read_timeout=0.5, retries=0)
+    )
     assert error.kind == "timeout" and "silent for more than 0.5 s" in str(error)
 
 
 def test_a_trickling_body_is_cut_by_the_total_timeout(server: FixtureServer) -> None:
     started = time.monotonic()
-    error = fetch_error(server.url("_/trickle"), network(read_timeout=5, total_timeout=2, retries=0))
+    error = fetch_error(
+        server.url("_/trickle"), network(read_timeout=5, total_timeout=2, retries=0)
+    )
     assert error.kind == "timeout" and "within 2 s" in str(error)
     assert time.monotonic() - started < 30  # bounded; the figure itself belongs to `make bench`
 
@@ -155,10 +164,12 @@ def test_a_trickling_body_is_cut_by_the_total_timeout(server: FixtureServer) -> 
 def test_requests_to_one_host_are_spaced_by_the_politeness_delay(server: FixtureServer) -> None:
     async def go() -> None:
         async with Fetcher(network(per_host_delay=0.3, per_host_concurrency=2)) as fetcher:
-            await asyncio.gather(*(fetcher.fetch(server.url(f"ouest-sante.rss?n={i}")) for i in range(3)))
+            await asyncio.gather(
+                *(fetcher.fetch(server.url(f"ouest-sante.rss?n={i}")) for i in range(3))
+            )
 
     asyncio.run(go())
     starts = sorted(r.at for r in server.requests)
     assert len(starts) == 3
     # a lower bound, not a speed target: the delay cannot be shorter than configured
-    assert all(b - a >= 0.29 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(starts))

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ParseError
-from pipeline.parse import ParseLimits, guard_feed_bytes, parse_feed_bytes, parse_feed_guarded, plain_text
+from pipeline.parse import (
+    ParseLimits,
+    guard_feed_bytes,
+    parse_feed_bytes,
+    parse_feed_guarded,
+    plain_text,
+)
 from tests.conftest import DEMO_FEEDS, FEEDS
 from tests.fixture_server import entity_bomb
 
@@ -29,14 +35,18 @@ def parse_file(path: Path, url: str = "https://feeds.example/feed") -> object:
     ],
 )
 def test_rss_and_atom_flavours_parse(name: str, version: str, count: int) -> None:
-    feed = parse_feed_bytes((DEMO_FEEDS / name).read_bytes(), headers={}, url="https://x.example/f", now=NOW)
+    feed = parse_feed_bytes(
+        (DEMO_FEEDS / name).read_bytes(), headers={}, url="https://x.example/f", now=NOW
+    )
     assert feed.version == version
     assert len(feed.entries) == count
     assert all(e.title and e.link and e.link.startswith("https://") for e in feed.entries)
 
 
 def test_rss_091_with_netscape_doctype_and_latin1() -> None:
-    feed = parse_feed_bytes((FEEDS / "rss091.xml").read_bytes(), headers={}, url="https://x.example/", now=NOW)
+    feed = parse_feed_bytes(
+        (FEEDS / "rss091.xml").read_bytes(), headers={}, url="https://x.example/", now=NOW
+    )
     assert feed.version == "rss091n"
     (entry,) = feed.entries
     assert entry.summary.startswith("Le spécialiste de la radioprotection")
@@ -76,7 +86,9 @@ def test_entity_expansion_feed_is_refused_before_parsing() -> None:
     ],
 )
 def test_dangerous_doctypes_are_refused(subset: str, reason: str) -> None:
-    data = f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n{subset}\n]>\n<rss version="2.0"><channel/></rss>'
+    data = (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n{subset}\n]>\n<rss version="2.0"><channel/></rss>'
+    )
     with pytest.raises(ParseError, match=reason):
         guard_feed_bytes(data.encode())
 
@@ -94,7 +106,9 @@ def test_utf16_with_bom_and_nul_bytes() -> None:
     feed = parse_feed_bytes(utf16, headers={}, url="https://x.example/", now=NOW)
     assert len(feed.entries) == 5
     with_nuls = (DEMO_FEEDS / "ouest-sante.rss").read_bytes().replace(b"<item>", b"<item>\x00", 2)
-    assert len(parse_feed_bytes(with_nuls, headers={}, url="https://x.example/", now=NOW).entries) == 6
+    assert (
+        len(parse_feed_bytes(with_nuls, headers={}, url="https://x.example/", now=NOW).entries) == 6
+    )
 
 
 def test_dates_fall_back_and_absurd_dates_are_dropped() -> None:
@@ -103,9 +117,13 @@ def test_dates_fall_back_and_absurd_dates_are_dropped() -> None:
     assert by_title["Only updated"].published_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     assert by_title["Only updated"].date_source == "updated"
     assert by_title["Year 9999"].published_at is None
-    assert by_title["Year 1900, but updated later"].published_at == datetime(2026, 11, 19, 8, 30, tzinfo=UTC)
+    assert by_title["Year 1900, but updated later"].published_at == datetime(
+        2026, 11, 19, 8, 30, tzinfo=UTC
+    )
     assert by_title["Unparseable"].published_at is None
-    assert by_title["Published with an offset"].published_at == datetime(2026, 11, 18, 7, 0, tzinfo=UTC)
+    assert by_title["Published with an offset"].published_at == datetime(
+        2026, 11, 18, 7, 0, tzinfo=UTC
+    )
     assert by_title["Published with an offset"].date_source == "published"
 
 
@@ -118,14 +136,18 @@ def test_markup_and_script_never_survive_and_bad_links_are_dropped() -> None:
     assert clean.summary == "Bonjour lien"
     assert by_title["A javascript link"].link is None
     assert by_title["A data link"].link is None
-    assert by_title["A relative link"].link == "https://hostile.example/actualites/relative-link.html"
+    assert (
+        by_title["A relative link"].link == "https://hostile.example/actualites/relative-link.html"
+    )
     # feedparser turns a non-URL GUID into a link on the feed's host: not a page
     assert by_title["A GUID that is not a URL"].link is None
 
 
 def test_relative_links_resolve_against_xml_base() -> None:
     feed = parse_file(DEMO_FEEDS / "nantes-eco.atom", url="https://elsewhere.example/feed")
-    assert all(e.link and e.link.startswith("https://www.nantes-eco.example/") for e in feed.entries)
+    assert all(
+        e.link and e.link.startswith("https://www.nantes-eco.example/") for e in feed.entries
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,7 +155,10 @@ def test_relative_links_resolve_against_xml_base() -> None:
     [
         (b"", "empty body"),
         (b"   \n", "empty body"),
-        (b"<!DOCTYPE html><html><head><title>x</title></head><body>Page</body></html>", "HTML page"),
+        (
+            b"<!DOCTYPE html><html><head><title>x</title></head><body>Page</body></html>",
+            "HTML page",
+        ),
         (b"plain words, no markup at all", "not XML"),
     ],
 )
@@ -150,7 +175,9 @@ def test_truncated_feed_keeps_what_is_usable_and_says_it_is_malformed() -> None:
 
 def test_guarded_parse_runs_in_a_child_and_returns_entries() -> None:
     data = (DEMO_FEEDS / "pharma-wire.rss").read_bytes()
-    feed = parse_feed_guarded(data, headers={"content-type": "application/rss+xml"}, url="https://x.example/")
+    feed = parse_feed_guarded(
+        data, headers={"content-type": "application/rss+xml"}, url="https://x.example/"
+    )
     assert len(feed.entries) == 6
 
 
@@ -166,7 +193,9 @@ def test_guarded_parse_is_cut_off_past_its_time_limit() -> None:
     )
     data = f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'.encode()
     with pytest.raises(ParseError, match="longer than"):
-        parse_feed_guarded(data, headers={}, url="https://x.example/", limits=ParseLimits(timeout=0.05))
+        parse_feed_guarded(
+            data, headers={}, url="https://x.example/", limits=ParseLimits(timeout=0.05)
+        )
 
 
 def test_guarded_parse_is_cut_off_past_its_memory_limit() -> None:
@@ -177,8 +206,9 @@ def test_guarded_parse_is_cut_off_past_its_memory_limit() -> None:
     )
     data = f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'.encode()
     with pytest.raises(ParseError, match="more than 32 MB of memory"):
-        parse_feed_guarded(data, headers={}, url="https://x.example/",
-                           limits=ParseLimits(timeout=60, memory_mb=32))
+        parse_feed_guarded(
+            data, headers={}, url="https://x.example/", limits=ParseLimits(timeout=60, memory_mb=32)
+        )
 
 
 def test_plain_text_bounds_length_at_a_word() -> None:

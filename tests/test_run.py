@@ -42,20 +42,34 @@ def source_row(db_path: Path, source_id: str) -> dict[str, Any]:
 
 
 def feeds(server: FixtureServer, *names: str) -> list[dict[str, Any]]:
-    return [{"id": Path(n).stem.replace("_", "-").replace("/", "-"), "kind": "feed", "url": server.url(n)}
-            for n in names]
+    return [
+        {
+            "id": Path(n).stem.replace("_", "-").replace("/", "-"),
+            "kind": "feed",
+            "url": server.url(n),
+        }
+        for n in names
+    ]
 
 
 def veille(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_first_run_stores_articles_and_a_second_run_stores_nothing_and_sends_validators(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    config = write_config(sources=feeds(server, "ouest-sante.rss", "biotech-daily.atom", "labnews-fr.rdf"))
+    config = write_config(
+        sources=feeds(server, "ouest-sante.rss", "biotech-daily.atom", "labnews-fr.rdf")
+    )
     first = run(config, db_path=db_path)
     assert first.status == "ok" and first.new_articles == 17
     assert rows(db_path, "SELECT count(*) FROM articles") == [(17,)]
@@ -67,18 +81,26 @@ def test_first_run_stores_articles_and_a_second_run_stores_nothing_and_sends_val
         assert last.headers.get("if-none-match", "").startswith('"')
         assert last.headers.get("if-modified-since")
     assert rows(db_path, "SELECT count(*) FROM articles") == [(17,)]
-    runs = rows(db_path, "SELECT status, sources_ok, sources_not_modified, new_articles FROM runs ORDER BY id")
+    runs = rows(
+        db_path,
+        "SELECT status, sources_ok, sources_not_modified, new_articles FROM runs ORDER BY id",
+    )
     assert runs == [("ok", 3, 0, 17), ("ok", 0, 3, 0)]
 
 
 def test_same_article_in_two_feeds_is_stored_once_with_two_article_sources(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    config = write_config(sources=feeds(server, "ouest-sante.rss", "pharma-wire.rss", "invest-bio.rss"))
+    config = write_config(
+        sources=feeds(server, "ouest-sante.rss", "pharma-wire.rss", "invest-bio.rss")
+    )
     run(config, db_path=db_path)
     (article,) = rows(db_path, "SELECT id, url FROM articles WHERE url = ?", XENOTHERA)
-    carriers = rows(db_path, "SELECT source_id, link FROM article_sources WHERE article_id = ? ORDER BY source_id",
-                    article[0])
+    carriers = rows(
+        db_path,
+        "SELECT source_id, link FROM article_sources WHERE article_id = ? ORDER BY source_id",
+        article[0],
+    )
     assert [c[0] for c in carriers] == ["invest-bio", "ouest-sante", "pharma-wire"]
     # the links as each feed gave them, tracking parameters and fragment included
     assert any("utm_source=rss" in c[1] and "#xtor=RSS-1" in c[1] for c in carriers)
@@ -91,18 +113,26 @@ def test_articles_are_plain_text_in_utc_and_searchable(
     run(config, db_path=db_path)
     for title, summary in rows(db_path, "SELECT title, summary FROM articles"):
         assert "<" not in title and "<script" not in summary
-    stamps = [r[0] for r in rows(db_path, "SELECT published_at FROM articles WHERE published_at IS NOT NULL")]
+    stamps = [
+        r[0]
+        for r in rows(db_path, "SELECT published_at FROM articles WHERE published_at IS NOT NULL")
+    ]
     assert stamps and all(s.endswith("Z") and len(s) == 20 for s in stamps)
     # full text search folds accents: "biotherapies"/"Guipry" found however written
-    hits = rows(db_path, "SELECT a.title FROM articles_fts f JOIN articles a ON a.id = f.rowid "
-                         "WHERE articles_fts MATCH ?", "guipry")
+    hits = rows(
+        db_path,
+        "SELECT a.title FROM articles_fts f JOIN articles a ON a.id = f.rowid "
+        "WHERE articles_fts MATCH ?",
+        "guipry",
+    )
     assert hits and "NG-Biotech" in hits[0][0]
 
 
 def test_broken_sources_are_recorded_and_the_others_still_run(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    sources = feeds(server, "ouest-sante.rss", "broken-html.rss") + [
+    sources = [
+        *feeds(server, "ouest-sante.rss", "broken-html.rss"),
         {"id": "server-error", "kind": "feed", "url": server.url("_/status/500")},
         {"id": "entity-bomb", "kind": "feed", "url": server.url("_/entity-bomb")},
         {"id": "empty", "kind": "feed", "url": server.url("_/empty")},
@@ -114,7 +144,9 @@ def test_broken_sources_are_recorded_and_the_others_still_run(
     report = run(config, db_path=db_path)
     assert report.status == "partial"
     assert source_row(db_path, "ouest-sante")["last_status"] == "ok"
-    assert rows(db_path, "SELECT count(*) FROM article_sources WHERE source_id = 'ouest-sante'") == [(6,)]
+    assert rows(
+        db_path, "SELECT count(*) FROM article_sources WHERE source_id = 'ouest-sante'"
+    ) == [(6,)]
     expected = {
         "broken-html": "not a feed: the server sent an HTML page",
         "server-error": "HTTP 500 Internal Server Error",
@@ -137,8 +169,9 @@ def test_broken_sources_are_recorded_and_the_others_still_run(
 def test_failing_source_backs_off_and_is_retried_when_named(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    sources = feeds(server, "ouest-sante.rss") + [
-        {"id": "down", "kind": "feed", "url": server.url("_/status/503")}
+    sources = [
+        *feeds(server, "ouest-sante.rss"),
+        {"id": "down", "kind": "feed", "url": server.url("_/status/503")},
     ]
     config = write_config(sources=sources, network={"retries": 0})
     run(config, db_path=db_path)
@@ -153,11 +186,15 @@ def test_failing_source_backs_off_and_is_retried_when_named(
 def test_long_retry_after_pushes_the_next_check_back(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    config = write_config(sources=[{"id": "busy", "kind": "feed", "url": server.url("_/retry-after/429/86400")}])
+    config = write_config(
+        sources=[{"id": "busy", "kind": "feed", "url": server.url("_/retry-after/429/86400")}]
+    )
     run(config, db_path=db_path)
     row = source_row(db_path, "busy")
     assert row["last_http_status"] == 429
-    assert row["next_check_at"] >= "2026" and row["next_check_at"][:10] > row["last_checked_at"][:10]
+    assert (
+        row["next_check_at"] >= "2026" and row["next_check_at"][:10] > row["last_checked_at"][:10]
+    )
 
 
 def test_recovered_source_resets_its_failure_count(
@@ -176,28 +213,47 @@ def test_news_search_links_are_unwrapped_to_the_publisher(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
     config = write_config(
-        sources=feeds(server, "ouest-sante.rss")
-        + [{"id": "news", "kind": "search", "url": server.url("search/{id}.rss")}],
+        sources=[
+            *feeds(server, "ouest-sante.rss"),
+            {"id": "news", "kind": "search", "url": server.url("search/{id}.rss")},
+        ],
     )
     report = run(config, db_path=db_path)
     assert {o.source_id for o in report.outcomes} == {
-        "ouest-sante", "news:atlanpole-biotherapies", "news:xenothera", "news:valneva"
+        "ouest-sante",
+        "news:atlanpole-biotherapies",
+        "news:xenothera",
+        "news:valneva",
     }
-    carriers = {r[0] for r in rows(db_path, "SELECT s.source_id FROM article_sources s JOIN articles a "
-                                            "ON a.id = s.article_id WHERE a.url = ?", XENOTHERA)}
+    carriers = {
+        r[0]
+        for r in rows(
+            db_path,
+            "SELECT s.source_id FROM article_sources s JOIN articles a "
+            "ON a.id = s.article_id WHERE a.url = ?",
+            XENOTHERA,
+        )
+    }
     assert carriers == {"ouest-sante", "news:xenothera"}
     # opaque aggregator links are kept with their outlet rather than lost
-    opaque = rows(db_path, "SELECT outlet FROM articles WHERE url LIKE 'https://news.aggregator.example/%'")
+    opaque = rows(
+        db_path, "SELECT outlet FROM articles WHERE url LIKE 'https://news.aggregator.example/%'"
+    )
     assert opaque and all(o[0] for o in opaque)
 
 
 def test_changed_source_url_forgets_its_validators(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    run(write_config(sources=[{"id": "s", "kind": "feed", "url": server.url("ouest-sante.rss")}]), db_path=db_path)
+    run(
+        write_config(sources=[{"id": "s", "kind": "feed", "url": server.url("ouest-sante.rss")}]),
+        db_path=db_path,
+    )
     assert source_row(db_path, "s")["etag"]
     store = Store.open(db_path)
-    store.sync_config(write_config(sources=[{"id": "s", "kind": "feed", "url": server.url("pharma-wire.rss")}]))
+    store.sync_config(
+        write_config(sources=[{"id": "s", "kind": "feed", "url": server.url("pharma-wire.rss")}])
+    )
     store.close()
     row = source_row(db_path, "s")
     assert row["etag"] is None and row["url"].endswith("pharma-wire.rss")
@@ -216,7 +272,9 @@ def test_migrations_are_versioned_and_idempotent(db_path: Path) -> None:
     conn.close()
 
 
-def test_unknown_source_id_is_a_usage_error(write_config: WriteConfig, db_path: Path, server: FixtureServer) -> None:
+def test_unknown_source_id_is_a_usage_error(
+    write_config: WriteConfig, db_path: Path, server: FixtureServer
+) -> None:
     config = write_config(sources=feeds(server, "ouest-sante.rss"))
     result = veille("run", "--config", config.path, "--db", str(db_path), "--source", "nope")
     assert result.returncode == 2
@@ -229,8 +287,9 @@ def test_unknown_source_id_is_a_usage_error(write_config: WriteConfig, db_path: 
 def test_cron_run_is_silent_but_for_warnings_and_one_summary_line(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    sources = feeds(server, "ouest-sante.rss") + [
-        {"id": "server-error", "kind": "feed", "url": server.url("_/status/500")}
+    sources = [
+        *feeds(server, "ouest-sante.rss"),
+        {"id": "server-error", "kind": "feed", "url": server.url("_/status/500")},
     ]
     config = write_config(sources=sources, network={"retries": 0})
     result = veille("run", "--config", config.path, "--db", str(db_path))
@@ -238,15 +297,21 @@ def test_cron_run_is_silent_but_for_warnings_and_one_summary_line(
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "WARNING source=server-error kind=status HTTP 500 Internal Server Error"
-    assert lines[1].startswith("veille run 1: 2 sources, 1 ok, 0 not modified, 1 failed; 6 entries, 6 new")
+    assert lines[1].startswith(
+        "veille run 1: 2 sources, 1 ok, 0 not modified, 1 failed; 6 entries, 6 new"
+    )
     assert len(lines) == 2
     listing = veille("sources", "--db", str(db_path))
     assert listing.returncode == 0
     assert "server-error" in listing.stdout and "HTTP 500 Internal Server Error" in listing.stdout
 
 
-def test_exit_1_when_every_source_failed(write_config: WriteConfig, db_path: Path, server: FixtureServer) -> None:
-    config = write_config(sources=[{"id": "gone", "kind": "feed", "url": server.url("_/status/410")}])
+def test_exit_1_when_every_source_failed(
+    write_config: WriteConfig, db_path: Path, server: FixtureServer
+) -> None:
+    config = write_config(
+        sources=[{"id": "gone", "kind": "feed", "url": server.url("_/status/410")}]
+    )
     result = veille("run", "--config", config.path, "--db", str(db_path))
     assert result.returncode == 1
     assert "HTTP 410 Gone" in result.stderr
@@ -254,12 +319,17 @@ def test_exit_1_when_every_source_failed(write_config: WriteConfig, db_path: Pat
 
 def test_config_errors_exit_2(tmp_path: Path, db_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("cluster: {name: Atlanpole Biotherapies}\nsources: [{id: x, kind: feed}]\n", encoding="utf-8")
+    bad.write_text(
+        "cluster: {name: Atlanpole Biotherapies}\nsources: [{id: x, kind: feed}]\n",
+        encoding="utf-8",
+    )
     result = veille("run", "--config", str(bad), "--db", str(db_path))
     assert result.returncode == 2 and "sources[0].url: required key is missing" in result.stderr
 
 
-def test_second_run_at_once_exits_75(write_config: WriteConfig, db_path: Path, server: FixtureServer) -> None:
+def test_second_run_at_once_exits_75(
+    write_config: WriteConfig, db_path: Path, server: FixtureServer
+) -> None:
     config = write_config(sources=feeds(server, "ouest-sante.rss"))
     with run_lock(db_path):
         result = veille("run", "--config", config.path, "--db", str(db_path))
@@ -271,9 +341,15 @@ def test_second_run_at_once_exits_75(write_config: WriteConfig, db_path: Path, s
 def test_concurrent_runs_one_waits_out_the_other(
     write_config: WriteConfig, db_path: Path, server: FixtureServer
 ) -> None:
-    config = write_config(sources=[{"id": "slow", "kind": "feed", "url": server.url("_/slow/2/ouest-sante.rss")}])
-    first = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", config.path,
-                              "--db", str(db_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    config = write_config(
+        sources=[{"id": "slow", "kind": "feed", "url": server.url("_/slow/2/ouest-sante.rss")}]
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--config", config.path, "--db", str(db_path)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not server.requests_for("_/slow/2/ouest-sante.rss") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -287,10 +363,16 @@ def test_lock_left_by_a_killed_run_is_taken_over(
     write_config: WriteConfig, db_path: Path, server: FixtureServer
 ) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pipeline.lock import run_lock\n"
-         "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(db_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pipeline.lock import run_lock\n"
+            "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+            str(db_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     config = write_config(sources=feeds(server, "ouest-sante.rss"))
@@ -303,7 +385,10 @@ def test_lock_left_by_a_killed_run_is_taken_over(
 
 def test_check_probe_fetches_every_source(write_config: WriteConfig, server: FixtureServer) -> None:
     config: Config = write_config(
-        sources=feeds(server, "ouest-sante.rss") + [{"id": "html", "kind": "feed", "url": server.url("broken-html.rss")}]
+        sources=[
+            *feeds(server, "ouest-sante.rss"),
+            {"id": "html", "kind": "feed", "url": server.url("broken-html.rss")},
+        ]
     )
     result = veille("check", "--config", config.path, "--probe")
     assert result.returncode == 1
