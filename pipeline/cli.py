@@ -29,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
 
 
 def _setup_logging(verbose: int) -> None:
@@ -161,6 +162,11 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
         _fail(str(exc), EXIT_LOCKED)
     except StoreError as exc:
         _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail(
+            "interrupted; sources already saved are kept, the run is marked as an error",
+            EXIT_INTERRUPTED,
+        )
     click.echo(report.summary(), err=True)
     if report.status == "failed":
         sys.exit(EXIT_FAILED)

@@ -130,8 +130,8 @@ class Network(_Model):
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
     max_retry_after: float = Field(default=30.0, ge=0, le=3600)
     backoff_cap_hours: float = Field(default=24.0, gt=0, le=24 * 14)
-    parse_timeout: float = Field(default=10.0, gt=0, le=300)
-    parse_memory_mb: int = Field(default=768, ge=128, le=16_384)
+    parse_timeout: float = Field(default=30.0, gt=0, le=300)
+    parse_memory_mb: int = Field(default=384, ge=128, le=16_384)
     allow_private: bool = False
 
     @property

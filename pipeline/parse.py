@@ -367,8 +367,8 @@ def parse_feed_bytes(
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    timeout: float = 10.0  # seconds of wall time for one feed
-    memory_mb: int = 768  # address space the parser may add
+    timeout: float = 30.0  # seconds of wall time for one feed
+    memory_mb: int = 384  # address space the parser may add
     max_entries: int = MAX_ENTRIES
 
 

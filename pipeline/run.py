@@ -272,9 +272,13 @@ def run(
         started = time.monotonic()
         store = Store.open(db_path)
         try:
-            # 3. sources.yaml -> members and sources tables
+            # 3. sources.yaml -> members and sources tables; runs a killed process left open
             store.sync_config(config)
             now = utcnow()
+            if stale := store.close_stale_runs(now=now):
+                logger.warning(
+                    "marked %d earlier run(s) as interrupted (killed before the end)", stale
+                )
             # 4. sources backing off after failures wait, unless asked for by name
             later: list[Source] = []
             if source_ids:

@@ -360,6 +360,15 @@ class Store:
 
     # ------------------------------------------------------------ writes
 
+    def close_stale_runs(self, *, now: datetime) -> int:
+        """Runs still marked running belong to a process that died: the caller holds the lock."""
+        with self._write("closing interrupted runs") as db:
+            cursor = db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                [iso(now)],
+            )
+            return int(cursor.rowcount)
+
     def start_run(self, *, now: datetime, pid: int) -> int:
         with self._write("starting a run") as db:
             cursor = db.execute(
