@@ -173,3 +173,40 @@ def test_requests_to_one_host_are_spaced_by_the_politeness_delay(server: Fixture
     assert len(starts) == 3
     # a lower bound, not a speed target: the delay cannot be shorter than configured
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(starts))
+
+
+# ------------------------------------------------------------- the address policy (SSRF)
+
+
+def test_configured_loopback_url_is_trusted_but_its_redirect_to_loopback_is_not(
+    server: FixtureServer,
+) -> None:
+    strict = network(allow_private=False)
+    assert fetch(server.url("ouest-sante.rss"), strict, trusted=True).status == 200
+    secret = server.url("secret.rss")
+    error = fetch_error(server.url(f"_/redirect-to?url={secret}"), strict, trusted=True)
+    assert error.kind == "refused" and "127.0.0.1 is loopback" in str(error)
+    assert server.requests_for("secret.rss") == []
+
+
+def test_discovered_loopback_url_is_never_requested(server: FixtureServer) -> None:
+    error = fetch_error(server.url("secret.rss"), network(allow_private=False))
+    assert error.kind == "refused" and "loopback" in str(error)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "spelling", ["localhost", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "127.1"]
+)
+def test_odd_spellings_of_loopback_are_refused_without_a_request(
+    server: FixtureServer, spelling: str
+) -> None:
+    error = fetch_error(f"http://{spelling}:{server.port}/secret.rss", network(allow_private=False))
+    assert error.kind == "refused"
+    assert server.requests == []
+
+
+def test_allow_private_lifts_the_policy(server: FixtureServer) -> None:
+    secret = server.url("ouest-sante.rss")
+    fetched = fetch(server.url(f"_/redirect-to?url={secret}"), network(allow_private=True))
+    assert fetched.status == 200 and len(server.requests_for("ouest-sante.rss")) == 1
