@@ -177,11 +177,10 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
 
 async def _probe(config: Config) -> list[tuple[str, str, str]]:
     from pipeline.fetch import Fetcher
-    from pipeline.parse import ParseLimits, parse_feed_guarded
+    from pipeline.parse import parse_feed_guarded
+    from pipeline.sandbox import Limits
 
-    limits = ParseLimits(
-        timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb
-    )
+    limits = Limits(timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb)
     async with Fetcher(config.network) as fetcher:
 
         async def one(source_id: str, url: str) -> tuple[str, str, str]:

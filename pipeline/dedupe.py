@@ -113,7 +113,11 @@ def to_articles(
     articles: dict[str, Article] = {}
     for entry in entries:
         link = unwrap_link(entry.link) if unwrap and entry.link else entry.link
-        key = canonical_url(link) if link else fallback_key(source_id, entry)
+        try:
+            key = canonical_url(link) if link else fallback_key(source_id, entry)
+        except ValueError:  # an unusable URL (port 99999, bad IPv6 literal): keep the entry
+            link = None
+            key = fallback_key(source_id, entry)
         if key in articles:
             continue  # duplicate GUIDs or the same link twice: first one wins
         articles[key] = Article(

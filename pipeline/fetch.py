@@ -107,18 +107,26 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         problem = host_problem(host)
         if problem:
             raise AddressRefused(f"refused to connect: {problem}")
-        target = (
-            host if parse_ip(host) is not None else await self._resolve_public(host, port, timeout)
-        )
-        return await self._inner.connect_tcp(
-            target,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
+        if parse_ip(host) is not None:
+            targets = [host]
+        else:
+            targets = await self._resolve_public(host, port, timeout)
+        failure: Exception | None = None
+        for target in targets:  # every address was checked: try each in turn (IPv6, then IPv4 ...)
+            try:
+                return await self._inner.connect_tcp(
+                    target,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
-    async def _resolve_public(self, host: str, port: int, timeout: float | None) -> str:
+    async def _resolve_public(self, host: str, port: int, timeout: float | None) -> list[str]:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
@@ -137,7 +145,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 raise AddressRefused(f"refused to connect: {host} resolves to {problem}")
         if not addresses:
             raise httpcore.ConnectError(f"cannot resolve {host}: no address")
-        return addresses[0]
+        return list(dict.fromkeys(addresses))
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None

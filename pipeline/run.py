@@ -17,16 +17,18 @@ from pathlib import Path
 
 from pipeline.config import Config, Source
 from pipeline.dedupe import to_articles
-from pipeline.errors import ConfigError, FetchError, ParseError
+from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
 from pipeline.fetch import Fetcher
 from pipeline.lock import run_lock
 from pipeline.models import SourceOutcome
-from pipeline.parse import ParseLimits, parse_feed_guarded
+from pipeline.parse import parse_feed_guarded
+from pipeline.sandbox import Limits
 from pipeline.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
+SOURCES_IN_FLIGHT = 8
 
 
 @dataclass
@@ -35,7 +37,9 @@ class RunReport:
     started_at: datetime
     duration: float = 0.0
     outcomes: list[SourceOutcome] = field(default_factory=list)
-    backing_off: list[str] = field(default_factory=list)  # not due yet after failures
+    not_due: list[str] = field(
+        default_factory=list
+    )  # waiting: backing off after failures, or polled less often
 
     def _count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -61,11 +65,11 @@ class RunReport:
 
     def counts(self) -> dict[str, int]:
         return {
-            "sources_total": len(self.outcomes) + len(self.backing_off),
+            "sources_total": len(self.outcomes) + len(self.not_due),
             "sources_ok": self._count("ok"),
             "sources_not_modified": self._count("not-modified"),
             "sources_failed": len(self.failed),
-            "sources_skipped": len(self.backing_off),
+            "sources_skipped": len(self.not_due),
             "entries": self.entries,
             "new_articles": self.new_articles,
         }
@@ -78,8 +82,8 @@ class RunReport:
             f"{c['sources_not_modified']} not modified",
             f"{c['sources_failed']} failed",
         ]
-        if self.backing_off:
-            parts.append(f"{len(self.backing_off)} waiting after failures")
+        if self.not_due:
+            parts.append(f"{len(self.not_due)} not due yet")
         return (
             f"veille run {self.run_id}: {', '.join(parts)}; {c['entries']} entries, "
             f"{c['new_articles']} new articles in {self.duration:.1f} s"
@@ -113,9 +117,11 @@ def next_check(
     if not outcome.failed:
         return now + timedelta(minutes=source.interval_minutes or 0)
     base = timedelta(minutes=source.interval_minutes or config.schedule.run_every_minutes)
-    wait = min(base * failures, timedelta(hours=config.network.backoff_cap_hours))
+    cap = timedelta(hours=config.network.backoff_cap_hours)
+    wait = min(base * failures, cap)
     if outcome.retry_after:
-        wait = max(wait, timedelta(seconds=outcome.retry_after))
+        # a server may ask for years: it gets at most the cap, the source is never switched off
+        wait = max(wait, timedelta(seconds=min(outcome.retry_after, cap.total_seconds())))
     return now + wait
 
 
@@ -127,7 +133,7 @@ async def _process(
     *,
     run_id: int,
     parse_slots: asyncio.Semaphore,
-    limits: ParseLimits,
+    limits: Limits,
 ) -> SourceOutcome:
     # 1. what we know of the source: validators and failure count
     state = store.source_state(source.id)
@@ -226,6 +232,27 @@ async def _process(
     )
 
 
+def _record_internal_error(
+    config: Config, store: Store, source: Source, exc: Exception, *, run_id: int
+) -> SourceOutcome:
+    outcome = SourceOutcome(
+        source.id,
+        "error",
+        error=f"internal error: {type(exc).__name__}: {str(exc)[:200]}",
+        error_kind="internal",
+    )
+    failures = int(store.source_state(source.id).get("consecutive_failures") or 0) + 1
+    now = utcnow()
+    store.save_source(
+        outcome,
+        [],
+        run_id=run_id,
+        now=now,
+        next_check_at=next_check(config, source, outcome, failures=failures, now=now),
+    )
+    return outcome
+
+
 async def run_sources(
     config: Config,
     store: Store,
@@ -235,23 +262,33 @@ async def run_sources(
     progress: Progress | None = None,
 ) -> list[SourceOutcome]:
     """Fetch, parse and store every source concurrently; one failing source never stops the others."""
-    limits = ParseLimits(
+    limits = Limits(
         timeout=config.network.parse_timeout,
         memory_mb=config.network.parse_memory_mb,
     )
     parse_slots = asyncio.Semaphore(os.cpu_count() or 2)
+    # A source holds its slot from fetch to store, so at most this many bodies are in
+    # memory at once (each at most network.max_body_bytes).
+    source_slots = asyncio.Semaphore(min(config.network.concurrency, SOURCES_IN_FLIGHT))
     async with Fetcher(config.network) as fetcher:
 
         async def one(source: Source) -> SourceOutcome:
-            outcome = await _process(
-                config,
-                store,
-                fetcher,
-                source,
-                run_id=run_id,
-                parse_slots=parse_slots,
-                limits=limits,
-            )
+            async with source_slots:
+                try:
+                    outcome = await _process(
+                        config,
+                        store,
+                        fetcher,
+                        source,
+                        run_id=run_id,
+                        parse_slots=parse_slots,
+                        limits=limits,
+                    )
+                except StoreError:
+                    raise  # the database itself is failing: no point going on
+                except Exception as exc:  # a bug on odd input: this source fails, the run goes on
+                    logger.exception("source=%s internal error", source.id)
+                    outcome = _record_internal_error(config, store, source, exc, run_id=run_id)
             if progress:
                 progress(outcome)
             return outcome
@@ -282,14 +319,14 @@ def run(
                 logger.warning(
                     "marked %d earlier run(s) as interrupted (killed before the end)", stale
                 )
-            # 4. sources backing off after failures wait, unless asked for by name
+            # 4. sources not due yet (backing off, or a longer interval) wait, unless named
             later: list[Source] = []
             if source_ids:
                 due = wanted
             else:
                 due, later = store.due_sources(wanted, now=now)
             run_id = store.start_run(now=now, pid=os.getpid())
-            report = RunReport(run_id=run_id, started_at=now, backing_off=[s.id for s in later])
+            report = RunReport(run_id=run_id, started_at=now, not_due=[s.id for s in later])
             if on_start:
                 on_start(len(due))
             # 5. fetch, parse, store, source by source

@@ -9,12 +9,12 @@ import pytest
 
 from pipeline.errors import ParseError
 from pipeline.parse import (
-    ParseLimits,
     guard_feed_bytes,
     parse_feed_bytes,
     parse_feed_guarded,
     plain_text,
 )
+from pipeline.sandbox import Limits
 from tests.conftest import DEMO_FEEDS, FEEDS
 from tests.fixture_server import entity_bomb
 
@@ -193,9 +193,7 @@ def test_guarded_parse_is_cut_off_past_its_time_limit() -> None:
     )
     data = f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'.encode()
     with pytest.raises(ParseError, match="longer than"):
-        parse_feed_guarded(
-            data, headers={}, url="https://x.example/", limits=ParseLimits(timeout=0.05)
-        )
+        parse_feed_guarded(data, headers={}, url="https://x.example/", limits=Limits(timeout=0.05))
 
 
 def test_guarded_parse_is_cut_off_past_its_memory_limit() -> None:
@@ -207,10 +205,35 @@ def test_guarded_parse_is_cut_off_past_its_memory_limit() -> None:
     data = f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'.encode()
     with pytest.raises(ParseError, match="more than 32 MB of memory"):
         parse_feed_guarded(
-            data, headers={}, url="https://x.example/", limits=ParseLimits(timeout=60, memory_mb=32)
+            data, headers={}, url="https://x.example/", limits=Limits(timeout=60, memory_mb=32)
         )
 
 
 def test_plain_text_bounds_length_at_a_word() -> None:
     text = plain_text("<p>" + "Valneva " * 100 + "</p>", limit=50)
     assert len(text) <= 51 and text.endswith("…") and "Valne…" not in text
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"<!-- <a href='x'> a comment with markup before the DOCTYPE -->\n",
+        b"<?xml-stylesheet href='s.xsl' type='text/xsl'?>\n<!-- <rss> -->\n",
+        b"junk before the prolog\n",
+        b'<rss version="2.0"/>\n',
+    ],
+)
+def test_entity_bomb_is_refused_whatever_precedes_its_doctype(prefix: bytes) -> None:
+    data = entity_bomb()
+    declaration, rest = data.split(b"\n", 1)
+    with pytest.raises(ParseError, match="refused"):
+        guard_feed_bytes(declaration + b"\n" + prefix + rest)
+
+
+def test_invalid_character_references_are_replaced_not_fatal() -> None:
+    data = (
+        (DEMO_FEEDS / "ouest-sante.rss").read_bytes().replace(b"<title>", b"<title>&#xD800;&#0;", 3)
+    )
+    feed = parse_feed_bytes(data, headers={}, url="https://x.example/", now=NOW)
+    assert len(feed.entries) == 6
+    assert any("\ufffd" in e.title for e in feed.entries) or "\ufffd" in feed.title

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,25 +177,112 @@ def test_failing_source_backs_off_and_is_retried_when_named(
     config = write_config(sources=sources, network={"retries": 0})
     run(config, db_path=db_path)
     second = run(config, db_path=db_path)
-    assert second.backing_off == ["down"]  # not due: interval x failures
+    assert second.not_due == ["down"]  # not due: interval x failures
     assert [o.source_id for o in second.outcomes] == ["ouest-sante"]
     named = run(config, db_path=db_path, source_ids=["down"])
     assert [o.source_id for o in named.outcomes] == ["down"]
     assert source_row(db_path, "down")["consecutive_failures"] == 2
 
 
-def test_long_retry_after_pushes_the_next_check_back(
+def test_long_retry_after_pushes_the_next_check_back_but_never_past_the_cap(
     server: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    config = write_config(
-        sources=[{"id": "busy", "kind": "feed", "url": server.url("_/retry-after/429/86400")}]
-    )
+    sources = [
+        {"id": "busy", "kind": "feed", "url": server.url("_/retry-after/429/7200")},
+        {"id": "greedy", "kind": "feed", "url": server.url("_/retry-after/503/99999999999999")},
+    ]
+    config = write_config(sources=sources, network={"backoff_cap_hours": 24})
     run(config, db_path=db_path)
-    row = source_row(db_path, "busy")
-    assert row["last_http_status"] == 429
-    assert (
-        row["next_check_at"] >= "2026" and row["next_check_at"][:10] > row["last_checked_at"][:10]
+    busy, greedy = source_row(db_path, "busy"), source_row(db_path, "greedy")
+    assert busy["last_http_status"] == 429 and greedy["last_http_status"] == 503
+
+    def hours(row: dict[str, Any]) -> float:
+        checked = datetime.fromisoformat(row["last_checked_at"])
+        return (datetime.fromisoformat(row["next_check_at"]) - checked).total_seconds() / 3600
+
+    assert hours(busy) == 2  # Retry-After: 7200 s, longer than the 30-minute backoff
+    assert hours(greedy) == 24  # asked for centuries, got the cap
+
+
+def test_a_source_that_breaks_veille_is_recorded_and_the_others_are_saved(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path, feed_dir: Path
+) -> None:
+    (feed_dir / "odd.rss").write_text(
+        '<rss version="2.0"><channel><title>odd</title>'
+        "<item><title>Port out of range</title><link>https://x.example:99999/a</link></item>"
+        "</channel></rss>",
+        encoding="utf-8",
     )
+    config = write_config(sources=feeds(server, "odd.rss", "ouest-sante.rss"))
+    report = run(config, db_path=db_path)
+    assert report.status == "ok"
+    # the unusable link is kept under a stable key rather than crashing the run
+    assert rows(db_path, "SELECT url FROM articles WHERE title = 'Port out of range'")[0][
+        0
+    ].startswith("urn:veille:odd:")
+    assert rows(
+        db_path, "SELECT count(*) FROM article_sources WHERE source_id = 'ouest-sante'"
+    ) == [(6,)]
+
+
+def test_an_unexpected_error_in_one_source_is_recorded_on_its_row(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.run as run_module
+
+    real = run_module.to_articles
+
+    def explode(source_id: str, *args: Any, **kwargs: Any) -> Any:
+        if source_id == "pharma-wire":  # simulate a bug no local server can provoke
+            raise RuntimeError("boom")
+        return real(source_id, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "to_articles", explode)
+    config = write_config(sources=feeds(server, "pharma-wire.rss", "ouest-sante.rss"))
+    report = run(config, db_path=db_path)
+    assert report.status == "partial"
+    row = source_row(db_path, "pharma-wire")
+    assert (
+        row["last_error"] == "internal error: RuntimeError: boom"
+        and row["consecutive_failures"] == 1
+    )
+    assert rows(
+        db_path, "SELECT count(*) FROM article_sources WHERE source_id = 'ouest-sante'"
+    ) == [(6,)]
+
+
+def test_parse_error_keeps_the_old_validators_so_the_next_run_parses_again(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path, feed_dir: Path
+) -> None:
+    (feed_dir / "changing.rss").write_bytes((feed_dir / "ouest-sante.rss").read_bytes())
+    config = write_config(sources=feeds(server, "changing.rss"))
+    run(config, db_path=db_path)
+    good_etag = source_row(db_path, "changing")["etag"]
+    (feed_dir / "changing.rss").write_bytes(b"<html><body>maintenance</body></html>")
+    run(config, db_path=db_path)
+    row = source_row(db_path, "changing")
+    assert row["last_status"] == "error" and row["etag"] == good_etag
+    run(config, db_path=db_path, source_ids=["changing"])
+    assert server.requests_for("changing.rss")[-1].headers["if-none-match"] == good_etag
+    assert source_row(db_path, "changing")["last_status"] == "error"  # fetched and parsed again
+
+
+def test_interval_minutes_polls_a_source_less_often(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    sources = [
+        {
+            "id": "weekly",
+            "kind": "feed",
+            "url": server.url("labnews-fr.rdf"),
+            "interval_minutes": 10080,
+        }
+    ]
+    config = write_config(sources=sources + feeds(server, "ouest-sante.rss"))
+    run(config, db_path=db_path)
+    second = run(config, db_path=db_path)
+    assert second.not_due == ["weekly"]
+    assert len(server.requests_for("labnews-fr.rdf")) == 1
 
 
 def test_recovered_source_resets_its_failure_count(
@@ -338,7 +426,7 @@ def test_second_run_at_once_exits_75(
     assert not db_path.exists() or rows(db_path, "SELECT count(*) FROM runs") == [(0,)]
 
 
-def test_concurrent_runs_one_waits_out_the_other(
+def test_a_run_started_while_another_is_fetching_exits_75(
     write_config: WriteConfig, db_path: Path, server: FixtureServer
 ) -> None:
     config = write_config(

@@ -5,25 +5,18 @@ Three guards stand before and around feedparser:
    simple character entities it declares (``&nbsp;``) are substituted; parameter
    entities, external entities, nested references and anything that would expand
    past a fixed budget are refused with ParseError.
-2. ``parse_feed_guarded`` runs the parser in a child process with an address-space
-   limit and a wall-clock limit, so a regular-expression blow-up or a memory bomb
-   costs one source, never the run.
+2. ``parse_feed_guarded`` runs the parser in a bounded child process (sandbox.py),
+   so a regular-expression blow-up or a memory bomb costs one source, never the run.
 3. Every string kept from the feed is bounded and reduced to plain text.
 """
 
 from __future__ import annotations
 
 import calendar
-import contextlib
 import io
 import logging
-import multiprocessing
-import multiprocessing.connection
-import os
 import re
-import time
 import warnings
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +25,7 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
+from pipeline.sandbox import Limits, run_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +44,8 @@ BASE_SENTINEL = "https://base.veille.invalid"
 
 _PREDEFINED = {b"amp", b"lt", b"gt", b"quot", b"apos"}
 _DOCTYPE = re.compile(rb"<!DOCTYPE\s+([^\s\[>]+)", re.IGNORECASE)
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_:]")
+_ENTITY_ANYWHERE = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_INVALID_CHAR_REF = re.compile(rb"&#([xX][0-9A-Fa-f]{1,8}|[0-9]{1,10});")
 _ENTITY_DECL = re.compile(
     rb"""<!ENTITY\s+(?P<pe>%\s+)?(?P<name>[^\s%;"'>]+)\s+"""
     rb"""(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<ext>SYSTEM|PUBLIC)\b[^>]*)\s*>""",
@@ -158,15 +153,59 @@ def _check_entity_value(name: bytes, value: bytes) -> None:
         raise ParseError(f"refused: entity {label!r} contains markup")
 
 
+def _find_prolog_doctype(data: bytes) -> re.Match[bytes] | None:
+    """The DOCTYPE of the prolog, walking the XML grammar: declaration, comments, PIs, blanks.
+
+    A DOCTYPE anywhere else is not one an XML parser honours (it is an error there),
+    so only this one can declare entities.
+    """
+    pos = 0
+    size = len(data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        pos = 3
+    while pos < size:
+        while pos < size and data[pos] in b" \t\r\n":
+            pos += 1
+        if data.startswith(b"<?", pos):
+            end = data.find(b"?>", pos + 2)
+            if end < 0:
+                return None
+            pos = end + 2
+        elif data.startswith(b"<!--", pos):
+            end = data.find(b"-->", pos + 4)
+            if end < 0:
+                return None
+            pos = end + 3
+        else:
+            return _DOCTYPE.match(data, pos)
+    return None
+
+
+def _replace_char_ref(match: re.Match[bytes]) -> bytes:
+    """A character reference to a code point XML forbids -> U+FFFD (feedparser chokes on them)."""
+    digits = match.group(1)
+    try:
+        code = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+    except ValueError:
+        return b"&#xFFFD;"
+    allowed = (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+    return match.group(0) if allowed else b"&#xFFFD;"
+
+
 def guard_feed_bytes(data: bytes) -> bytes:
     """Return feed bytes safe to hand to an XML parser, or raise ParseError."""
     data = _transcode_wide(data)
     if b"\x00" in data:
         data = data.replace(b"\x00", b"")  # NUL is never legal in XML; parsers choke on it
-    first = _FIRST_ELEMENT.search(data)
-    prolog_end = first.start() if first else len(data)
-    doctype = _DOCTYPE.search(data, 0, prolog_end)
+    data = _INVALID_CHAR_REF.sub(_replace_char_ref, data)
+    doctype = _find_prolog_doctype(data)
     if not doctype:
+        _refuse_stray_entities(data)
         return data
     pos = doctype.end()
     # skip an external identifier, honouring quotes, up to '[' or '>'
@@ -183,6 +222,7 @@ def guard_feed_bytes(data: bytes) -> bytes:
     if pos >= len(data):
         raise ParseError("refused: DOCTYPE is never closed")
     if data[pos : pos + 1] == b">":
+        _refuse_stray_entities(data)
         return data  # no internal subset: nothing to expand
     end, entities = _read_internal_subset(data, pos + 1)
     body = data[end:]
@@ -198,10 +238,19 @@ def guard_feed_bytes(data: bytes) -> bytes:
                 f"refused: entities would add more than {MAX_ENTITY_EXPANSION:,} bytes "
                 f"({count:,} references to {name.decode(errors='replace')!r})"
             )
+    _refuse_stray_entities(body)
     for name, value in entities.items():
         if name not in _PREDEFINED:
             body = body.replace(b"&" + name + b";", value)
     return data[: doctype.start()] + body
+
+
+def _refuse_stray_entities(data: bytes) -> None:
+    """An ENTITY declaration outside the prolog's DOCTYPE (after junk, a second DOCTYPE):
+    XML parsers reject it, but feedparser's fallback parser collects such declarations
+    and expands them without a size limit."""
+    if _ENTITY_ANYWHERE.search(data):
+        raise ParseError("refused: entity declaration outside the document prolog")
 
 
 def plain_text(markup: str, *, limit: int) -> str:
@@ -365,60 +414,9 @@ def parse_feed_bytes(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ParseLimits:
-    timeout: float = 30.0  # seconds of wall time for one feed
-    memory_mb: int = 384  # address space the parser may add
-    max_entries: int = MAX_ENTRIES
-
-
-def _vm_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _child(conn: multiprocessing.connection.Connection, limits: ParseLimits) -> None:
-    """Child process: cap the address space first, then receive the bytes and parse them."""
-    try:
-        import resource
-
-        ceiling = _vm_bytes() + limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    except (ImportError, ValueError, OSError):
-        pass  # not on Linux: the wall-clock limit still holds
-    try:
-        data, headers, url = conn.recv()
-        parsed = parse_feed_bytes(data, headers=headers, url=url, max_entries=limits.max_entries)
-        conn.send(("ok", parsed))
-    except ParseError as exc:
-        conn.send(("error", str(exc)))
-    except MemoryError:
-        conn.send(("error", f"refused: parsing needs more than {limits.memory_mb} MB of memory"))
-    except RecursionError:
-        conn.send(("error", "refused: the feed nests elements too deeply"))
-    except Exception as exc:  # a parser bug on hostile input must cost one source, not the run
-        conn.send(("error", f"the feed parser failed: {type(exc).__name__}: {str(exc)[:200]}"))
-    finally:
-        conn.close()
-
-
-_context: Any = None  # a ForkServerContext or SpawnContext, made on first use
-
-
-def _mp_context() -> Any:
-    """forkserver: children start from a clean single-threaded process with the parser loaded."""
-    global _context
-    if _context is None:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["pipeline.parse", "feedparser", "bs4", "lxml.etree"])
-            _context = ctx
-        else:
-            _context = multiprocessing.get_context("spawn")
-    return _context
+def _parse_payload(payload: tuple[bytes, dict[str, str], str, int]) -> ParsedFeed:
+    data, headers, url, max_entries = payload
+    return parse_feed_bytes(data, headers=headers, url=url, max_entries=max_entries)
 
 
 def parse_feed_guarded(
@@ -426,37 +424,13 @@ def parse_feed_guarded(
     *,
     headers: dict[str, str],
     url: str,
-    limits: ParseLimits | None = None,
+    limits: Limits | None = None,
+    max_entries: int = MAX_ENTRIES,
 ) -> ParsedFeed:
     """Parse in a child process bounded in time and memory. Blocking; raises ParseError."""
-    limits = limits or ParseLimits()
-    ctx = _mp_context()
-    parent, child = ctx.Pipe(duplex=True)
-    process = ctx.Process(target=_child, args=(child, limits), daemon=True)
-    started = time.monotonic()
-    process.start()
-    child.close()
-    message: tuple[str, Any] | None = None
-    try:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            parent.send((data, headers, url))  # a child that died before reading is reported below
-        remaining = max(0.0, limits.timeout - (time.monotonic() - started))
-        if parent.poll(remaining):
-            try:
-                message = parent.recv()
-            except EOFError:
-                message = None
-    finally:
-        parent.close()
-        if process.is_alive():
-            process.kill()
-        process.join(5)
-    if message is None:
-        if time.monotonic() - started >= limits.timeout:
-            raise ParseError(f"refused: parsing took longer than {limits.timeout:g} s")
-        raise ParseError(f"the feed parser died (exit code {process.exitcode})")
-    status, payload = message
-    if status == "ok":
-        assert isinstance(payload, ParsedFeed)
-        return payload
-    raise ParseError(str(payload))
+    return run_bounded(
+        _parse_payload,
+        (data, headers, url, max_entries),
+        limits=limits or Limits(),
+        what="parsing the feed",
+    )

@@ -1,0 +1,193 @@
+"""Article page bytes -> main text, title, author, date, language and canonical URL.
+
+trafilatura does the extraction on the HTML veille already fetched: it never
+downloads anything itself. The work runs in a bounded child process (sandbox.py),
+so a page that makes the extractor spin costs that one article.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pipeline.errors import ParseError
+from pipeline.sandbox import Limits, run_bounded
+
+MAX_TEXT = 200_000  # characters kept of one article's main text
+_HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
+_WORD = re.compile(r"[a-zà-ÿ']+")
+# The commonest short words of each language: enough to tell French from English
+# in a paragraph, and both from anything else.
+_FRENCH = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "des",
+        "est",
+        "une",
+        "pour",
+        "dans",
+        "qui",
+        "que",
+        "avec",
+        "sur",
+        "du",
+        "au",
+        "aux",
+        "et",
+        "pas",
+        "par",
+        "ce",
+        "cette",
+        "sont",
+        "ont",
+        "été",
+        "son",
+        "ses",
+        "leur",
+        "nous",
+        "vous",
+        "il",
+        "elle",
+        "ils",
+        "un",
+        "mais",
+        "ou",
+        "où",
+        "plus",
+        "être",
+        "d",
+        "l",
+        "qu",
+    ]
+)
+_ENGLISH = frozenset(
+    [
+        "the",
+        "and",
+        "of",
+        "to",
+        "is",
+        "in",
+        "for",
+        "that",
+        "with",
+        "on",
+        "are",
+        "was",
+        "as",
+        "by",
+        "this",
+        "its",
+        "has",
+        "have",
+        "from",
+        "be",
+        "at",
+        "an",
+        "were",
+        "which",
+        "it",
+        "not",
+        "or",
+        "but",
+        "their",
+        "will",
+        "said",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    text: str
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    lang: str | None = None  # fr, en or other
+    canonical: str | None = None
+
+
+def normalise_lang(code: str | None) -> str | None:
+    """ "fr-FR" -> "fr", "EN" -> "en", any other language -> "other", unknown -> None."""
+    if not code:
+        return None
+    head = code.strip().lower()[:2]
+    if not head.isalpha():
+        return None
+    return head if head in ("fr", "en") else "other"
+
+
+def detect_lang(text: str) -> str | None:
+    """fr, en or other from stop-word counts; None when the text is too short to tell."""
+    words = _WORD.findall(text[:20_000].lower().replace("’", "'"))
+    tokens = [w.strip("'") for w in words]
+    if len(tokens) < 20:
+        return None
+    french = sum(1 for t in tokens if t in _FRENCH)
+    english = sum(1 for t in tokens if t in _ENGLISH)
+    if (french + english) / len(tokens) < 0.08:
+        return "other"
+    if french > 1.5 * english:
+        return "fr"
+    if english > 1.5 * french:
+        return "en"
+    return None
+
+
+def _date(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def extract_html(html: bytes, *, url: str) -> Extracted:
+    """Extract in this process (the bounded child, or a test). Raises ParseError."""
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        html,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        favor_precision=True,
+        deduplicate=False,
+        date_extraction_params={"extensive_search": False, "original_date": True},
+        as_dict=True,
+    )
+    if not isinstance(document, dict) or not document.get("text"):
+        raise ParseError("no article text found on the page")
+    text = str(document["text"])[:MAX_TEXT].strip()
+    match = _HTML_LANG.search(html[:20_000])
+    lang = normalise_lang(match.group(1).decode() if match else None) or detect_lang(text)
+    canonical = document.get("url")
+    title, author = document.get("title"), document.get("author")
+    return Extracted(
+        text=text,
+        title=title if isinstance(title, str) and title else None,
+        author=str(author)[:200] if author else None,
+        published_at=_date(document.get("date")),
+        lang=lang,
+        canonical=canonical
+        if isinstance(canonical, str) and canonical.startswith("http")
+        else None,
+    )
+
+
+def _extract_payload(payload: tuple[bytes, str]) -> Extracted:
+    html, url = payload
+    return extract_html(html, url=url)
+
+
+def extract_guarded(html: bytes, *, url: str, limits: Limits | None = None) -> Extracted:
+    """Extract in a child process bounded in time and memory. Blocking; raises ParseError."""
+    return run_bounded(
+        _extract_payload, (html, url), limits=limits or Limits(), what="extracting the article"
+    )

@@ -1,0 +1,10 @@
+"""Fetched bytes -> entries: feeds (feed.py), listing pages (listing.py), sitemaps (sitemap.py)."""
+
+from pipeline.parse.feed import (
+    guard_feed_bytes,
+    parse_feed_bytes,
+    parse_feed_guarded,
+    plain_text,
+)
+
+__all__ = ["guard_feed_bytes", "parse_feed_bytes", "parse_feed_guarded", "plain_text"]
