@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -18,7 +18,7 @@ from pipeline.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("sources.yaml")
 DEFAULT_CONTACT = "https://www.atlanpolebiotherapies.com"
 
-SourceKind = Literal["feed", "search"]
+SourceKind = Literal["feed", "search", "page", "sitemap"]
 
 
 def slugify(text: str) -> str:
@@ -71,30 +71,81 @@ class Member(_Model):
         return self.id or slugify(self.name)
 
 
-class SourceSpec(_Model):
+def _css(value: str | None) -> str | None:
+    if value is not None:
+        import soupsieve
+
+        try:
+            soupsieve.compile(value)
+        except soupsieve.SelectorSyntaxError as exc:
+            raise ValueError(
+                f"invalid CSS selector {value!r}: {str(exc).splitlines()[0]}"
+            ) from None
+    return value
+
+
+CssSelector = Annotated[str | None, AfterValidator(_css)]
+PAGE_OPTIONS = (
+    "selector",
+    "item_selector",
+    "title_selector",
+    "date_selector",
+    "next_selector",
+    "max_pages",
+)
+SITEMAP_OPTIONS = ("max_age_days", "max_urls")
+
+
+class SourceOptions(_Model):
+    """Per-source settings shared by what is written and what is polled."""
+
+    lang: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    enabled: bool = True
+    confirmed: bool = True  # false: written from documentation, check with `veille check --probe`
+    interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    fetch_articles: bool = True  # fetch each new article's page for its full text
+    # kind: page -- a listing of article links
+    selector: CssSelector = None  # the links (an <a>, or an element holding one)
+    item_selector: CssSelector = None  # one block per article; the other selectors apply inside
+    title_selector: CssSelector = None
+    date_selector: CssSelector = None  # text or datetime/content attribute
+    next_selector: CssSelector = None  # the link to the next listing page
+    max_pages: int = Field(default=1, ge=1, le=20)
+    # kind: sitemap
+    max_age_days: int = Field(default=7, ge=1, le=366)  # older URLs are not fetched
+    max_urls: int = Field(default=100, ge=1, le=5000)  # newest first, per run
+
+
+class SourceSpec(SourceOptions):
     """A source as written in sources.yaml (`kind: search` is expanded per member)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=80)
     kind: SourceKind
     url: HttpUrl
     name: str | None = None
-    lang: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
-    enabled: bool = True
-    confirmed: bool = True  # false: written from documentation, check with `veille check --probe`
-    interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _options_fit_the_kind(self) -> SourceSpec:
+        if self.kind == "page" and not self.selector:
+            raise ValueError("a page source needs a `selector` for its article links")
+        misplaced = [
+            name
+            for name in self.model_fields_set
+            if (name in PAGE_OPTIONS and self.kind != "page")
+            or (name in SITEMAP_OPTIONS and self.kind != "sitemap")
+        ]
+        if misplaced:
+            raise ValueError(f"{', '.join(sorted(misplaced))}: not an option of kind {self.kind!r}")
+        return self
 
 
-class Source(_Model):
-    """A source the pipeline polls: one per feed, one per member for news searches."""
+class Source(SourceOptions):
+    """A source the pipeline polls: one per feed, page or sitemap, one per member for searches."""
 
     id: str
     kind: SourceKind
     url: str
     name: str
-    lang: str | None = None
-    enabled: bool = True
-    confirmed: bool = True
-    interval_minutes: int | None = None
     member_id: str | None = None  # for news-search feeds: whose search this is
 
 
@@ -131,6 +182,8 @@ class Network(_Model):
     max_retry_after: float = Field(default=30.0, ge=0, le=3600)
     backoff_cap_hours: float = Field(default=24.0, gt=0, le=24 * 14)
     parse_timeout: float = Field(default=30.0, gt=0, le=300)
+    extract_timeout: float = Field(default=20.0, gt=0, le=300)  # one article page
+    max_page_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)  # article pages
     parse_memory_mb: int = Field(default=384, ge=128, le=16_384)
     allow_private: bool = False
 
@@ -239,13 +292,7 @@ def _expand(
     """One Source per feed; one per searched entity for each `kind: search` template."""
     sources: list[Source] = []
     for spec in specs:
-        common: dict[str, Any] = {
-            "kind": spec.kind,
-            "lang": spec.lang,
-            "enabled": spec.enabled,
-            "confirmed": spec.confirmed,
-            "interval_minutes": spec.interval_minutes,
-        }
+        common: dict[str, Any] = spec.model_dump(exclude={"id", "url", "name"})
         if spec.kind != "search":
             sources.append(Source(id=spec.id, url=spec.url, name=spec.name or spec.id, **common))
             continue

@@ -91,6 +91,17 @@ def unwrap_link(link: str) -> str:
     return link
 
 
+def same_site(a: str, b: str) -> bool:
+    """Same registrable domain (www., m. and amp. variants of one site); same host for IPs."""
+    try:
+        domain_a, domain_b = courlan.extract_domain(a), courlan.extract_domain(b)
+    except (ValueError, TypeError):
+        return False
+    if domain_a and domain_b:
+        return bool(domain_a == domain_b)
+    return (urlsplit(a).hostname or "a") == (urlsplit(b).hostname or "b")
+
+
 def fallback_key(source_id: str, entry: Entry) -> str:
     """A stable key for an entry without a page URL: kept (title, summary) rather than lost."""
     basis = entry.guid or f"{entry.title}\n{entry.summary}"
@@ -131,5 +142,7 @@ def to_articles(
             published_at=entry.published_at,
             lang=entry.lang or lang,
             outlet=entry.outlet,
+            # an aggregator link that could not be unwrapped leads to the aggregator, not the article
+            fetchable=bool(link) and not (unwrap and link == entry.link),
         )
     return list(articles.values())

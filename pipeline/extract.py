@@ -15,6 +15,7 @@ from pipeline.errors import ParseError
 from pipeline.sandbox import Limits, run_bounded
 
 MAX_TEXT = 200_000  # characters kept of one article's main text
+MIN_WORDS = 15  # fewer is a menu or a caption, not an article
 _HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
 _WORD = re.compile(r"[a-zà-ÿ']+")
 # The commonest short words of each language: enough to tell French from English
@@ -160,11 +161,12 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
         favor_precision=True,
         deduplicate=False,
         date_extraction_params={"extensive_search": False, "original_date": True},
-        as_dict=True,
     )
-    if not isinstance(document, dict) or not document.get("text"):
+    fields = document.as_dict() if document is not None else {}
+    text = str(fields.get("text") or "")[:MAX_TEXT].strip()
+    if len(text.split()) < MIN_WORDS:
         raise ParseError("no article text found on the page")
-    text = str(document["text"])[:MAX_TEXT].strip()
+    document = fields
     match = _HTML_LANG.search(html[:20_000])
     lang = normalise_lang(match.group(1).decode() if match else None) or detect_lang(text)
     canonical = document.get("url")

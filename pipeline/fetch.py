@@ -38,6 +38,7 @@ ACCEPT_FEEDS = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
+ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 READ_CHUNK = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -247,6 +248,7 @@ class _Decoder:
 @dataclass
 class _Host:
     semaphore: asyncio.Semaphore
+    delay: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_start: float = 0.0
 
@@ -319,8 +321,15 @@ class Fetcher:
     def _host(self, url: str) -> _Host:
         key = (urlsplit(url).hostname or "").lower()
         if key not in self._hosts:
-            self._hosts[key] = _Host(asyncio.Semaphore(self.network.per_host_concurrency))
+            self._hosts[key] = _Host(
+                asyncio.Semaphore(self.network.per_host_concurrency), self.network.per_host_delay
+            )
         return self._hosts[key]
+
+    def slow_down(self, url: str, delay: float) -> None:
+        """A host asked for more time between requests (robots.txt Crawl-delay)."""
+        host = self._host(url)
+        host.delay = max(host.delay, delay)
 
     async def fetch(
         self,
@@ -378,7 +387,7 @@ class Fetcher:
         host = self._host(url)
         async with self._global, host.semaphore:
             async with host.lock:  # space request starts to the same host
-                wait = host.last_start + self.network.per_host_delay - time.monotonic()
+                wait = host.last_start + host.delay - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 host.last_start = time.monotonic()

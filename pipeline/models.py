@@ -66,6 +66,9 @@ class Article:
     published_at: datetime | None = None
     lang: str | None = None
     outlet: str | None = None
+    fetchable: bool = True  # its page can be fetched for the full text
+    text: str | None = None  # main text, from the article's page
+    aliases: tuple[str, ...] = ()  # other canonical URLs of the same article (AMP, feed link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class SourceOutcome:
     seen_articles: int = 0
     retry_after: float | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    pages_fetched: int = 0  # article pages fetched for their text
 
     @property
     def failed(self) -> bool:

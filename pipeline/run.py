@@ -11,24 +11,31 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pipeline.config import Config, Source
-from pipeline.dedupe import to_articles
+from pipeline.dedupe import canonical_url, same_site, to_articles
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
-from pipeline.fetch import Fetcher
+from pipeline.extract import Extracted, extract_guarded
+from pipeline.fetch import ACCEPT_HTML, Fetcher
 from pipeline.lock import run_lock
-from pipeline.models import SourceOutcome
+from pipeline.models import Article, Entry, Fetched, SourceOutcome
 from pipeline.parse import parse_feed_guarded
+from pipeline.parse.listing import ListingSpec, parse_listing_guarded
+from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
+from pipeline.robots import RobotsCache
 from pipeline.sandbox import Limits
 from pipeline.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
+T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
+MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 
 
 @dataclass
@@ -125,110 +132,302 @@ def next_check(
     return now + wait
 
 
-async def _process(
-    config: Config,
-    store: Store,
-    fetcher: Fetcher,
-    source: Source,
-    *,
-    run_id: int,
-    parse_slots: asyncio.Semaphore,
-    limits: Limits,
-) -> SourceOutcome:
-    # 1. what we know of the source: validators and failure count
-    state = store.source_state(source.id)
-    etag = last_modified = None
-    outcome: SourceOutcome
-    articles = []
-    # 2. fetch, conditionally
-    try:
-        fetched = await fetcher.fetch(
+@dataclass
+class _Collected:
+    """What a source gave before any article page is fetched."""
+
+    status: int
+    entries: list[Entry] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    lang: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class _Pass:
+    """The shared machinery of one run: fetcher, robots cache, CPU slots, article tasks."""
+
+    def __init__(self, config: Config, store: Store, fetcher: Fetcher, *, run_id: int) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.robots = RobotsCache(fetcher)
+        self.run_id = run_id
+        net = config.network
+        self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
+        self.extract_limits = Limits(timeout=net.extract_timeout, memory_mb=net.parse_memory_mb)
+        self.cpu = asyncio.Semaphore(os.cpu_count() or 2)  # parsers and extractors at once
+        self.pages: dict[str, asyncio.Task[tuple[Extracted | None, str]]] = {}
+
+    async def bounded(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self.cpu:
+            return await asyncio.to_thread(func, *args, **kwargs)
+
+    # -------------------------------------------------------------- one source
+
+    async def process(self, source: Source) -> SourceOutcome:
+        # 1. what we know of the source: validators and failure count
+        state = self.store.source_state(source.id)
+        etag = last_modified = None
+        articles: list[Article] = []
+        text_status: dict[str, str] = {}
+        pages_fetched = 0
+        # 2. fetch and read the source itself (feed, listing page or sitemap), conditionally
+        try:
+            collected = await self.collect(source, state)
+        except FetchError as exc:
+            # validators are not kept: the next run fetches and reads again
+            outcome = SourceOutcome(
+                source.id,
+                "error",
+                http_status=exc.status,
+                error=str(exc),
+                error_kind=exc.kind,
+                retry_after=exc.retry_after,
+            )
+        except ParseError as exc:
+            outcome = SourceOutcome(
+                source.id, "error", http_status=200, error=str(exc), error_kind="parse"
+            )
+        else:
+            etag, last_modified = collected.etag, collected.last_modified
+            if collected.not_modified:
+                # 3a. 304: nothing to read
+                outcome = SourceOutcome(source.id, "not-modified", http_status=304)
+            else:
+                # 3b. entries -> articles with canonical URLs
+                articles = to_articles(
+                    source.id,
+                    collected.entries,
+                    lang=source.lang or collected.lang,
+                    unwrap=source.kind == "search",
+                )
+                # 4. new articles: fetch each page once for the full text
+                articles, text_status, pages_fetched, page_warning = await self.enrich(
+                    source, articles
+                )
+                warnings = [*collected.warnings, *([page_warning] if page_warning else [])]
+                outcome = SourceOutcome(
+                    source.id,
+                    "ok",
+                    http_status=collected.status,
+                    entries=len(collected.entries),
+                    warnings=tuple(warnings),
+                )
+        # 5. store the source's articles and its state in one transaction
+        now = utcnow()
+        failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
+        saved = self.store.save_source(
+            outcome,
+            articles,
+            run_id=self.run_id,
+            now=now,
+            etag=etag,
+            last_modified=last_modified,
+            next_check_at=next_check(self.config, source, outcome, failures=failures, now=now),
+            text_status=text_status,
+        )
+        return replace(
+            outcome, new_articles=saved.new, seen_articles=saved.seen, pages_fetched=pages_fetched
+        )
+
+    async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
+        """Raises FetchError or ParseError for the source as a whole."""
+        if source.kind in ("page", "sitemap") and not await self.robots.allowed(
+            source.url, trusted=True
+        ):
+            raise FetchError("disallowed by the site's robots.txt", url=source.url, kind="robots")
+        fetched = await self.fetcher.fetch(
             source.url,
             etag=state.get("etag"),
             last_modified=state.get("last_modified"),
             trusted=True,
+            accept=ACCEPT_HTML if source.kind == "page" else None,
         )
-    except FetchError as exc:
-        outcome = SourceOutcome(
-            source.id,
-            "error",
-            http_status=exc.status,
-            error=str(exc),
-            error_kind=exc.kind,
-            retry_after=exc.retry_after,
+        collected = _Collected(
+            fetched.status, etag=fetched.etag, last_modified=fetched.last_modified
         )
-    else:
         if fetched.not_modified:
-            # 3a. 304: nothing to parse
-            outcome = SourceOutcome(source.id, "not-modified", http_status=304)
-            etag, last_modified = fetched.etag, fetched.last_modified
+            return collected
+        if source.kind == "page":
+            await self._read_pages(source, fetched, collected)
+        elif source.kind == "sitemap":
+            await self._read_sitemap(source, fetched, collected)
         else:
-            # 3b. parse in a bounded child process
+            parsed = await self.bounded(
+                parse_feed_guarded,
+                fetched.body,
+                headers=fetched.headers,
+                url=fetched.final_url,
+                limits=self.parse_limits,
+            )
+            collected.entries = list(parsed.entries)
+            collected.lang = parsed.lang
+            if parsed.bozo:
+                collected.warnings.append(f"feed is malformed but usable: {parsed.bozo}")
+            if parsed.skipped:
+                collected.warnings.append(f"{parsed.skipped} entries skipped")
+        return collected
+
+    async def _read_pages(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
+        spec = ListingSpec(
+            selector=source.selector or "a",
+            item_selector=source.item_selector,
+            title_selector=source.title_selector,
+            date_selector=source.date_selector,
+            next_selector=source.next_selector,
+        )
+        listing = await self.bounded(
+            parse_listing_guarded,
+            fetched.body,
+            url=fetched.final_url,
+            spec=spec,
+            limits=self.parse_limits,
+        )
+        collected.entries = list(listing.entries)
+        next_url, page = listing.next_url, 1
+        while next_url and page < source.max_pages:
+            page += 1
             try:
-                async with parse_slots:
-                    parsed = await asyncio.to_thread(
-                        parse_feed_guarded,
-                        fetched.body,
-                        headers=fetched.headers,
-                        url=fetched.final_url,
-                        limits=limits,
+                if not await self.robots.allowed(next_url):
+                    raise FetchError("disallowed by robots.txt", url=next_url, kind="robots")
+                more = await self.fetcher.fetch(next_url, accept=ACCEPT_HTML)
+                listing = await self.bounded(
+                    parse_listing_guarded,
+                    more.body,
+                    url=more.final_url,
+                    spec=spec,
+                    limits=self.parse_limits,
+                )
+            except (FetchError, ParseError) as exc:
+                collected.warnings.append(f"listing page {page} ({next_url}): {exc}")
+                break
+            collected.entries += listing.entries
+            next_url = listing.next_url
+
+    async def _read_sitemap(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
+        now = utcnow()
+        sitemap = await self.bounded(
+            parse_sitemap_guarded, fetched.body, url=fetched.final_url, limits=self.parse_limits
+        )
+        links = list(sitemap.links)
+        if sitemap.is_index:
+            links = []
+            children = recent(
+                sitemap.links, max_age_days=source.max_age_days, limit=MAX_CHILD_SITEMAPS, now=now
+            )
+            for child in children:
+                try:
+                    if not await self.robots.allowed(child.url):
+                        raise FetchError("disallowed by robots.txt", url=child.url, kind="robots")
+                    body = await self.fetcher.fetch(child.url)
+                    part = await self.bounded(
+                        parse_sitemap_guarded,
+                        body.body,
+                        url=body.final_url,
+                        limits=self.parse_limits,
                     )
-            except ParseError as exc:
-                # validators are not kept: the next run must fetch and parse again
-                outcome = SourceOutcome(
-                    source.id,
-                    "error",
-                    http_status=fetched.status,
-                    error=str(exc),
-                    error_kind="parse",
-                )
-            else:
-                # 4. entries -> articles with canonical URLs
-                articles = to_articles(
-                    source.id,
-                    parsed.entries,
-                    lang=source.lang or parsed.lang,
-                    unwrap=source.kind == "search",
-                )
-                warnings = tuple(
-                    w
-                    for w in (
-                        parsed.bozo and f"feed is malformed but usable: {parsed.bozo}",
-                        parsed.skipped and f"{parsed.skipped} entries skipped",
-                    )
-                    if w
-                )
-                outcome = SourceOutcome(
-                    source.id,
-                    "ok",
-                    http_status=fetched.status,
-                    entries=len(parsed.entries),
-                    warnings=warnings,
-                )
-                etag, last_modified = fetched.etag, fetched.last_modified
-    # 5. store the source's articles and its state in one transaction
-    now = utcnow()
-    failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
-    saved = store.save_source(
-        outcome,
-        articles,
-        run_id=run_id,
-        now=now,
-        etag=etag,
-        last_modified=last_modified,
-        next_check_at=next_check(config, source, outcome, failures=failures, now=now),
-    )
-    return SourceOutcome(
-        outcome.source_id,
-        outcome.status,
-        http_status=outcome.http_status,
-        error=outcome.error,
-        error_kind=outcome.error_kind,
-        entries=outcome.entries,
-        new_articles=saved.new,
-        seen_articles=saved.seen,
-        retry_after=outcome.retry_after,
-        warnings=outcome.warnings,
+                except (FetchError, ParseError) as exc:
+                    collected.warnings.append(f"sitemap {child.url}: {exc}")
+                    continue
+                if part.is_index:
+                    collected.warnings.append(f"sitemap {child.url}: nested index skipped")
+                    continue
+                links += part.links
+        chosen = recent(
+            tuple(links), max_age_days=source.max_age_days, limit=source.max_urls, now=now
+        )
+        collected.entries = to_entries(chosen)
+
+    # -------------------------------------------------------------- article pages
+
+    async def enrich(
+        self, source: Source, articles: list[Article]
+    ) -> tuple[list[Article], dict[str, str], int, str | None]:
+        """Fetch and extract the page of every new article, once. Never fails the source."""
+        status: dict[str, str] = {}
+        if not articles:
+            return articles, status, 0, None
+        known = self.store.known_urls([a.url for a in articles])
+        todo = [a for a in articles if a.url not in known and a.fetchable and source.fetch_articles]
+        if not todo:
+            return articles, status, 0, None
+        results = await asyncio.gather(*(self._page(a.url) for a in todo))
+        extracted = {a.url: result for a, result in zip(todo, results, strict=True)}
+        out: list[Article] = []
+        failures: list[str] = []
+        for article in articles:
+            if article.url not in extracted:
+                out.append(article)
+                continue
+            page, how = extracted[article.url]
+            if page is None:
+                status[article.url] = how
+                if how != "robots":
+                    failures.append(how)
+                out.append(article)
+                continue
+            merged = _merge(article, page)
+            status[merged.url] = "ok"
+            out.append(merged)
+        warning = None
+        if failures:
+            warning = f"{len(failures)} of {len(todo)} article pages failed, e.g. {failures[0]}"
+        return out, status, len(todo), warning
+
+    def _page(self, url: str) -> asyncio.Task[tuple[Extracted | None, str]]:
+        """One task per URL per run: two sources carrying the same new article share it."""
+        if url not in self.pages:
+            self.pages[url] = asyncio.ensure_future(self._fetch_page(url))
+        return self.pages[url]
+
+    async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
+        if not await self.robots.allowed(url):
+            return None, "robots"
+        try:
+            fetched = await self.fetcher.fetch(
+                url, accept=ACCEPT_HTML, max_bytes=self.config.network.max_page_bytes
+            )
+            kind = fetched.headers.get("content-type", "text/html").lower()
+            if "html" not in kind and "xml" not in kind:
+                return None, f"error: {url} is {kind.split(';')[0]}, not a page"
+            page = await self.bounded(
+                extract_guarded, fetched.body, url=fetched.final_url, limits=self.extract_limits
+            )
+        except (FetchError, ParseError) as exc:
+            return None, f"error: {url}: {exc}"
+        if fetched.final_url != url and same_site(fetched.final_url, url) and not page.canonical:
+            page = replace(page, canonical=fetched.final_url)
+        return page, "ok"
+
+
+def _merge(article: Article, page: Extracted) -> Article:
+    """The feed's values win where it has them; the page adds text and fills the gaps.
+
+    A rel=canonical on the same site (AMP, mobile, tracking-free URL) becomes the
+    article's key and the feed's URL one of its aliases.
+    """
+    url, aliases = article.url, article.aliases
+    if page.canonical and same_site(page.canonical, article.url):
+        try:
+            canonical = canonical_url(page.canonical)
+        except ValueError:
+            canonical = article.url
+        if canonical != article.url:
+            url, aliases = canonical, (*aliases, article.url)
+    return replace(
+        article,
+        url=url,
+        aliases=aliases,
+        text=page.text,
+        title=article.title or page.title or "",
+        author=article.author or page.author,
+        published_at=article.published_at or page.published_at,
+        lang=page.lang or article.lang,
     )
 
 
@@ -261,29 +460,17 @@ async def run_sources(
     run_id: int,
     progress: Progress | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch, parse and store every source concurrently; one failing source never stops the others."""
-    limits = Limits(
-        timeout=config.network.parse_timeout,
-        memory_mb=config.network.parse_memory_mb,
-    )
-    parse_slots = asyncio.Semaphore(os.cpu_count() or 2)
+    """Fetch, read and store every source concurrently; one failing source never stops the others."""
     # A source holds its slot from fetch to store, so at most this many bodies are in
     # memory at once (each at most network.max_body_bytes).
     source_slots = asyncio.Semaphore(min(config.network.concurrency, SOURCES_IN_FLIGHT))
     async with Fetcher(config.network) as fetcher:
+        work = _Pass(config, store, fetcher, run_id=run_id)
 
         async def one(source: Source) -> SourceOutcome:
             async with source_slots:
                 try:
-                    outcome = await _process(
-                        config,
-                        store,
-                        fetcher,
-                        source,
-                        run_id=run_id,
-                        parse_slots=parse_slots,
-                        limits=limits,
-                    )
+                    outcome = await work.process(source)
                 except StoreError:
                     raise  # the database itself is failing: no point going on
                 except Exception as exc:  # a bug on odd input: this source fails, the run goes on

@@ -182,7 +182,22 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1_initial,)
+def _m2_article_urls(db: sqlite_utils.Database) -> None:
+    """Every canonical URL an article is known by (feed link, rel=canonical, AMP page)."""
+    db.execute(
+        """
+        CREATE TABLE article_urls (
+            url TEXT PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_urls_article_id ON article_urls(article_id)")
+    db.execute("INSERT INTO article_urls (url, article_id) SELECT url, id FROM articles")
+    db.execute("ALTER TABLE articles ADD COLUMN text_status TEXT")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1_initial, _m2_article_urls)
 
 
 # ---------------------------------------------------------------- the store
@@ -355,6 +370,20 @@ class Store:
             )
         )
 
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        """Which of these URLs already belong to a stored article."""
+        known: set[str] = set()
+        for start in range(0, len(urls), 500):
+            chunk = list(urls[start : start + 500])
+            placeholders = ", ".join("?" * len(chunk))
+            known |= {
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT url FROM article_urls WHERE url IN ({placeholders})", chunk
+                )
+            }
+        return known
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 
@@ -422,41 +451,60 @@ class Store:
         etag: str | None = None,
         last_modified: str | None = None,
         next_check_at: datetime,
+        text_status: dict[str, str] | None = None,
     ) -> Saved:
-        """One source's result, atomically: its new articles, their links to it, its state."""
+        """One source's result, atomically: its new articles, their links to it, its state.
+
+        An article is matched on any of its URLs (``url`` and ``aliases``); ``text_status``
+        says, per URL, how fetching its page went ("ok", "robots", "error: ...").
+        """
+        text_status = text_status or {}
         stamp = iso(now)
         new = 0
         with self._write(f"saving source {outcome.source_id}") as db:
             for article in articles:
-                row = db.execute(
-                    """
-                    INSERT INTO articles (url, link, title, summary, lang, author, guid, outlet,
-                                          published_at, first_seen_at, source_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(url) DO NOTHING
-                    RETURNING id
-                    """,
-                    [
-                        article.url,
-                        article.link,
-                        article.title,
-                        article.summary,
-                        article.lang,
-                        article.author,
-                        article.guid,
-                        article.outlet,
-                        iso(article.published_at) if article.published_at else None,
-                        stamp,
-                        article.source_id,
-                    ],
+                keys = [article.url, *article.aliases]
+                found = db.execute(
+                    f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
+                    keys,
                 ).fetchone()
-                if row is not None:
+                if found is None:
                     new += 1
-                    article_id = row[0]
-                else:
                     article_id = db.execute(
-                        "SELECT id FROM articles WHERE url = ?", [article.url]
+                        """
+                        INSERT INTO articles (url, link, title, summary, text, text_status, lang, author,
+                                              guid, outlet, published_at, first_seen_at, source_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        RETURNING id
+                        """,
+                        [
+                            article.url,
+                            article.link,
+                            article.title,
+                            article.summary,
+                            article.text,
+                            text_status.get(article.url),
+                            article.lang,
+                            article.author,
+                            article.guid,
+                            article.outlet,
+                            iso(article.published_at) if article.published_at else None,
+                            stamp,
+                            article.source_id,
+                        ],
                     ).fetchone()[0]
+                else:
+                    article_id = found[0]
+                    if article.text:  # a copy that was fetched fills what the first one lacked
+                        db.execute(
+                            "UPDATE articles SET text = ?, text_status = 'ok' WHERE id = ? AND text IS NULL",
+                            [article.text, article_id],
+                        )
+                for key in keys:
+                    db.execute(
+                        "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",
+                        [key, article_id],
+                    )
                 db.execute(
                     """
                     INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
