@@ -162,7 +162,10 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
         deduplicate=False,
         date_extraction_params={"extensive_search": False, "original_date": True},
     )
-    fields = document.as_dict() if document is not None else {}
+    if isinstance(document, dict):
+        fields = document
+    else:
+        fields = document.as_dict() if document is not None else {}
     text = str(fields.get("text") or "")[:MAX_TEXT].strip()
     if len(text.split()) < MIN_WORDS:
         raise ParseError("no article text found on the page")

@@ -24,15 +24,19 @@ MAX_ROBOTS_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 30.0
 
 
+DISALLOWED = "robots"  # the verdict for a URL robots.txt disallows
+
+
 class RobotsCache:
-    """One per run: ``await robots.allowed(url)``."""
+    """One per run: ``await robots.verdict(url)`` is None when veille may fetch the URL."""
 
     def __init__(self, fetcher: Fetcher) -> None:
         self.fetcher = fetcher
-        self._rules: dict[str, Protego | None] = {}  # None: robots.txt unreachable, disallow
+        self._rules: dict[str, Protego | str] = {}  # a string: why the host is off this run
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def allowed(self, url: str, *, trusted: bool = False) -> bool:
+    async def verdict(self, url: str, *, trusted: bool = False) -> str | None:
+        """None (allowed), DISALLOWED, or a sentence saying why robots.txt could not be read."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         lock = self._locks.setdefault(origin, asyncio.Lock())
@@ -40,9 +44,11 @@ class RobotsCache:
             if origin not in self._rules:
                 self._rules[origin] = await self._load(origin, trusted=trusted)
         rules = self._rules[origin]
-        return rules is not None and bool(rules.can_fetch(url, AGENT_TOKEN))
+        if isinstance(rules, str):
+            return rules
+        return None if rules.can_fetch(url, AGENT_TOKEN) else DISALLOWED
 
-    async def _load(self, origin: str, *, trusted: bool) -> Protego | None:
+    async def _load(self, origin: str, *, trusted: bool) -> Protego | str:
         robots_url = f"{origin}/robots.txt"
         try:
             fetched = await self.fetcher.fetch(
@@ -51,8 +57,10 @@ class RobotsCache:
         except FetchError as exc:
             if exc.kind == "status" and exc.status is not None and 400 <= exc.status < 500:
                 return Protego.parse("")  # no robots.txt: everything is allowed
+            if exc.kind == "refused":
+                return str(exc)  # the address policy refuses the host itself
             logger.info("robots url=%s unreachable, host skipped for this run: %s", robots_url, exc)
-            return None
+            return f"robots.txt unreachable, host skipped for this run: {exc}"
         rules = Protego.parse(fetched.body.decode("utf-8", "replace"))
         delay = rules.crawl_delay(AGENT_TOKEN)
         if delay:

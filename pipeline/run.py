@@ -26,7 +26,7 @@ from pipeline.models import Article, Entry, Fetched, SourceOutcome
 from pipeline.parse import parse_feed_guarded
 from pipeline.parse.listing import ListingSpec, parse_listing_guarded
 from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
-from pipeline.robots import RobotsCache
+from pipeline.robots import DISALLOWED, RobotsCache
 from pipeline.sandbox import Limits
 from pipeline.store import Store, utcnow
 
@@ -237,10 +237,8 @@ class _Pass:
 
     async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
         """Raises FetchError or ParseError for the source as a whole."""
-        if source.kind in ("page", "sitemap") and not await self.robots.allowed(
-            source.url, trusted=True
-        ):
-            raise FetchError("disallowed by the site's robots.txt", url=source.url, kind="robots")
+        if source.kind in ("page", "sitemap"):
+            await self._robots(source.url, trusted=True)
         fetched = await self.fetcher.fetch(
             source.url,
             etag=state.get("etag"),
@@ -293,8 +291,7 @@ class _Pass:
         while next_url and page < source.max_pages:
             page += 1
             try:
-                if not await self.robots.allowed(next_url):
-                    raise FetchError("disallowed by robots.txt", url=next_url, kind="robots")
+                await self._robots(next_url)
                 more = await self.fetcher.fetch(next_url, accept=ACCEPT_HTML)
                 listing = await self.bounded(
                     parse_listing_guarded,
@@ -322,8 +319,7 @@ class _Pass:
             )
             for child in children:
                 try:
-                    if not await self.robots.allowed(child.url):
-                        raise FetchError("disallowed by robots.txt", url=child.url, kind="robots")
+                    await self._robots(child.url)
                     body = await self.fetcher.fetch(child.url)
                     part = await self.bounded(
                         parse_sitemap_guarded,
@@ -385,9 +381,18 @@ class _Pass:
             self.pages[url] = asyncio.ensure_future(self._fetch_page(url))
         return self.pages[url]
 
+    async def _robots(self, url: str, *, trusted: bool = False) -> None:
+        """Raise FetchError unless robots.txt lets veille fetch ``url``."""
+        verdict = await self.robots.verdict(url, trusted=trusted)
+        if verdict == DISALLOWED:
+            raise FetchError(f"disallowed by the site's robots.txt ({url})", url=url, kind="robots")
+        if verdict:
+            raise FetchError(verdict, url=url, kind="robots")
+
     async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
-        if not await self.robots.allowed(url):
-            return None, "robots"
+        verdict = await self.robots.verdict(url)
+        if verdict:
+            return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
         try:
             fetched = await self.fetcher.fetch(
                 url, accept=ACCEPT_HTML, max_bytes=self.config.network.max_page_bytes

@@ -17,6 +17,12 @@ conditional requests get 304. Paths under ``/_/`` misbehave on purpose:
     /_/flaky/<n>/<path>               503 for the first n requests, then <path>
     /_/empty                          200 with no body
 
+With ``rewrite_hosts=True`` the server stands in for every ``*.example`` site named
+in the fixtures: links to ``https://www.ouest-sante.example/a.html`` (plain or
+percent-encoded) are rewritten to ``<base>/sites/www.ouest-sante.example/a.html``,
+served from ``sites/<host>/<path>`` under a root (or ``<path>`` when that is absent).
+A ``.gz`` path is served gzipped from the file without the suffix.
+
 Every request is recorded (method, path, headers) for assertions.
 """
 
@@ -26,6 +32,7 @@ import email.utils
 import gzip
 import hashlib
 import io
+import re
 import socket
 import threading
 import time
@@ -33,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 CONTENT_TYPES = {
     ".rss": "application/rss+xml",
@@ -42,7 +49,12 @@ CONTENT_TYPES = {
     ".xml": "application/xml",
     ".html": "text/html; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
+    ".gz": "application/gzip",
 }
+_SITE_URL = re.compile(rb"https?://([a-z0-9][a-z0-9.-]*\.example)(?![a-z0-9.-])", re.IGNORECASE)
+_ENCODED_SITE_URL = re.compile(
+    rb"https?%3A%2F%2F([a-z0-9][a-z0-9.-]*\.example)(?![a-z0-9.-])", re.IGNORECASE
+)
 LAST_MODIFIED = email.utils.formatdate(time.mktime((2026, 11, 27, 12, 0, 0, 0, 0, 0)), usegmt=True)
 
 
@@ -78,9 +90,13 @@ def entity_bomb() -> bytes:
 class FixtureServer:
     """``with FixtureServer(root) as server: server.url("feed.rss")``."""
 
-    def __init__(self, root: str | Path, *, host: str = "127.0.0.1") -> None:
-        self.root = Path(root)
+    def __init__(
+        self, *roots: str | Path, host: str = "127.0.0.1", rewrite_hosts: bool = False
+    ) -> None:
+        self.roots = [Path(root) for root in roots]
+        self.root = self.roots[0]
         self.host = host
+        self.rewrite_hosts = rewrite_hosts
         self.requests: list[Request] = []
         self.routes: dict[str, Handler] = {}
         self._counters: dict[str, int] = {}
@@ -164,12 +180,39 @@ class FixtureServer:
         if body:
             handler.wfile.write(body)
 
+    def _find(self, path: str) -> Path | None:
+        candidates = [path]
+        if path.startswith("sites/"):
+            parts = path.split("/", 2)
+            if len(parts) == 3:
+                candidates.append(parts[2])  # a site's file kept at the top of a root
+        for root in self.roots:
+            for candidate in candidates:
+                target = (root / candidate).resolve()
+                if target.is_file() and root.resolve() in target.parents:
+                    return target
+        return None
+
+    def _rewrite(self, body: bytes) -> bytes:
+        base = self.base.encode()
+        body = _SITE_URL.sub(lambda m: base + b"/sites/" + m.group(1), body)
+        encoded = quote(f"{self.base}/sites/", safe="").encode()
+        return _ENCODED_SITE_URL.sub(lambda m: encoded + m.group(1), body)
+
     def _serve_file(self, handler: BaseHTTPRequestHandler, path: str) -> None:
-        target = (self.root / path).resolve()
-        if not target.is_file() or self.root.resolve() not in target.parents:
+        gzipped = path.endswith(".gz") and self._find(path) is None
+        target = self._find(path[:-3] if gzipped else path)
+        if target is None:
             self.send(handler, 404, b"not found", {"Content-Type": "text/plain"})
             return
         body = target.read_bytes()
+        content_type = CONTENT_TYPES.get(target.suffix, "text/html; charset=utf-8")
+        if self.rewrite_hosts and (
+            content_type.startswith(("text/", "application/")) or not target.suffix
+        ):
+            body = self._rewrite(body)
+        if gzipped:
+            body, content_type = gzip.compress(body), "application/gzip"
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
         if handler.headers.get("If-None-Match") == etag or (
             handler.headers.get("If-None-Match") is None
@@ -177,7 +220,6 @@ class FixtureServer:
         ):
             self.send(handler, 304, headers={"ETag": etag, "Last-Modified": LAST_MODIFIED})
             return
-        content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
         self.send(
             handler,
             200,
