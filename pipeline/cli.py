@@ -229,7 +229,7 @@ def check(config_path: Path, probe: bool) -> None:
     click.echo(f"{config.path}: valid")
     click.echo(f"  cluster   {config.cluster.name} ({len(config.cluster.aliases)} aliases)")
     click.echo(f"  members   {len(config.members)}")
-    click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} feeds to poll")
+    click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} to poll")
     click.echo(
         f"  schedule  every {config.schedule.run_every_minutes} min; digest "
         f"{config.schedule.digest_day} {config.schedule.digest_time} {config.schedule.timezone}"
@@ -250,6 +250,49 @@ def check(config_path: Path, probe: bool) -> None:
     click.echo(f"probe: {len(results) - failed} ok, {failed} failed")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+# ------------------------------------------------------------------ discover
+
+
+@cli.command()
+@click.argument("url")
+@config_option
+def discover(url: str, config_path: Path) -> None:
+    """Print the feeds a web page advertises, one URL per line, ready for sources.yaml.
+
+    The page is fetched once with the network settings of the configuration.
+    Exit 1 when the page cannot be fetched or advertises no feed.
+
+    \b
+    Example:
+
+        veille discover https://www.ose-immuno.com/actualites/
+    """
+    from pipeline.extract import discover_guarded
+    from pipeline.fetch import ACCEPT_HTML, Fetcher
+    from pipeline.sandbox import Limits
+
+    config = _load(config_path)
+
+    async def go() -> list[str]:
+        async with Fetcher(config.network) as fetcher:
+            fetched = await fetcher.fetch(url, trusted=True, accept=ACCEPT_HTML)
+        limits = Limits(
+            timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb
+        )
+        return await asyncio.to_thread(
+            discover_guarded, fetched.body, url=fetched.final_url, limits=limits
+        )
+
+    try:
+        found = asyncio.run(go())
+    except (FetchError, ParseError) as exc:
+        _fail(f"{url}: {exc}", EXIT_FAILED)
+    if not found:
+        _fail(f"{url}: the page advertises no feed", EXIT_FAILED)
+    for feed_url in found:
+        click.echo(feed_url)
 
 
 # ------------------------------------------------------------------ sources

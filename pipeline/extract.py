@@ -196,3 +196,28 @@ def extract_guarded(html: bytes, *, url: str, limits: Limits | None = None) -> E
     return run_bounded(
         _extract_payload, (html, url), limits=limits or Limits(), what="extracting the article"
     )
+
+
+def discover_feeds(html: bytes, *, url: str) -> list[str]:
+    """The feeds a page advertises (<link rel=alternate>, else feed-looking links), absolute."""
+    from urllib.parse import urlsplit
+
+    from trafilatura.feeds import FeedParameters, determine_feed
+
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    text = html.decode("utf-8", "replace")
+    found = determine_feed(text, FeedParameters(base, parts.hostname or "", url))
+    return [link for link in found if link.lower().startswith(("http://", "https://"))]
+
+
+def _discover_payload(payload: tuple[bytes, str]) -> list[str]:
+    html, url = payload
+    return discover_feeds(html, url=url)
+
+
+def discover_guarded(html: bytes, *, url: str, limits: Limits | None = None) -> list[str]:
+    """discover_feeds in a bounded child process. Blocking; raises ParseError."""
+    return run_bounded(
+        _discover_payload, (html, url), limits=limits or Limits(), what="reading the page"
+    )

@@ -19,6 +19,7 @@ from tests.fixture_server import FixtureServer, closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ROOT / "tests" / "fixtures" / "demo" / "feeds"
+WEB = ROOT / "tests" / "fixtures" / "demo" / "web"
 DEMO_DIR = ROOT / "storage" / "demo"
 DEMO_DB = ROOT / "storage" / "demo.db"
 
@@ -52,6 +53,32 @@ def demo_config(server: FixtureServer) -> dict[str, Any]:
         {"id": sid, "kind": "feed", "name": name, "lang": lang, "url": server.url(path)}
         for sid, name, lang, path in DEMO_SOURCES
     ]
+    # a member's press page with no feed, read with CSS selectors, two pages deep
+    sources.append(
+        {
+            "id": "ose-communiques",
+            "kind": "page",
+            "name": "OSE Immunotherapeutics – communiqués",
+            "lang": "fr",
+            "url": server.url("ose-communiques.html"),
+            "item_selector": "div.release",
+            "selector": "h2.release-title a",
+            "date_selector": "time",
+            "next_selector": "a.next",
+            "max_pages": 2,
+        }
+    )
+    # a regional outlet's sitemap index: a news sitemap, and a pages sitemap too old to read
+    sources.append(
+        {
+            "id": "loire-biotech",
+            "kind": "sitemap",
+            "name": "Loire Biotech Hebdo",
+            "lang": "fr",
+            "url": server.url("sitemap-index.xml"),
+            "max_age_days": 366,
+        }
+    )
     sources.append(
         {
             "id": "broken-offline",
@@ -98,6 +125,16 @@ def summary(db_path: Path) -> None:
     print(f"  sources          {one('SELECT count(*) FROM sources')} ({in_error} in error)")
     print(f"  members          {one('SELECT count(*) FROM members')}")
     print(f"  runs             {one('SELECT count(*) FROM runs')}")
+    with_text = one("SELECT count(*) FROM articles WHERE text IS NOT NULL")
+    print(f"  with full text   {with_text} (article pages fetched once, main text extracted)")
+    print("\n== Members named in an article's body but not in its feed entry")
+    for member in ("Clean Biologics", "Naobios", "Affilogic", "Biofortis", "GIP Arronax"):
+        hit = conn.execute(
+            "SELECT title FROM articles WHERE text LIKE ? AND title NOT LIKE ? AND summary NOT LIKE ? LIMIT 1",
+            [f"%{member}%", f"%{member}%", f"%{member}%"],
+        ).fetchone()
+        if hit:
+            print(f"  {member:16} in the text of: {hit[0][:60]}")
     print("\n== Articles carried by several sources (stored once)")
     rows = conn.execute(
         """SELECT a.title, count(*) AS n, group_concat(s.source_id, ', ')
@@ -118,7 +155,8 @@ def main() -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     for stale in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
         stale.unlink(missing_ok=True)
-    with FixtureServer(FEEDS) as server:
+    # the local server stands in for every *.example site the corpus links to
+    with FixtureServer(FEEDS, WEB, rewrite_hosts=True) as server:
         config_path = DEMO_DIR / "sources.yaml"
         yaml = YAML()
         yaml.default_flow_style = False

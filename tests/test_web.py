@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,15 +266,17 @@ def test_listing_selector_that_matches_nothing_is_an_error_on_the_source(
 def test_sitemap_index_news_and_gzipped_sitemaps_with_an_age_limit(
     site: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
+    today = datetime.now(UTC).date()
+    recent_day, last_week, long_ago = (today - timedelta(days=n) for n in (2, 3, 500))
     news_ns = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
     write(
         site,
         "sitemap-index.xml",
         f"""<?xml version="1.0"?>
 <sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
-<sitemap><loc>{site.url("news.xml")}</loc><lastmod>2026-11-27</lastmod></sitemap>
+<sitemap><loc>{site.url("news.xml")}</loc><lastmod>{recent_day}</lastmod></sitemap>
 <sitemap><loc>{site.url("pages.xml.gz")}</loc></sitemap>
-<sitemap><loc>{site.url("archive-2019.xml")}</loc><lastmod>2019-01-01</lastmod></sitemap>
+<sitemap><loc>{site.url("archive-2019.xml")}</loc><lastmod>{long_ago}</lastmod></sitemap>
 </sitemapindex>""",
     )
     recent_item = """<url><loc>{loc}</loc><news:news><news:publication><news:name>Loire Biotech</news:name>
@@ -283,15 +286,15 @@ def test_sitemap_index_news_and_gzipped_sitemaps_with_an_age_limit(
         site,
         "news.xml",
         f"""<?xml version="1.0"?><urlset {news_ns}>
-{recent_item.format(loc=site.url("n/1.html"), day="2026-11-26T09:00:00+01:00", title="Naobios agrandit son site")}
-{recent_item.format(loc=site.url("n/2.html"), day="2025-01-10", title="Ancien article")}
+{recent_item.format(loc=site.url("n/1.html"), day=f"{recent_day}T09:00:00+01:00", title="Naobios agrandit son site")}
+{recent_item.format(loc=site.url("n/2.html"), day=str(long_ago), title="Ancien article")}
 </urlset>""",
     )
     write(
         site,
         "pages.xml",
         f"""<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
-<url><loc>{site.url("p/1.html")}</loc><lastmod>2026-11-25</lastmod></url></urlset>""",
+<url><loc>{site.url("p/1.html")}</loc><lastmod>{last_week}</lastmod></url></urlset>""",
     )
     for path in ("n/1.html", "n/2.html", "p/1.html"):
         write(site, path, article_page("Article", PARAGRAPHS))
@@ -309,3 +312,40 @@ def test_sitemap_index_news_and_gzipped_sitemaps_with_an_age_limit(
     assert rows[site.url("n/1.html")] == "Naobios agrandit son site"  # the news sitemap's title
     assert site.requests_for("archive-2019.xml") == [] and site.requests_for("n/2.html") == []
     assert len(site.requests_for("pages.xml.gz")) == 1
+
+
+def test_discover_prints_the_feeds_a_page_advertises(
+    site: FixtureServer, write_config: WriteConfig
+) -> None:
+    import subprocess
+    import sys
+
+    write(
+        site,
+        "index.html",
+        """<html><head>
+<link rel="alternate" type="application/rss+xml" title="Actualités" href="/actualites/feed.xml">
+<link rel="alternate" type="application/atom+xml" href="https://www.ose-immuno.example/atom.xml">
+</head><body><a href="/contact">Contact</a></body></html>""",
+    )
+    write(site, "plain.html", "<html><body><p>Pas de flux ici.</p></body></html>")
+    config = write_config(sources=[source(site, "press", "feed.rss")])
+    root = Path(__file__).resolve().parent.parent
+
+    def discover(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", "discover", url, "--config", config.path],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=60,
+        )
+
+    found = discover(site.url("index.html"))
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == [
+        site.url("actualites/feed.xml"),
+        "https://www.ose-immuno.example/atom.xml",
+    ]
+    nothing = discover(site.url("plain.html"))
+    assert nothing.returncode == 1 and "advertises no feed" in nothing.stderr
