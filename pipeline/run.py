@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[SourceOutcome], None]
 T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
+PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 
 
@@ -162,6 +163,8 @@ class _Pass:
         self.extract_limits = Limits(timeout=net.extract_timeout, memory_mb=net.parse_memory_mb)
         self.cpu = asyncio.Semaphore(os.cpu_count() or 2)  # parsers and extractors at once
         self.pages: dict[str, asyncio.Task[tuple[Extracted | None, str]]] = {}
+        # article pages between fetch and extraction: bounds the page bodies held at once
+        self.page_slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
 
     async def bounded(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         async with self.cpu:
@@ -390,6 +393,10 @@ class _Pass:
             raise FetchError(verdict, url=url, kind="robots")
 
     async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
+        async with self.page_slots:
+            return await self._fetch_page_now(url)
+
+    async def _fetch_page_now(self, url: str) -> tuple[Extracted | None, str]:
         verdict = await self.robots.verdict(url)
         if verdict:
             return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
