@@ -295,6 +295,48 @@ def discover(url: str, config_path: Path) -> None:
         click.echo(feed_url)
 
 
+# ------------------------------------------------------------------ match
+
+
+@cli.command()
+@config_option
+@click.argument("files", nargs=-1, required=True, metavar="FILE... | -")
+def match(config_path: Path, files: tuple[str, ...]) -> None:
+    """Print the mentions of members found in text files, one JSON object per line.
+
+    Each line has file, member (the name in sources.yaml), member_id, alias (as
+    written), start and end (character offsets in the file's text) and snippet.
+    Use - to read standard input.
+
+    \b
+    Example:
+
+        veille match article.txt
+        echo "Il ose tout, NG-Biotech aussi." | veille match -
+    """
+    import json
+
+    from pipeline.mentions import Matcher
+
+    matcher = Matcher.from_config(_load(config_path))
+    for name in files:
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"{name}: cannot read: {exc}", EXIT_USAGE)
+        for mention in matcher.find(text):
+            record = {
+                "file": name,
+                "member": mention.member,
+                "member_id": mention.member_id,
+                "alias": mention.alias,
+                "start": mention.start,
+                "end": mention.end,
+                "snippet": mention.snippet,
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+
+
 # ------------------------------------------------------------------ sources
 
 

@@ -41,11 +41,37 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Cluster(_Model):
-    """The cluster itself is watched like a member."""
+class AliasSpec(_Model):
+    """An alias that needs evidence: `{alias: OSE, case_sensitive: true, context: true}`."""
+
+    alias: str = Field(min_length=2)
+    case_sensitive: bool = False  # match the capitals as written (acronyms, common words)
+    context: bool = False  # only when one of the entity's context words is in the same text
+
+
+class _Entity(_Model):
+    """What the matcher needs of the cluster, a member or a person."""
 
     name: str = Field(min_length=2)
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[str | AliasSpec, ...] = ()
+    context: tuple[str, ...] = ()  # evidence words for aliases marked `context: true`
+    exclude: tuple[str, ...] = ()  # phrases in which an alias does not name this entity
+
+    def alias_rules(self) -> list[AliasSpec]:
+        """The name and every alias, each with its evidence rules (the name's may be overridden)."""
+        specs = [a if isinstance(a, AliasSpec) else AliasSpec(alias=a) for a in self.aliases]
+        if not any(spec.alias == self.name for spec in specs):
+            specs.insert(0, AliasSpec(alias=self.name))
+        return specs
+
+    @property
+    def alias_names(self) -> list[str]:
+        return [spec.alias for spec in self.alias_rules()]
+
+
+class Cluster(_Entity):
+    """The cluster itself is watched like a member."""
+
     website: HttpUrl | None = None
     search: bool = True
     query: str | None = None
@@ -55,11 +81,10 @@ class Cluster(_Model):
         return slugify(self.name)
 
 
-class Member(_Model):
-    name: str = Field(min_length=2)
+class Member(_Entity):
     id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    aliases: tuple[str, ...] = ()
     kind: Literal["member", "person"] = "member"
+    member_of: str | None = None  # for a person: the id of the member they lead
     website: HttpUrl | None = None
     city: str | None = None
     tags: tuple[str, ...] = ()

@@ -279,7 +279,7 @@ class Store:
                 {
                     "id": config.cluster.id,
                     "name": config.cluster.name,
-                    "aliases": json.dumps(list(config.cluster.aliases), ensure_ascii=False),
+                    "aliases": json.dumps(config.cluster.alias_names, ensure_ascii=False),
                     "kind": "cluster",
                     "city": None,
                     "website": config.cluster.website,
@@ -290,7 +290,7 @@ class Store:
                 {
                     "id": m.slug,
                     "name": m.name,
-                    "aliases": json.dumps(list(m.aliases), ensure_ascii=False),
+                    "aliases": json.dumps(m.alias_names, ensure_ascii=False),
                     "kind": m.kind,
                     "city": m.city,
                     "website": m.website,

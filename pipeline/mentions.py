@@ -1,0 +1,316 @@
+"""Members + text -> mentions: where each member is named, as written, with a snippet.
+
+1. The text is folded once: case, accents, apostrophes, dashes, non-breaking and
+   repeated whitespace. An offset map leads every folded character back to the
+   original, so offsets and snippets point at the text as written.
+2. One Aho-Corasick automaton (pyahocorasick) holds every alias of every entity,
+   folded the same way; one pass finds every candidate.
+3. Candidates must sit on word boundaries (an apostrophe is one, so "d'AlgoSource"
+   and "OSE Immunotherapeutics's" match), the leftmost-longest wins where they
+   overlap, and those inside URLs or e-mail addresses are dropped.
+4. Evidence rules: a case-sensitive alias must match its capitals as written (or be
+   all in capitals, as headlines are); an
+   alias marked ``context`` needs one of its member's context words in the same
+   text; a match inside one of the member's exclusion phrases does not count.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+
+from pipeline.config import Config, Member
+
+SNIPPET_CHARS = 200
+_APOSTROPHES = "'’‘ʼ`´′"
+_DASHES = "-‐‑‒–—―−"
+_URL_OR_EMAIL = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"')\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    text: str  # folded
+    offsets: tuple[int, ...]  # folded index -> original index; one extra entry for the end
+
+
+def _fold_char(char: str, *, keep_case: bool) -> str:
+    if char in _APOSTROPHES:
+        return "'"
+    if char in _DASHES or char.isspace() or char in "\u00a0\u202f\u2007":
+        return " "
+    decomposed = unicodedata.normalize("NFKD", char)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return base if keep_case else base.casefold()
+
+
+def fold(text: str, *, keep_case: bool = False) -> Folded:
+    """Fold ``text`` for matching, keeping the map back to the original offsets."""
+    out: list[str] = []
+    offsets: list[int] = []
+    previous_space = True  # also trims leading whitespace
+    for index, char in enumerate(text):
+        folded = _fold_char(char, keep_case=keep_case)
+        if folded == " ":
+            if previous_space:
+                continue
+            previous_space = True
+        else:
+            previous_space = False
+        for piece in folded:
+            out.append(piece)
+            offsets.append(index)
+    offsets.append(len(text))
+    return Folded("".join(out), tuple(offsets))
+
+
+def fold_alias(alias: str, *, keep_case: bool = False) -> str:
+    return fold(alias, keep_case=keep_case).text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRule:
+    member_id: str
+    member: str  # the member's name as in sources.yaml
+    alias: str  # as configured
+    case_sensitive: bool = False
+    needs_context: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    member_id: str
+    member: str
+    alias: str  # as written in the text
+    start: int  # offsets in the original text
+    end: int
+    snippet: str
+
+
+def snippet(text: str, start: int, end: int, *, width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters around [start, end), cut at word boundaries, one line."""
+    room = max(0, width - (end - start)) // 2
+    left = max(0, start - room)
+    right = min(len(text), end + room)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    piece = " ".join(text[left:right].split())
+    return ("…" if left > 0 else "") + piece + ("…" if right < len(text) else "")
+
+
+class Matcher:
+    """Built once per run from the members in sources.yaml; ``find(text)`` per document."""
+
+    def __init__(
+        self,
+        rules: Sequence[AliasRule],
+        *,
+        context: dict[str, Sequence[str]] | None = None,
+        exclude: dict[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self._automaton = ahocorasick.Automaton()
+        by_key: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            key = fold_alias(rule.alias)
+            if key:
+                by_key.setdefault(key, []).append(index)
+        for key, indexes in by_key.items():
+            self._automaton.add_word(key, (len(key), tuple(indexes)))
+        self.empty = not by_key
+        if not self.empty:
+            self._automaton.make_automaton()
+        self._context = {m: [fold_alias(w) for w in words if w.strip()] for m, words in (context or {}).items()}
+        self._exclude = {m: [fold_alias(p) for p in phrases if p.strip()] for m, phrases in (exclude or {}).items()}
+        self._cased = {i: fold_alias(r.alias, keep_case=True) for i, r in enumerate(self.rules) if r.case_sensitive}
+
+    @classmethod
+    def from_config(cls, config: Config) -> Matcher:
+        rules: list[AliasRule] = []
+        context: dict[str, Sequence[str]] = {}
+        exclude: dict[str, Sequence[str]] = {}
+        entities: list[tuple[str, Member | None]] = [(config.cluster.id, None)]
+        entities += [(m.slug, m) for m in config.members]
+        for entity_id, member in entities:
+            source = member if member is not None else config.cluster
+            for alias in source.alias_rules():
+                rules.append(
+                    AliasRule(
+                        member_id=entity_id,
+                        member=source.name,
+                        alias=alias.alias,
+                        case_sensitive=alias.case_sensitive,
+                        needs_context=alias.context,
+                    )
+                )
+            context[entity_id] = source.context
+            exclude[entity_id] = source.exclude
+        return cls(rules, context=context, exclude=exclude)
+
+    # ---------------------------------------------------------------- matching
+
+    def find(self, text: str) -> list[Mention]:
+        """Every mention in ``text``, in order, with offsets into ``text``."""
+        if self.empty or not text:
+            return []
+        folded = fold(text)
+        haystack = folded.text
+        blocked = self._blocked_spans(text, folded)
+        candidates: list[tuple[int, int, tuple[int, ...]]] = []
+        for end_index, (length, indexes) in self._automaton.iter(haystack):
+            start = end_index - length + 1
+            end = end_index + 1
+            if start > 0 and haystack[start - 1].isalnum():
+                continue
+            if end < len(haystack) and haystack[end].isalnum():
+                continue
+            candidates.append((start, end, indexes))
+        # leftmost-longest, no overlaps
+        candidates.sort(key=lambda c: (c[0], -(c[1] - c[0])))
+        chosen: list[tuple[int, int, tuple[int, ...]]] = []
+        last_end = -1
+        for start, end, indexes in candidates:
+            if start >= last_end:
+                chosen.append((start, end, indexes))
+                last_end = end
+        mentions: list[Mention] = []
+        present_context: dict[str, bool] = {}
+        for start, end, indexes in chosen:
+            if any(start < b_end and b_start < end for b_start, b_end in blocked):
+                continue
+            original_start = folded.offsets[start]
+            original_end = folded.offsets[end - 1] + 1
+            written = text[original_start:original_end]
+            rule = self._accept(indexes, written, haystack, start, end, present_context)
+            if rule is None:
+                continue
+            mentions.append(
+                Mention(
+                    member_id=rule.member_id,
+                    member=rule.member,
+                    alias=written,
+                    start=original_start,
+                    end=original_end,
+                    snippet=snippet(text, original_start, original_end),
+                )
+            )
+        return mentions
+
+    def _blocked_spans(self, text: str, folded: Folded) -> list[tuple[int, int]]:
+        """URLs and e-mail addresses, in folded coordinates."""
+        spans: list[tuple[int, int]] = []
+        if "@" not in text and "www." not in text and "://" not in text:
+            return spans
+        originals = [(m.start(), m.end()) for m in _URL_OR_EMAIL.finditer(text)]
+        if not originals:
+            return spans
+        offsets = folded.offsets  # non-decreasing: bisect finds folded positions
+        for o_start, o_end in originals:
+            spans.append((bisect.bisect_left(offsets, o_start), bisect.bisect_left(offsets, o_end)))
+        return spans
+
+    def _accept(
+        self,
+        indexes: tuple[int, ...],
+        written: str,
+        haystack: str,
+        start: int,
+        end: int,
+        present_context: dict[str, bool],
+    ) -> AliasRule | None:
+        """The first rule whose evidence holds for this occurrence, if any."""
+        for index in indexes:
+            rule = self.rules[index]
+            if rule.case_sensitive and not self._case_matches(index, written):
+                continue
+            if self._excluded(rule.member_id, haystack, start, end):
+                continue
+            if rule.needs_context:
+                if rule.member_id not in present_context:
+                    present_context[rule.member_id] = self._has_context(rule.member_id, haystack, start, end)
+                if not present_context[rule.member_id]:
+                    continue
+            return rule
+        return None
+
+    def _case_matches(self, index: int, written: str) -> bool:
+        """As written, or all in capitals (headlines): "Clean Cells", "CLEAN CELLS", not "clean cells"."""
+        cased = fold_alias(written, keep_case=True)
+        expected = self._cased[index]
+        return cased == expected or (expected != expected.upper() and cased == expected.upper())
+
+    def _has_context(self, member_id: str, haystack: str, start: int, end: int) -> bool:
+        for word in self._context.get(member_id, ()):
+            for match in re.finditer(re.escape(word), haystack):
+                if start <= match.start() < end:
+                    continue  # the alias itself is no evidence
+                before = haystack[match.start() - 1] if match.start() > 0 else " "
+                after = haystack[match.end()] if match.end() < len(haystack) else " "
+                if not before.isalnum() and not after.isalnum():
+                    return True
+        return False
+
+    def _excluded(self, member_id: str, haystack: str, start: int, end: int) -> bool:
+        for phrase in self._exclude.get(member_id, ()):
+            for match in re.finditer(re.escape(phrase), haystack):
+                if match.start() <= start and end <= match.end():
+                    return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleMention:
+    """One row of the `mentions` table."""
+
+    member_id: str
+    alias: str  # first occurrence, as written
+    count: int
+    in_title: bool
+    snippet: str
+
+
+def article_mentions(matcher: Matcher, *, title: str, summary: str, text: str | None) -> list[ArticleMention]:
+    """Mentions of each member in an article: counted over the title and the body (the main
+    text when there is one, else the summary); the snippet comes from the body when it can."""
+    in_title = matcher.find(title or "")
+    body = text or summary or ""
+    in_body = matcher.find(body)
+    if text and summary:
+        # a member named only in the summary (a teaser the page does not repeat) still counts
+        named = {m.member_id for m in in_body}
+        in_body += [m for m in matcher.find(summary) if m.member_id not in named]
+    rows: dict[str, ArticleMention] = {}
+    for found in (in_body, in_title):
+        for mention in found:
+            current = rows.get(mention.member_id)
+            if current is None:
+                rows[mention.member_id] = ArticleMention(
+                    member_id=mention.member_id,
+                    alias=mention.alias,
+                    count=1,
+                    in_title=found is in_title,
+                    snippet=mention.snippet,
+                )
+            else:
+                rows[mention.member_id] = ArticleMention(
+                    member_id=current.member_id,
+                    alias=current.alias,
+                    count=current.count + 1,
+                    in_title=current.in_title or found is in_title,
+                    snippet=current.snippet,
+                )
+    return list(rows.values())
+
+
+def members_named(matcher: Matcher, texts: Iterable[str]) -> set[str]:
+    return {m.member_id for text in texts for m in matcher.find(text)}

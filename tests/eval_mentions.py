@@ -1,0 +1,86 @@
+"""`make eval`: precision and recall of the mention matcher on the labelled passages.
+
+Each passage in tests/fixtures/mentions/passages.jsonl lists the mentions a reader
+sees. A found mention counts as right when the passage expects that member that
+many times or more; per member: precision = right / found, recall = right / expected.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import load_config
+from pipeline.mentions import Matcher
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSAGES = ROOT / "tests" / "fixtures" / "mentions" / "passages.jsonl"
+TARGET_PRECISION = 0.98
+TARGET_RECALL = 0.97
+
+
+@dataclass
+class Score:
+    right: int = 0
+    found: int = 0
+    expected: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.found if self.found else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.right / self.expected if self.expected else 1.0
+
+
+def evaluate(matcher: Matcher, passages: list[dict[str, object]]) -> dict[str, Score]:
+    scores: dict[str, Score] = {}
+    for passage in passages:
+        text = str(passage["text"])
+        expected = Counter(m["member_id"] for m in passage["mentions"])  # type: ignore[attr-defined,index]
+        found = Counter(m.member_id for m in matcher.find(text))
+        for member in expected.keys() | found.keys():
+            score = scores.setdefault(member, Score())
+            right = min(expected[member], found[member])
+            score.right += right
+            score.found += found[member]
+            score.expected += expected[member]
+            if found[member] != expected[member]:
+                kind = "extra" if found[member] > expected[member] else "missed"
+                score.misses.append(f"{passage['id']} {kind}: {text[:90]!r}")
+    return scores
+
+
+def load_passages(path: Path = PASSAGES) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main() -> int:
+    matcher = Matcher.from_config(load_config(ROOT / "sources.yaml"))
+    passages = load_passages()
+    scores = evaluate(matcher, passages)
+    total = Score()
+    print(f"{len(passages)} passages, {sum(len(p['mentions']) for p in passages)} labelled mentions")  # type: ignore[arg-type]
+    print(f"{'member':28} {'expected':>8} {'found':>6} {'precision':>9} {'recall':>7}")
+    for member in sorted(scores):
+        s = scores[member]
+        total.right += s.right
+        total.found += s.found
+        total.expected += s.expected
+        print(f"{member:28} {s.expected:8} {s.found:6} {s.precision:9.3f} {s.recall:7.3f}")
+    print(f"{'all':28} {total.expected:8} {total.found:6} {total.precision:9.3f} {total.recall:7.3f}")
+    print(f"targets: precision >= {TARGET_PRECISION}, recall >= {TARGET_RECALL}")
+    for member in sorted(scores):
+        for miss in scores[member].misses:
+            print(f"  {member}: {miss}")
+    ok = total.precision >= TARGET_PRECISION and total.recall >= TARGET_RECALL
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
