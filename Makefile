@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run lint check sources clean
+.PHONY: help install demo test run lint check sources eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ check: $(STAMP)  ## validate sources.yaml
 
 sources: $(STAMP)  ## show each source's state
 	$(BIN)/veille sources --db $(DB)
+
+eval: $(STAMP)  ## precision and recall of the mention matcher on the labelled passages
+	$(BIN)/python -m tests.eval_mentions
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check pipeline tests

@@ -337,6 +337,48 @@ def match(config_path: Path, files: tuple[str, ...]) -> None:
             click.echo(json.dumps(record, ensure_ascii=False))
 
 
+# ------------------------------------------------------------------ remention
+
+
+@cli.command()
+@config_option
+@db_option
+def remention(config_path: Path, db_path: Path) -> None:
+    """Recompute the mentions, topics and funding events of every stored article.
+
+    Run it after changing members, aliases, context words or topics in
+    sources.yaml. Holds the same lock as `veille run` (exit 75 if one is running).
+
+    \b
+    Example:
+
+        veille remention --config sources.yaml --db storage/veille.db
+    """
+    from pipeline.run import remention as remention_all
+
+    config = _load(config_path)
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    try:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("veille remention", total=None)
+                report = remention_all(
+                    config,
+                    db_path=db_path,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        else:
+            report = remention_all(config, db_path=db_path)
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(report.summary(), err=True)
+
+
 # ------------------------------------------------------------------ sources
 
 

@@ -217,10 +217,25 @@ class Network(_Model):
         return self.user_agent or f"veille/{__version__} (+{self.contact})"
 
 
+class Lexicon(_Model):
+    """Keywords of one topic; an article gets the topic when they occur in it."""
+
+    fr: tuple[str, ...] = ()
+    en: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.fr + self.en
+
+
+TopicId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+
+
 class RawConfig(_Model):
     cluster: Cluster
     members: tuple[Member, ...] = ()
     sources: tuple[SourceSpec, ...] = ()
+    topics: dict[TopicId, Lexicon] = {}
     schedule: Schedule = Schedule()
     digest: Digest = Digest()
     network: Network = Network()
@@ -234,6 +249,7 @@ class Config(_Model):
     members: tuple[Member, ...]
     specs: tuple[SourceSpec, ...]
     sources: tuple[Source, ...]
+    topics: dict[str, Lexicon] = {}
     schedule: Schedule
     digest: Digest
     network: Network
@@ -372,6 +388,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
         members=raw.members,
         specs=raw.sources,
         sources=tuple(sources),
+        topics=raw.topics,
         schedule=raw.schedule,
         digest=raw.digest,
         network=raw.network,

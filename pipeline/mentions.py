@@ -130,9 +130,18 @@ class Matcher:
         self.empty = not by_key
         if not self.empty:
             self._automaton.make_automaton()
-        self._context = {m: [fold_alias(w) for w in words if w.strip()] for m, words in (context or {}).items()}
-        self._exclude = {m: [fold_alias(p) for p in phrases if p.strip()] for m, phrases in (exclude or {}).items()}
-        self._cased = {i: fold_alias(r.alias, keep_case=True) for i, r in enumerate(self.rules) if r.case_sensitive}
+        self._context = {
+            m: [fold_alias(w) for w in words if w.strip()] for m, words in (context or {}).items()
+        }
+        self._exclude = {
+            m: [fold_alias(p) for p in phrases if p.strip()]
+            for m, phrases in (exclude or {}).items()
+        }
+        self._cased = {
+            i: fold_alias(r.alias, keep_case=True)
+            for i, r in enumerate(self.rules)
+            if r.case_sensitive
+        }
 
     @classmethod
     def from_config(cls, config: Config) -> Matcher:
@@ -237,7 +246,9 @@ class Matcher:
                 continue
             if rule.needs_context:
                 if rule.member_id not in present_context:
-                    present_context[rule.member_id] = self._has_context(rule.member_id, haystack, start, end)
+                    present_context[rule.member_id] = self._has_context(
+                        rule.member_id, haystack, start, end
+                    )
                 if not present_context[rule.member_id]:
                     continue
             return rule
@@ -279,7 +290,9 @@ class ArticleMention:
     snippet: str
 
 
-def article_mentions(matcher: Matcher, *, title: str, summary: str, text: str | None) -> list[ArticleMention]:
+def article_mentions(
+    matcher: Matcher, *, title: str, summary: str, text: str | None
+) -> list[ArticleMention]:
     """Mentions of each member in an article: counted over the title and the body (the main
     text when there is one, else the summary); the snippet comes from the body when it can."""
     in_title = matcher.find(title or "")

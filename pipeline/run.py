@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline.analyse import Analyser, Analysis
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url, same_site, to_articles
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
@@ -157,6 +158,7 @@ class _Pass:
         self.store = store
         self.fetcher = fetcher
         self.robots = RobotsCache(fetcher)
+        self.analyser = Analyser(config)
         self.run_id = run_id
         net = config.network
         self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
@@ -221,7 +223,9 @@ class _Pass:
                     entries=len(collected.entries),
                     warnings=tuple(warnings),
                 )
-        # 5. store the source's articles and its state in one transaction
+        # 5. mentions, topics and funding events of the articles that are new (or newly read)
+        analyses = self.analyse(articles)
+        # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
         saved = self.store.save_source(
@@ -233,10 +237,21 @@ class _Pass:
             last_modified=last_modified,
             next_check_at=next_check(self.config, source, outcome, failures=failures, now=now),
             text_status=text_status,
+            analyses=analyses,
         )
         return replace(
             outcome, new_articles=saved.new, seen_articles=saved.seen, pages_fetched=pages_fetched
         )
+
+    def analyse(self, articles: list[Article]) -> dict[str, Analysis]:
+        if not articles:
+            return {}
+        known = self.store.known_urls([url for a in articles for url in (a.url, *a.aliases)])
+        return {
+            a.url: self.analyser.analyse(title=a.title, summary=a.summary, text=a.text)
+            for a in articles
+            if a.text or not ({a.url, *a.aliases} & known)
+        }
 
     async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
         """Raises FetchError or ParseError for the source as a whole."""
@@ -554,6 +569,61 @@ def run(
                 duration=report.duration,
                 errors=[f"{o.source_id}: {o.error}" for o in report.failed],
             )
+            return report
+        finally:
+            store.close()
+
+
+@dataclass
+class RementionReport:
+    articles: int = 0
+    mentions_before: int = 0
+    mentions_after: int = 0
+    fundings_after: int = 0
+    duration: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"veille remention: {self.articles} articles, mentions {self.mentions_before} -> "
+            f"{self.mentions_after}, {self.fundings_after} funding events in {self.duration:.1f} s"
+        )
+
+
+def remention(
+    config: Config,
+    *,
+    db_path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> RementionReport:
+    """Recompute every article's mentions, topics and funding events after the registry changed.
+
+    Holds the run lock; writes one transaction per batch of articles, so readers are never
+    blocked for long and an interrupted pass can simply be run again.
+    """
+    with run_lock(db_path, what="veille remention"):
+        started = time.monotonic()
+        store = Store.open(db_path)
+        try:
+            # 1. the registry as it is now -> members table (new members need their row)
+            store.sync_config(config)
+            analyser = Analyser(config)
+            report = RementionReport(
+                articles=store.count("articles"), mentions_before=store.count("mentions")
+            )
+            done = 0
+            # 2. every article, batch by batch
+            for batch in store.iter_articles():
+                analyses = {
+                    article_id: analyser.analyse(title=title, summary=summary, text=text)
+                    for article_id, title, summary, text in batch
+                }
+                store.save_analyses(analyses)
+                done += len(batch)
+                if progress:
+                    progress(done, report.articles)
+            report.mentions_after = store.count("mentions")
+            report.fundings_after = store.count("fundings")
+            report.duration = time.monotonic() - started
             return report
         finally:
             store.close()

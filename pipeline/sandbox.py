@@ -103,7 +103,7 @@ def run_bounded(
             parent.send(payload)  # a child that died before reading is reported below
         remaining = max(0.0, limits.timeout - (time.monotonic() - started))
         if parent.poll(remaining):
-            with contextlib.suppress(EOFError):
+            with contextlib.suppress(EOFError, OSError):  # the child died mid-answer
                 message = parent.recv()
     finally:
         parent.close()

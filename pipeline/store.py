@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from pipeline.analyse import Analysis
 from pipeline.config import Config, Source
 from pipeline.errors import StoreError
 from pipeline.models import Article, SourceOutcome
@@ -197,7 +198,80 @@ def _m2_article_urls(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN text_status TEXT")
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1_initial, _m2_article_urls)
+def _m3_mentions(db: sqlite_utils.Database) -> None:
+    """Who is named in which article; money tied to a member; articles.topics is JSON."""
+    db.execute(
+        """
+        CREATE TABLE mentions (
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            member_id TEXT NOT NULL REFERENCES members(id),
+            alias TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            in_title INTEGER NOT NULL,
+            snippet TEXT NOT NULL,
+            PRIMARY KEY (article_id, member_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_mentions_member_id ON mentions(member_id)")
+    db.execute(
+        """
+        CREATE TABLE fundings (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            member_id TEXT NOT NULL REFERENCES members(id),
+            amount REAL NOT NULL,
+            currency TEXT NOT NULL,
+            amount_eur REAL,
+            phrase TEXT NOT NULL,
+            UNIQUE (article_id, member_id, amount, currency)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_fundings_member_id ON fundings(member_id)")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
+    _m1_initial,
+    _m2_article_urls,
+    _m3_mentions,
+)
+
+
+def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analysis) -> None:
+    """Replace an article's mentions, fundings and topics (inside the caller's transaction)."""
+    db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
+    db.execute("DELETE FROM fundings WHERE article_id = ?", [article_id])
+    for mention in analysis.mentions:
+        db.execute(
+            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                article_id,
+                mention.member_id,
+                mention.alias,
+                mention.count,
+                int(mention.in_title),
+                mention.snippet,
+            ],
+        )
+    for event in analysis.fundings:
+        db.execute(
+            "INSERT INTO fundings (article_id, member_id, amount, currency, amount_eur, phrase) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                article_id,
+                event.member_id,
+                event.amount,
+                event.currency,
+                event.amount_eur,
+                event.phrase,
+            ],
+        )
+    db.execute(
+        "UPDATE articles SET topics = ? WHERE id = ?",
+        [json.dumps(list(analysis.topics)) if analysis.topics else None, article_id],
+    )
 
 
 # ---------------------------------------------------------------- the store
@@ -384,6 +458,27 @@ class Store:
             }
         return known
 
+    def iter_articles(
+        self, *, batch: int = 500
+    ) -> Iterator[list[tuple[int, str, str, str | None]]]:
+        """(id, title, summary, text) of every article, in batches by id."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, title, summary, text FROM articles WHERE id > ? ORDER BY id LIMIT ?",
+                [last, batch],
+            ).fetchall()
+            if not rows:
+                return
+            yield [(int(r[0]), r[1] or "", r[2] or "", r[3]) for r in rows]
+            last = int(rows[-1][0])
+
+    def save_analyses(self, analyses: dict[int, Analysis]) -> None:
+        """Replace the analyses of these articles, in one transaction."""
+        with self._write("saving mentions") as db:
+            for article_id, analysis in analyses.items():
+                _write_analysis(db, article_id, analysis)
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 
@@ -452,6 +547,7 @@ class Store:
         last_modified: str | None = None,
         next_check_at: datetime,
         text_status: dict[str, str] | None = None,
+        analyses: dict[str, Analysis] | None = None,
     ) -> Saved:
         """One source's result, atomically: its new articles, their links to it, its state.
 
@@ -459,6 +555,7 @@ class Store:
         says, per URL, how fetching its page went ("ok", "robots", "error: ...").
         """
         text_status = text_status or {}
+        analyses = analyses or {}
         stamp = iso(now)
         new = 0
         with self._write(f"saving source {outcome.source_id}") as db:
@@ -493,13 +590,17 @@ class Store:
                             article.source_id,
                         ],
                     ).fetchone()[0]
+                    if article.url in analyses:
+                        _write_analysis(db, article_id, analyses[article.url])
                 else:
                     article_id = found[0]
                     if article.text:  # a copy that was fetched fills what the first one lacked
-                        db.execute(
+                        filled = db.execute(
                             "UPDATE articles SET text = ?, text_status = 'ok' WHERE id = ? AND text IS NULL",
                             [article.text, article_id],
-                        )
+                        ).rowcount
+                        if filled and article.url in analyses:
+                            _write_analysis(db, article_id, analyses[article.url])
                 for key in keys:
                     db.execute(
                         "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",

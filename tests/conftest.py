@@ -63,6 +63,7 @@ def write_config(tmp_path: Path) -> WriteConfig:
         sources: list[dict[str, Any]],
         network: dict[str, Any] | None = None,
         members: list[dict[str, Any]] | None = None,
+        topics: dict[str, Any] | None = None,
         name: str = "sources.yaml",
     ) -> Config:
         data = {
@@ -77,6 +78,7 @@ def write_config(tmp_path: Path) -> WriteConfig:
             # publishers' hosts named in the fixtures (nothing but loopback is reached)
             "sources": [{"fetch_articles": False, **s} for s in sources],
             "network": {**FAST_NETWORK, **(network or {})},
+            "topics": topics or {},
         }
         path = tmp_path / name
         with path.open("w", encoding="utf-8") as handle:

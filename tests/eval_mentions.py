@@ -57,7 +57,9 @@ def evaluate(matcher: Matcher, passages: list[dict[str, object]]) -> dict[str, S
 
 
 def load_passages(path: Path = PASSAGES) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def main() -> int:
@@ -65,7 +67,9 @@ def main() -> int:
     passages = load_passages()
     scores = evaluate(matcher, passages)
     total = Score()
-    print(f"{len(passages)} passages, {sum(len(p['mentions']) for p in passages)} labelled mentions")  # type: ignore[arg-type]
+    print(
+        f"{len(passages)} passages, {sum(len(p['mentions']) for p in passages)} labelled mentions"
+    )  # type: ignore[arg-type]
     print(f"{'member':28} {'expected':>8} {'found':>6} {'precision':>9} {'recall':>7}")
     for member in sorted(scores):
         s = scores[member]
@@ -73,7 +77,9 @@ def main() -> int:
         total.found += s.found
         total.expected += s.expected
         print(f"{member:28} {s.expected:8} {s.found:6} {s.precision:9.3f} {s.recall:7.3f}")
-    print(f"{'all':28} {total.expected:8} {total.found:6} {total.precision:9.3f} {total.recall:7.3f}")
+    print(
+        f"{'all':28} {total.expected:8} {total.found:6} {total.precision:9.3f} {total.recall:7.3f}"
+    )
     print(f"targets: precision >= {TARGET_PRECISION}, recall >= {TARGET_RECALL}")
     for member in sorted(scores):
         for miss in scores[member].misses:

@@ -55,6 +55,7 @@ _QUOTED_DECL = re.compile(rb"""<![A-Za-z]+(?:[^>"']|"[^"]*"|'[^']*')*>""")
 _CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9A-Fa-f]+);")
 _XML_DECL_ENCODING = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _WHITESPACE = re.compile(r"\s+")
+_SPACE_BEFORE_STOP = re.compile(r" ([.,)])")
 _BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -262,6 +263,7 @@ def plain_text(markup: str, *, limit: int) -> str:
             warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
             markup = BeautifulSoup(markup, "lxml").get_text(" ")
     text = _WHITESPACE.sub(" ", markup).strip()
+    text = _SPACE_BEFORE_STOP.sub(r"\1", text)  # "<a>Nantes</a>." read as "Nantes ."
     if len(text) > limit:
         cut = text.rfind(" ", 0, limit)
         text = text[: cut if cut > limit // 2 else limit].rstrip() + "…"

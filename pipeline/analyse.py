@@ -1,0 +1,170 @@
+"""An article's text -> its mentions, topics and funding events (no I/O).
+
+Mentions come from the member matcher (mentions.py). Topics come from keyword
+lexicons in sources.yaml, matched the same way. A funding event is a money amount
+in the same sentence as a member: "lève 12 millions d'euros", "raised €3.5M",
+"1,5 M€", "$25 million Series A", "300 000 euros".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.config import Config
+from pipeline.mentions import AliasRule, ArticleMention, Matcher, article_mentions
+
+TITLE_HITS = 1  # a topic keyword in the title is enough
+BODY_HITS = 2  # in the body it takes two
+
+_MULTIPLIERS = {
+    "k": 1e3, "mille": 1e3,
+    "m": 1e6, "mln": 1e6, "million": 1e6, "millions": 1e6,
+    "md": 1e9, "mds": 1e9, "mrd": 1e9, "milliard": 1e9, "milliards": 1e9,
+    "bn": 1e9, "billion": 1e9, "billions": 1e9,
+}  # fmt: skip
+_CURRENCIES = {
+    "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
+    "$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "us$": "USD",
+    "£": "GBP", "gbp": "GBP", "livre": "GBP", "livres": "GBP",
+    "chf": "CHF", "francs suisses": "CHF", "franc suisse": "CHF",
+}  # fmt: skip
+_NUMBER = r"\d{1,3}(?:[ .,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+_MULT = r"milliards?|mds|md|mrd|billions?|bn|millions?|mln|mille|m|k"
+_CUR_BEFORE = r"us\$|€|\$|£|eur|usd|gbp|chf"
+_CUR_AFTER = r"francs? suisses?|euros?|eur|€|dollars?|usd|\$|livres?|gbp|£|chf"
+_AMOUNT = re.compile(
+    rf"(?<![\w.,])(?:(?P<cur1>{_CUR_BEFORE})\s?(?P<num1>{_NUMBER})\s?(?P<mult1>{_MULT})?(?![\w])"
+    rf"|(?P<num2>{_NUMBER})\s?(?:(?P<mult2>{_MULT})\s?)?(?:de\s|d['’]\s?)?(?P<cur2>{_CUR_AFTER}))(?![\w])",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[«\"“(A-ZÀ-Ý0-9])|\n\s*\n|\n(?=[A-ZÀ-Ý«])")
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    member_id: str
+    amount: float
+    currency: str
+    amount_eur: float | None
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    mentions: tuple[ArticleMention, ...]
+    topics: tuple[str, ...]
+    fundings: tuple[Funding, ...]
+
+
+def parse_number(text: str, *, has_multiplier: bool) -> float | None:
+    """ "1,5" -> 1.5, "300 000" -> 300000, "1.250.000" -> 1250000, "3.5" -> 3.5, "1,500" -> 1500."""
+    text = text.replace("\u00a0", " ").replace("\u202f", " ").strip()
+    text = text.replace(" ", "")
+    if "," in text and "." in text:
+        decimal = "," if text.rfind(",") > text.rfind(".") else "."
+        thousands = "." if decimal == "," else ","
+        text = text.replace(thousands, "").replace(decimal, ".")
+    elif "," in text or "." in text:
+        sep = "," if "," in text else "."
+        head, _, tail = text.rpartition(sep)
+        groups = text.split(sep)
+        if len(groups) > 2 or (len(tail) == 3 and not has_multiplier):
+            text = text.replace(sep, "")  # thousands: "1,500 euros", "1.250.000"
+        else:
+            text = f"{head.replace(sep, '')}.{tail}"
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def find_amounts(sentence: str) -> list[tuple[int, int, float, str]]:
+    """(start, end, amount, ISO currency) for every money amount in ``sentence``."""
+    found: list[tuple[int, int, float, str]] = []
+    for match in _AMOUNT.finditer(sentence.replace("\u00a0", " ").replace("\u202f", " ")):
+        number = match.group("num1") or match.group("num2")
+        mult = (match.group("mult1") or match.group("mult2") or "").lower()
+        currency_word = (match.group("cur1") or match.group("cur2") or "").lower()
+        currency_word = " ".join(currency_word.split())
+        currency = _CURRENCIES.get(currency_word)
+        value = parse_number(number, has_multiplier=bool(mult))
+        if value is None or currency is None:
+            continue
+        found.append((match.start(), match.end(), value * _MULTIPLIERS.get(mult, 1.0), currency))
+    return found
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans: ends of sentences, blank lines, and line breaks before a capital."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+class Analyser:
+    """Built once per run from sources.yaml; ``analyse(...)`` per article."""
+
+    def __init__(self, config: Config) -> None:
+        self.members = Matcher.from_config(config)
+        self.cluster_id = config.cluster.id
+        rules = [
+            AliasRule(member_id=topic, member=topic, alias=word)
+            for topic, lexicon in config.topics.items()
+            for word in lexicon.words
+        ]
+        self.topic_matcher = Matcher(rules)
+
+    def topics(self, *, title: str, body: str) -> tuple[str, ...]:
+        in_title = {m.member_id for m in self.topic_matcher.find(title)}
+        counts: dict[str, int] = {}
+        for match in self.topic_matcher.find(body):
+            counts[match.member_id] = counts.get(match.member_id, 0) + 1
+        chosen = {t for t in in_title} | {t for t, n in counts.items() if n >= BODY_HITS}
+        return tuple(sorted(chosen))
+
+    def fundings(self, text: str) -> list[Funding]:
+        """Amounts tied to the nearest member named in the same sentence (the cluster excluded)."""
+        events: dict[tuple[str, float, str], Funding] = {}
+        for start, end in sentences(text):
+            sentence = text[start:end]
+            amounts = find_amounts(sentence)
+            if not amounts:
+                continue
+            named = [m for m in self.members.find(sentence) if m.member_id != self.cluster_id]
+            if not named:
+                continue
+            phrase = " ".join(sentence.split())[:400]
+            for a_start, a_end, amount, currency in amounts:
+                nearest = min(named, key=lambda m: min(abs(m.start - a_end), abs(a_start - m.end)))
+                key = (nearest.member_id, amount, currency)
+                events.setdefault(
+                    key,
+                    Funding(
+                        member_id=nearest.member_id,
+                        amount=amount,
+                        currency=currency,
+                        amount_eur=amount if currency == "EUR" else None,
+                        phrase=phrase,
+                    ),
+                )
+        return list(events.values())
+
+    def analyse(self, *, title: str, summary: str, text: str | None) -> Analysis:
+        body = text or summary or ""
+        fundings = self.fundings(title)
+        seen = {(f.member_id, f.amount, f.currency) for f in fundings}
+        for source in (body, summary if text else ""):
+            for event in self.fundings(source):
+                if (event.member_id, event.amount, event.currency) not in seen:
+                    seen.add((event.member_id, event.amount, event.currency))
+                    fundings.append(event)
+        return Analysis(
+            mentions=tuple(article_mentions(self.members, title=title, summary=summary, text=text)),
+            topics=self.topics(title=title, body=body),
+            fundings=tuple(fundings),
+        )
