@@ -129,6 +129,7 @@ class SourceOptions(_Model):
     confirmed: bool = True  # false: written from documentation, check with `veille check --probe`
     interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     fetch_articles: bool = True  # fetch each new article's page for its full text
+    max_articles: int = Field(default=50, ge=1, le=1000)  # pages per run; the rest wait
     # kind: page -- a listing of article links
     selector: CssSelector = None  # the links (an <a>, or an element holding one)
     item_selector: CssSelector = None  # one block per article; the other selectors apply inside
@@ -153,6 +154,8 @@ class SourceSpec(SourceOptions):
     def _options_fit_the_kind(self) -> SourceSpec:
         if self.kind == "page" and not self.selector:
             raise ValueError("a page source needs a `selector` for its article links")
+        if (self.title_selector or self.date_selector) and not self.item_selector:
+            raise ValueError("title_selector and date_selector apply inside an `item_selector`")
         misplaced = [
             name
             for name in self.model_fields_set

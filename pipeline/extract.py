@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import unescape
+from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
 from pipeline.sandbox import Limits, run_bounded
@@ -138,6 +140,26 @@ def detect_lang(text: str) -> str | None:
     return None
 
 
+_LINK_TAG = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(rb"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+
+
+def canonical_link(html: bytes, *, url: str) -> str | None:
+    """The page's <link rel="canonical"> as an absolute http(s) URL (og:url is not trusted:
+    templates often set it to the home page)."""
+    for tag in _LINK_TAG.finditer(html[:500_000]):
+        attributes = {
+            m.group(1).lower(): (m.group(2) or m.group(3) or m.group(4) or b"").decode(
+                "utf-8", "replace"
+            )
+            for m in _ATTRIBUTE.finditer(tag.group(0))
+        }
+        if "canonical" in attributes.get(b"rel", "").lower().split() and attributes.get(b"href"):
+            target = urljoin(url, unescape(attributes[b"href"].strip()))
+            return target if target.lower().startswith(("http://", "https://")) else None
+    return None
+
+
 def _date(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -172,7 +194,7 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
     document = fields
     match = _HTML_LANG.search(html[:20_000])
     lang = normalise_lang(match.group(1).decode() if match else None) or detect_lang(text)
-    canonical = document.get("url")
+    canonical = canonical_link(html, url=url)
     title, author = document.get("title"), document.get("author")
     return Extracted(
         text=text,
@@ -180,9 +202,7 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
         author=str(author)[:200] if author else None,
         published_at=_date(document.get("date")),
         lang=lang,
-        canonical=canonical
-        if isinstance(canonical, str) and canonical.startswith("http")
-        else None,
+        canonical=canonical,
     )
 
 

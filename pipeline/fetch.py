@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -44,6 +44,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Returns a reason to refuse the URL, or None to allow it. Called on every redirect hop.
 UrlPolicy = Callable[[str], str | None]
+# The same, asynchronous, given per request (robots.txt for article pages).
+HopCheck = Callable[[str], Awaitable[str | None]]
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -340,10 +342,12 @@ class Fetcher:
         trusted: bool = False,
         accept: str | None = None,
         max_bytes: int | None = None,
+        hop_check: HopCheck | None = None,
     ) -> Fetched:
         """GET ``url`` with conditional headers; retry what is transient. Raises FetchError.
 
         ``trusted``: the URL comes from sources.yaml (its first hop skips the address check).
+        ``hop_check``: called on every redirect target; a reason it returns stops the fetch.
         """
         headers: dict[str, str] = {}
         if accept:
@@ -358,7 +362,9 @@ class Fetcher:
         while True:
             attempt += 1
             try:
-                fetched = await self._polite(url, headers, trusted=trusted, max_bytes=max_bytes)
+                fetched = await self._polite(
+                    url, headers, trusted=trusted, max_bytes=max_bytes, hop_check=hop_check
+                )
                 return Fetched(
                     url=fetched.url,
                     final_url=fetched.final_url,
@@ -382,18 +388,28 @@ class Fetcher:
                 await asyncio.sleep(wait)
 
     async def _polite(
-        self, url: str, headers: dict[str, str], *, trusted: bool, max_bytes: int | None
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        trusted: bool,
+        max_bytes: int | None,
+        hop_check: HopCheck | None,
     ) -> Fetched:
         host = self._host(url)
-        async with self._global, host.semaphore:
+        # the host's turn first, then a global slot: a request waiting out one host's
+        # delay never holds a slot another host could use
+        async with host.semaphore:
             async with host.lock:  # space request starts to the same host
                 wait = host.last_start + host.delay - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 host.last_start = time.monotonic()
             try:
-                async with asyncio.timeout(self.network.total_timeout):
-                    return await self._request(url, headers, trusted=trusted, max_bytes=max_bytes)
+                async with self._global, asyncio.timeout(self.network.total_timeout):
+                    return await self._request(
+                        url, headers, trusted=trusted, max_bytes=max_bytes, hop_check=hop_check
+                    )
             except TimeoutError:
                 raise FetchError(
                     f"no complete answer within {self.network.total_timeout:g} s",
@@ -402,7 +418,13 @@ class Fetcher:
                 ) from None
 
     async def _request(
-        self, url: str, headers: dict[str, str], *, trusted: bool, max_bytes: int | None
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        trusted: bool,
+        max_bytes: int | None,
+        hop_check: HopCheck | None,
     ) -> Fetched:
         started = time.monotonic()
         current = url
@@ -418,6 +440,8 @@ class Fetcher:
                             raise FetchError(
                                 f"redirect to {target}: {reason}", url=url, kind="refused"
                             )
+                        if hop_check is not None and (why := await hop_check(target)):
+                            raise FetchError(f"redirect to {target}: {why}", url=url, kind="robots")
                         current = target
                         continue
                     lower = {k.lower(): v for k, v in response.headers.items()}

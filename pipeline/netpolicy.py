@@ -33,6 +33,8 @@ _NAMED_RANGES: tuple[tuple[str, str], ...] = (
     ("ff00::/8", "multicast"),
 )
 _NETWORKS = tuple((ipaddress.ip_network(net), label) for net, label in _NAMED_RANGES)
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # stateless IP/ICMP translation wraps IPv4 too
 
 
 def parse_ip(host: str) -> IPAddress | None:
@@ -67,9 +69,15 @@ def address_problem(address: IPAddress) -> str | None:
         if embedded is not None:
             inner = address_problem(embedded)
             return f"{inner} (inside the IPv6 address {address})" if inner else None
+        if address in _SIIT:
+            inner = address_problem(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+            return f"{inner} (inside the IPv6 address {address})" if inner else None
     for network, label in _NETWORKS:
         if address.version == network.version and address in network:
             return f"{address} is {label}"
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_V6:
+        # IPv4-compatible (::a.b.c.d), local NAT64 (64:ff9b:1::/48), site-local (fec0::/10) ...
+        return f"{address} is not a global unicast IPv6 address"
     if not address.is_global:
         return f"{address} is not a public address"
     return None

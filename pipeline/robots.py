@@ -39,11 +39,14 @@ class RobotsCache:
         """None (allowed), DISALLOWED, or a sentence saying why robots.txt could not be read."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        lock = self._locks.setdefault(origin, asyncio.Lock())
+        # keyed with the trust too: a refusal met through a hostile link must not
+        # deny the operator's own page on the same host
+        key = f"{origin} trusted={trusted}"
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            if origin not in self._rules:
-                self._rules[origin] = await self._load(origin, trusted=trusted)
-        rules = self._rules[origin]
+            if key not in self._rules:
+                self._rules[key] = await self._load(origin, trusted=trusted)
+        rules = self._rules[key]
         if isinstance(rules, str):
             return rules
         return None if rules.can_fetch(url, AGENT_TOKEN) else DISALLOWED

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pipeline.analyse import Analyser, Analysis
 from pipeline.config import Config, Source
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[SourceOutcome], None]
 T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
+MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 
@@ -331,6 +333,8 @@ class _Pass:
         )
         links = list(sitemap.links)
         if sitemap.is_index:
+            # an unchanged index says nothing of its children: read them on every run
+            collected.etag = collected.last_modified = None
             links = []
             children = recent(
                 sitemap.links, max_age_days=source.max_age_days, limit=MAX_CHILD_SITEMAPS, now=now
@@ -352,9 +356,10 @@ class _Pass:
                     collected.warnings.append(f"sitemap {child.url}: nested index skipped")
                     continue
                 links += part.links
-        chosen = recent(
-            tuple(links), max_age_days=source.max_age_days, limit=source.max_urls, now=now
-        )
+        # URLs already stored are not news: leave the room under max_urls to the others
+        known = self.store.known_urls([_canonical_or_same(lk.url) for lk in links])
+        fresh = tuple(lk for lk in links if _canonical_or_same(lk.url) not in known)
+        chosen = recent(fresh, max_age_days=source.max_age_days, limit=source.max_urls, now=now)
         collected.entries = to_entries(chosen)
 
     # -------------------------------------------------------------- article pages
@@ -362,18 +367,30 @@ class _Pass:
     async def enrich(
         self, source: Source, articles: list[Article]
     ) -> tuple[list[Article], dict[str, str], int, str | None]:
-        """Fetch and extract the page of every new article, once. Never fails the source."""
+        """Fetch and extract the page of every new article, once. Never fails the source.
+
+        Pages fetched before without success (an error, or over the per-run limit) are
+        tried again when their article is seen again, up to MAX_PAGE_ATTEMPTS times.
+        """
         status: dict[str, str] = {}
-        if not articles:
+        if not articles or not source.fetch_articles:
             return articles, status, 0, None
-        known = self.store.known_urls([a.url for a in articles])
-        todo = [a for a in articles if a.url not in known and a.fetchable and source.fetch_articles]
+        urls = [a.url for a in articles]
+        known = self.store.known_urls(urls)
+        retry = self.store.pages_to_retry(urls, max_attempts=MAX_PAGE_ATTEMPTS)
+        wanted = [a for a in articles if a.fetchable and (a.url not in known or a.url in retry)]
+        todo, later = wanted[: source.max_articles], wanted[source.max_articles :]
+        for article in later:
+            status[article.url] = f"pending: more than {source.max_articles} new pages in one run"
         if not todo:
             return articles, status, 0, None
         results = await asyncio.gather(*(self._page(a.url) for a in todo))
+        for article in todo:
+            self.pages.pop(article.url, None)  # saved next: later sources find it in the store
         extracted = {a.url: result for a, result in zip(todo, results, strict=True)}
         out: list[Article] = []
         failures: list[str] = []
+        claimed: dict[str, str] = {}  # canonical URL -> the feed URL that led to it in this batch
         for article in articles:
             if article.url not in extracted:
                 out.append(article)
@@ -381,11 +398,15 @@ class _Pass:
             page, how = extracted[article.url]
             if page is None:
                 status[article.url] = how
-                if how != "robots":
+                if how != DISALLOWED:
                     failures.append(how)
                 out.append(article)
                 continue
-            merged = _merge(article, page)
+            merged = _merge(article, page, source_url=source.url)
+            if merged.url != article.url and claimed.get(merged.url, article.url) != article.url:
+                # two different entries name one canonical page: a site-wide tag, not a copy
+                merged = replace(merged, url=article.url, aliases=article.aliases)
+            claimed.setdefault(merged.url, article.url)
             status[merged.url] = "ok"
             out.append(merged)
         warning = None
@@ -394,7 +415,7 @@ class _Pass:
         return out, status, len(todo), warning
 
     def _page(self, url: str) -> asyncio.Task[tuple[Extracted | None, str]]:
-        """One task per URL per run: two sources carrying the same new article share it."""
+        """One task per URL while it is in flight: sources carrying the same new article share it."""
         if url not in self.pages:
             self.pages[url] = asyncio.ensure_future(self._fetch_page(url))
         return self.pages[url]
@@ -407,6 +428,11 @@ class _Pass:
         if verdict:
             raise FetchError(verdict, url=url, kind="robots")
 
+    async def _hop_allowed(self, url: str) -> str | None:
+        """For redirects: robots.txt of the host a page redirects to must allow the target."""
+        verdict = await self.robots.verdict(url)
+        return "disallowed by the site's robots.txt" if verdict == DISALLOWED else verdict
+
     async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
         async with self.page_slots:
             return await self._fetch_page_now(url)
@@ -417,7 +443,10 @@ class _Pass:
             return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
         try:
             fetched = await self.fetcher.fetch(
-                url, accept=ACCEPT_HTML, max_bytes=self.config.network.max_page_bytes
+                url,
+                accept=ACCEPT_HTML,
+                max_bytes=self.config.network.max_page_bytes,
+                hop_check=self._hop_allowed,
             )
             kind = fetched.headers.get("content-type", "text/html").lower()
             if "html" not in kind and "xml" not in kind:
@@ -425,26 +454,37 @@ class _Pass:
             page = await self.bounded(
                 extract_guarded, fetched.body, url=fetched.final_url, limits=self.extract_limits
             )
-        except (FetchError, ParseError) as exc:
+        except FetchError as exc:
+            return None, DISALLOWED if exc.kind == "robots" else f"error: {url}: {exc}"
+        except ParseError as exc:
             return None, f"error: {url}: {exc}"
         if fetched.final_url != url and same_site(fetched.final_url, url) and not page.canonical:
             page = replace(page, canonical=fetched.final_url)
         return page, "ok"
 
 
-def _merge(article: Article, page: Extracted) -> Article:
+def _canonical_or_same(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except ValueError:
+        return url
+
+
+def _merge(article: Article, page: Extracted, *, source_url: str) -> Article:
     """The feed's values win where it has them; the page adds text and fills the gaps.
 
     A rel=canonical on the same site (AMP, mobile, tracking-free URL) becomes the
-    article's key and the feed's URL one of its aliases.
+    article's key and the feed's URL one of its aliases. A canonical that points at
+    the site's home page or at the source itself is a template's mistake: ignored.
     """
     url, aliases = article.url, article.aliases
     if page.canonical and same_site(page.canonical, article.url):
         try:
             canonical = canonical_url(page.canonical)
+            bogus = urlsplit(canonical).path in ("", "/") or canonical == canonical_url(source_url)
         except ValueError:
-            canonical = article.url
-        if canonical != article.url:
+            canonical, bogus = article.url, True
+        if canonical != article.url and not bogus:
             url, aliases = canonical, (*aliases, article.url)
     return replace(
         article,

@@ -231,11 +231,26 @@ def _m3_mentions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_fundings_member_id ON fundings(member_id)")
 
 
+def _m4_text_attempts(db: sqlite_utils.Database) -> None:
+    """How many times an article's page was tried: failed pages are retried a few times."""
+    db.execute("ALTER TABLE articles ADD COLUMN text_attempts INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE articles SET text_attempts = 1 WHERE text_status IS NOT NULL "
+        "AND text_status NOT LIKE 'pending%'"
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
     _m3_mentions,
+    _m4_text_attempts,
 )
+
+
+def _attempt(status: str | None) -> int:
+    """1 when the page was actually tried; 0 when it was not (no status, or left pending)."""
+    return 0 if status is None or status.startswith("pending") else 1
 
 
 def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analysis) -> None:
@@ -479,6 +494,26 @@ class Store:
             for article_id, analysis in analyses.items():
                 _write_analysis(db, article_id, analysis)
 
+    def pages_to_retry(self, urls: Sequence[str], *, max_attempts: int) -> set[str]:
+        """URLs of stored articles still without text whose page is worth another try."""
+        found: set[str] = set()
+        for start in range(0, len(urls), 500):
+            chunk = list(urls[start : start + 500])
+            placeholders = ", ".join("?" * len(chunk))
+            found |= {
+                row[0]
+                for row in self.db.execute(
+                    f"""
+                    SELECT u.url FROM article_urls u JOIN articles a ON a.id = u.article_id
+                    WHERE u.url IN ({placeholders}) AND a.text IS NULL
+                      AND (a.text_status LIKE 'pending%'
+                           OR (a.text_status LIKE 'error%' AND a.text_attempts < ?))
+                    """,
+                    [*chunk, max_attempts],
+                )
+            }
+        return found
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 
@@ -569,9 +604,10 @@ class Store:
                     new += 1
                     article_id = db.execute(
                         """
-                        INSERT INTO articles (url, link, title, summary, text, text_status, lang, author,
-                                              guid, outlet, published_at, first_seen_at, source_id)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO articles (url, link, title, summary, text, text_status, text_attempts,
+                                              lang, author, guid, outlet, published_at, first_seen_at,
+                                              source_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         RETURNING id
                         """,
                         [
@@ -581,6 +617,7 @@ class Store:
                             article.summary,
                             article.text,
                             text_status.get(article.url),
+                            _attempt(text_status.get(article.url)),
                             article.lang,
                             article.author,
                             article.guid,
@@ -601,6 +638,16 @@ class Store:
                         ).rowcount
                         if filled and article.url in analyses:
                             _write_analysis(db, article_id, analyses[article.url])
+                    elif article.url in text_status:  # tried again, still without text
+                        db.execute(
+                            "UPDATE articles SET text_status = ?, text_attempts = text_attempts + ? "
+                            "WHERE id = ? AND text IS NULL",
+                            [
+                                text_status[article.url],
+                                _attempt(text_status[article.url]),
+                                article_id,
+                            ],
+                        )
                 for key in keys:
                     db.execute(
                         "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",

@@ -35,7 +35,8 @@ def test_extracted_text_has_the_paragraphs_and_none_of_the_boilerplate(page: Pat
     html = page.read_bytes()
     match = CANONICAL.search(html)
     assert match, "every golden page declares its canonical URL"
-    extracted = extract_html(html, url=match.group(1).decode())
+    # fetched under another URL: the canonical must come from the page, not be echoed back
+    extracted = extract_html(html, url="https://fetched.example/under/another/path?utm_source=rss")
     text = squeeze(extracted.text)
     for paragraph in lines(page.with_suffix(".expected.txt")):
         assert paragraph in text, f"missing paragraph: {paragraph[:80]}"
@@ -60,6 +61,15 @@ def test_metadata_comes_from_the_page() -> None:
     extracted = extract_html(page.read_bytes(), url="https://x.example/")
     assert extracted.title and extracted.author
     assert extracted.published_at is not None and extracted.published_at.year == 2026
+
+
+def test_og_url_alone_is_not_taken_for_a_canonical() -> None:
+    body = "<p>" + " ".join(["Valneva annonce des résultats solides pour son vaccin."] * 6) + "</p>"
+    html = (
+        '<html lang="fr"><head><meta property="og:url" content="https://www.site.example/">'
+        f"</head><body><article>{body}</article></body></html>"
+    ).encode()
+    assert extract_html(html, url="https://www.site.example/a/1.html").canonical is None
 
 
 def test_a_page_without_an_article_is_an_error() -> None:

@@ -70,3 +70,19 @@ def test_host_names_are_not_taken_for_addresses() -> None:
     assert parse_ip("www.ouest-france.fr") is None
     assert parse_ip("1e100.net") is None
     assert str(parse_ip("2130706433")) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("::7f00:1", "not a global unicast"),  # IPv4-compatible ::127.0.0.1
+        ("64:ff9b:1::a00:1", "not a global unicast"),  # local-use NAT64
+        ("fec0::1", "not a global unicast"),  # deprecated site-local
+        ("::ffff:0:a00:1", "RFC 1918"),  # SIIT wrapping 10.0.0.1
+    ],
+)
+def test_unusual_ipv6_forms_that_reach_internal_networks_are_refused(
+    host: str, reason: str
+) -> None:
+    problem = host_problem(host)
+    assert problem is not None and reason in problem

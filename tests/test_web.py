@@ -166,6 +166,8 @@ def test_hostile_entry_linking_to_loopback_never_reaches_it(
     )
     ((status,),) = query(db_path, "SELECT text_status FROM articles")
     assert "refused to connect: 127.0.0.1 is loopback" in status
+    # only the configured feed reached the server: no robots.txt, no page, no redirect target
+    assert {r.path for r in site.requests} == {"/feed.rss", f"/{redirect}"}
 
 
 def test_allow_private_reaches_the_same_links(
@@ -195,7 +197,15 @@ def test_amp_and_tracking_variants_are_one_article(
     sources = [source(site, "mobile", "mobile.rss"), source(site, "desktop", "desktop.rss")]
     config = write_config(sources=sources)
     run(config, db_path=db_path)
-    run(config, db_path=db_path, source_ids=["mobile"])
+    # the mobile feed changes; its AMP link is already known under the canonical URL
+    write(
+        site,
+        "mobile.rss",
+        feed(site.base, [("Xenothera (AMP)", "/amp/xenothera.html", "AMP, mis à jour.")]),
+    )
+    again = run(config, db_path=db_path, source_ids=["mobile"])
+    assert again.outcomes[0].status == "ok" and again.outcomes[0].pages_fetched == 0
+    assert len(site.requests_for("amp/xenothera.html")) == 1
     assert query(db_path, "SELECT url FROM articles") == [(canonical,)]
     assert query(db_path, "SELECT count(*) FROM article_sources") == [(2,)]
     urls = {u for (u,) in query(db_path, "SELECT url FROM article_urls")}
@@ -349,3 +359,104 @@ def test_discover_prints_the_feeds_a_page_advertises(
     ]
     nothing = discover(site.url("plain.html"))
     assert nothing.returncode == 1 and "advertises no feed" in nothing.stderr
+
+
+def test_a_site_wide_canonical_does_not_merge_different_articles(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    home = site.url("")
+    write(site, "eco/a.html", article_page("Premier", PARAGRAPHS, canonical=home))
+    write(site, "eco/b.html", article_page("Second", PARAGRAPHS[::-1], canonical=home))
+    write(
+        site,
+        "feed.rss",
+        feed(site.base, [("Premier", "/eco/a.html", "A."), ("Second", "/eco/b.html", "B.")]),
+    )
+    run(write_config(sources=[source(site, "press", "feed.rss")]), db_path=db_path)
+    assert sorted(query(db_path, "SELECT title, url FROM articles")) == [
+        ("Premier", site.url("eco/a.html")),
+        ("Second", site.url("eco/b.html")),
+    ]
+
+
+def test_a_redirect_into_a_disallowed_path_is_not_followed(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    write(site, "private/secret.html", article_page("Réservé", PARAGRAPHS))
+    write(
+        site,
+        "feed.rss",
+        feed(site.base, [("Déplacé", "/_/redirect/1/private/secret.html", "Lien.")]),
+    )
+    run(write_config(sources=[source(site, "press", "feed.rss")]), db_path=db_path)
+    assert site.requests_for("private/secret.html") == []
+    assert query(db_path, "SELECT text, text_status FROM articles") == [(None, "robots")]
+
+
+def test_a_failed_page_is_tried_again_when_its_article_is_seen_again(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    write(site, "eco/a.html", article_page("Article", PARAGRAPHS))
+    write(site, "feed.rss", feed(site.base, [("Article", "/_/flaky/1/eco/a.html", "Résumé.")]))
+    config = write_config(sources=[source(site, "press", "feed.rss")], network={"retries": 0})
+    run(config, db_path=db_path)
+    ((text, status, attempts),) = query(
+        db_path, "SELECT text, text_status, text_attempts FROM articles"
+    )
+    assert text is None and "HTTP 503" in status and attempts == 1
+    write(
+        site, "feed.rss", feed(site.base, [("Article", "/_/flaky/1/eco/a.html", "Résumé modifié.")])
+    )
+    run(config, db_path=db_path)
+    ((text, status, attempts),) = query(
+        db_path, "SELECT text, text_status, text_attempts FROM articles"
+    )
+    assert "Clean Cells" in text and status == "ok"
+
+
+def test_pages_over_the_per_run_limit_wait_for_the_next_run(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    items = []
+    for n in range(3):
+        write(site, f"eco/{n}.html", article_page(f"Article {n}", PARAGRAPHS))
+        items.append((f"Article {n}", f"/eco/{n}.html", "Résumé."))
+    write(site, "feed.rss", feed(site.base, items))
+    config = write_config(sources=[source(site, "press", "feed.rss", max_articles=2)])
+    first = run(config, db_path=db_path)
+    assert first.outcomes[0].pages_fetched == 2
+    assert query(db_path, "SELECT count(*) FROM articles WHERE text_status LIKE 'pending%'") == [
+        (1,)
+    ]
+    write(site, "feed.rss", feed(site.base, [*items, ("Article 9", "/eco/0.html?v=9", "Autre.")]))
+    run(config, db_path=db_path)
+    assert query(db_path, "SELECT count(*) FROM articles WHERE text IS NULL") == [(0,)]
+
+
+def test_an_unchanged_sitemap_index_still_reads_its_children(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    today = datetime.now(UTC).date()
+    write(
+        site,
+        "index.xml",
+        f"""<?xml version="1.0"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<sitemap><loc>{site.url("news.xml")}</loc></sitemap></sitemapindex>""",
+    )
+
+    def news(*paths: str) -> str:
+        urls = "".join(
+            f"<url><loc>{site.url(p)}</loc><lastmod>{today}</lastmod></url>" for p in paths
+        )
+        return f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+    write(site, "news.xml", news("n/1.html"))
+    config = write_config(sources=[{"id": "sm", "kind": "sitemap", "url": site.url("index.xml")}])
+    run(config, db_path=db_path)
+    write(site, "news.xml", news("n/1.html", "n/2.html"))
+    run(config, db_path=db_path)
+    assert {u for (u,) in query(db_path, "SELECT url FROM articles")} == {
+        site.url("n/1.html"),
+        site.url("n/2.html"),
+    }

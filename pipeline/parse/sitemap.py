@@ -62,6 +62,19 @@ def _child_text(element: Any, *names: str) -> str:
     return ""
 
 
+def w3c_date(text: str) -> datetime | None:
+    """Sitemap dates are W3C datetimes ("2026-11-26", "2026-11-26T09:00:00+01:00"): read them
+    directly, and only fall back to the slow general parser for what is not."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return parse_date(text)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def parse_sitemap(data: bytes, *, url: str) -> Sitemap:
     """Raises ParseError for anything that is not a sitemap."""
     if data[:2] == b"\x1f\x8b":
@@ -86,7 +99,7 @@ def parse_sitemap(data: bytes, *, url: str) -> Sitemap:
         loc = _child_text(block, "loc")
         if not loc.lower().startswith(("http://", "https://")):
             continue
-        date = parse_date(_child_text(block, "publication_date")) or parse_date(
+        date = w3c_date(_child_text(block, "publication_date")) or w3c_date(
             _child_text(block, "lastmod")
         )
         links.append(
