@@ -128,7 +128,8 @@ class Analyser:
         return tuple(sorted(chosen))
 
     def fundings(self, text: str) -> list[Funding]:
-        """Amounts tied to the nearest member named in the same sentence (the cluster excluded)."""
+        """Amounts tied to a member named in the same sentence (the cluster excluded): the
+        last one named before the amount, else the first one after it."""
         events: dict[tuple[str, float, str], Funding] = {}
         for start, end in sentences(text):
             sentence = text[start:end]
@@ -139,8 +140,11 @@ class Analyser:
             if not named:
                 continue
             phrase = " ".join(sentence.split())[:400]
-            for a_start, a_end, amount, currency in amounts:
-                nearest = min(named, key=lambda m: min(abs(m.start - a_end), abs(a_start - m.end)))
+            for a_start, _a_end, amount, currency in amounts:
+                # the subject usually comes first ("X lève 12 M€", "X, qui a levé 12 M€, et Y");
+                # a member after the amount only when none is before it ("12 M€ pour X")
+                before = [m for m in named if m.end <= a_start]
+                nearest = before[-1] if before else named[0]
                 key = (nearest.member_id, amount, currency)
                 events.setdefault(
                     key,

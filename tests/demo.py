@@ -135,6 +135,18 @@ def summary(db_path: Path) -> None:
         ).fetchone()
         if hit:
             print(f"  {member:16} in the text of: {hit[0][:60]}")
+    print("\n== Mentions per member (articles naming it, of which in the title)")
+    for member, articles, in_title in conn.execute(
+        """SELECT m.name, count(*), sum(x.in_title) FROM mentions x JOIN members m ON m.id = x.member_id
+           GROUP BY m.id ORDER BY count(*) DESC, m.name LIMIT 8"""
+    ):
+        print(f"  {member:28} {articles:3} ({in_title} in the title)")
+    print("\n== Funding events")
+    for member, amount, currency in conn.execute(
+        """SELECT m.name, f.amount, f.currency FROM fundings f JOIN members m ON m.id = f.member_id
+           GROUP BY m.id, f.amount, f.currency ORDER BY f.amount DESC LIMIT 6"""
+    ):
+        print(f"  {member:28} {amount:>14,.0f} {currency}")
     print("\n== Articles carried by several sources (stored once)")
     rows = conn.execute(
         """SELECT a.title, count(*) AS n, group_concat(s.source_id, ', ')
@@ -183,6 +195,11 @@ def main() -> int:
         f'  .venv/bin/sqlite-utils {rel_db} "select title, url from articles order by published_at desc limit 10"'
     )
     print(f"  .venv/bin/veille sources --db {rel_db}        # state of every source")
+    print(
+        f"  .venv/bin/veille remention --config {rel_config} --db {rel_db}   # after editing members"
+    )
+    print("  echo 'Il ose tout, NG-Biotech aussi.' | .venv/bin/veille match -   # tune aliases")
+    print("  make eval                                           # matcher precision and recall")
     print("  edit sources.yaml, then: make check && make run")
     return 0 if first == 0 and second == 0 else 1
 

@@ -250,3 +250,14 @@ def test_remention_finds_new_aliases_and_drops_stale_mentions(
     report = remention(after, db_path=db_path)
     assert report.articles == 6
     assert "goliver-therapeutics" in mentioned() and "xenothera" not in mentioned()
+
+
+def test_the_amount_goes_to_the_member_named_before_it(config: Config) -> None:
+    analyser = Analyser(config)
+    sentence = (
+        "Des entreprises plus jeunes tenaient un stand : Xenothera, qui prépare un essai après une "
+        "levée de 12 millions d'euros, et GoLiver Therapeutics, engagée dans un programme d'accélération."
+    )
+    assert [(f.member_id, f.amount) for f in analyser.fundings(sentence)] == [("xenothera", 12e6)]
+    after = "Une enveloppe de 3 millions d'euros pour Naobios et son usine de Saint-Herblain."
+    assert [(f.member_id, f.amount) for f in analyser.fundings(after)] == [("naobios", 3e6)]
