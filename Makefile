@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run lint check sources eval clean
+.PHONY: help install demo test run lint check sources eval bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ sources: $(STAMP)  ## show each source's state
 
 eval: $(STAMP)  ## precision and recall of the mention matcher on the labelled passages
 	$(BIN)/python -m tests.eval_mentions
+
+bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS=--articles 100000)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check pipeline tests

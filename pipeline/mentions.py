@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -34,40 +35,80 @@ _URL_OR_EMAIL = re.compile(
 )
 
 
+_SPACES = "\t\n\r\v\f \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_RUNS_OF_SPACES = re.compile(" {2,}")
+
+
+def _table(*, keep_case: bool) -> dict[str, str]:
+    """A one-to-one character map: accents dropped, case folded (or kept), every apostrophe
+    one "'", every dash and space one " ". One-to-one keeps offsets valid."""
+    table: dict[str, str] = {}
+    for code in range(0x20, 0x530):
+        char = chr(code)
+        base = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        )
+        if not keep_case:
+            base = base.lower()
+        if len(base) == 1 and base != char:
+            table[char] = base
+    for char in _APOSTROPHES:
+        table[char] = "'"
+    for char in _DASHES + _SPACES:
+        table[char] = " "
+    return table
+
+
+_FOLD = _table(keep_case=False)
+_FOLD_KEEP_CASE = _table(keep_case=True)
+# Plain printable ASCII but "-" and "`" needs nothing: only the other characters go
+# through the table, so mostly-ASCII text folds at regular-expression speed.
+_SPECIAL = re.compile(r"[^\x20-\x2c\x2e-\x5f\x61-\x7e]")
+
+
+_COMMON = "éèêàâçùûôîïë’-\n\u00a0"
+
+
+def _lower_same_length(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    # a few characters lower to two ("İ"): keep those as they are, so offsets stay valid
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
     text: str  # folded
-    offsets: tuple[int, ...]  # folded index -> original index; one extra entry for the end
+    offsets: Sequence[int] | None  # folded index -> original index; None when they are equal
 
-
-def _fold_char(char: str, *, keep_case: bool) -> str:
-    if char in _APOSTROPHES:
-        return "'"
-    if char in _DASHES or char.isspace() or char in "\u00a0\u202f\u2007":
-        return " "
-    decomposed = unicodedata.normalize("NFKD", char)
-    base = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return base if keep_case else base.casefold()
+    def original(self, index: int) -> int:
+        return index if self.offsets is None else self.offsets[index]
 
 
 def fold(text: str, *, keep_case: bool = False) -> Folded:
-    """Fold ``text`` for matching, keeping the map back to the original offsets."""
-    out: list[str] = []
-    offsets: list[int] = []
-    previous_space = True  # also trims leading whitespace
-    for index, char in enumerate(text):
-        folded = _fold_char(char, keep_case=keep_case)
-        if folded == " ":
-            if previous_space:
-                continue
-            previous_space = True
-        else:
-            previous_space = False
-        for piece in folded:
-            out.append(piece)
-            offsets.append(index)
-    offsets.append(len(text))
-    return Folded("".join(out), tuple(offsets))
+    """Fold ``text`` for matching, keeping the map back to the original offsets.
+
+    Lower case first, then every character that is not plain ASCII through one table,
+    then runs of spaces collapsed to one; the offset map is only built when a run
+    was collapsed.
+    """
+    table = _FOLD_KEEP_CASE if keep_case else _FOLD
+    mapped = text if keep_case else _lower_same_length(text)
+    for char in _COMMON:  # the frequent ones by plain replace (C speed), the rest by the regex
+        if char in mapped:
+            mapped = mapped.replace(char, table.get(char, char))
+    mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
+    if "  " not in mapped:
+        return Folded(mapped, None)
+    kept: list[int] = []
+    position = 0
+    for run in _RUNS_OF_SPACES.finditer(mapped):
+        kept.extend(range(position, run.start() + 1))
+        position = run.end()
+    kept.extend(range(position, len(mapped)))
+    kept.append(len(mapped))
+    return Folded(_RUNS_OF_SPACES.sub(" ", mapped), kept)
 
 
 def fold_alias(alias: str, *, keep_case: bool = False) -> str:
@@ -83,8 +124,7 @@ class AliasRule:
     needs_context: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Mention:
+class Mention(NamedTuple):  # a tuple: thousands are made per document, cheaply
     member_id: str
     member: str
     alias: str  # as written in the text
@@ -168,22 +208,28 @@ class Matcher:
 
     # ---------------------------------------------------------------- matching
 
-    def find(self, text: str) -> list[Mention]:
-        """Every mention in ``text``, in order, with offsets into ``text``."""
+    def find(self, text: str, *, snippets: bool = True) -> list[Mention]:
+        """Every mention in ``text``, in order, with offsets into ``text``.
+
+        ``snippets=False`` leaves them empty (they cost more than the matching itself
+        when a caller needs only one per member).
+        """
         if self.empty or not text:
             return []
         folded = fold(text)
         haystack = folded.text
+        size = len(haystack)
         blocked = self._blocked_spans(text, folded)
         candidates: list[tuple[int, int, tuple[int, ...]]] = []
+        add = candidates.append
         for end_index, (length, indexes) in self._automaton.iter(haystack):
             start = end_index - length + 1
             end = end_index + 1
-            if start > 0 and haystack[start - 1].isalnum():
+            if (start > 0 and haystack[start - 1].isalnum()) or (
+                end < size and haystack[end].isalnum()
+            ):
                 continue
-            if end < len(haystack) and haystack[end].isalnum():
-                continue
-            candidates.append((start, end, indexes))
+            add((start, end, indexes))
         # leftmost-longest, no overlaps
         candidates.sort(key=lambda c: (c[0], -(c[1] - c[0])))
         chosen: list[tuple[int, int, tuple[int, ...]]] = []
@@ -195,10 +241,10 @@ class Matcher:
         mentions: list[Mention] = []
         present_context: dict[str, bool] = {}
         for start, end, indexes in chosen:
-            if any(start < b_end and b_start < end for b_start, b_end in blocked):
+            if blocked and any(start < b_end and b_start < end for b_start, b_end in blocked):
                 continue
-            original_start = folded.offsets[start]
-            original_end = folded.offsets[end - 1] + 1
+            original_start = folded.original(start)
+            original_end = folded.original(end - 1) + 1
             written = text[original_start:original_end]
             rule = self._accept(indexes, written, haystack, start, end, present_context)
             if rule is None:
@@ -210,7 +256,7 @@ class Matcher:
                     alias=written,
                     start=original_start,
                     end=original_end,
-                    snippet=snippet(text, original_start, original_end),
+                    snippet=snippet(text, original_start, original_end) if snippets else "",
                 )
             )
         return mentions
@@ -225,7 +271,12 @@ class Matcher:
             return spans
         offsets = folded.offsets  # non-decreasing: bisect finds folded positions
         for o_start, o_end in originals:
-            spans.append((bisect.bisect_left(offsets, o_start), bisect.bisect_left(offsets, o_end)))
+            if offsets is None:
+                spans.append((o_start, o_end))
+            else:
+                spans.append(
+                    (bisect.bisect_left(offsets, o_start), bisect.bisect_left(offsets, o_end))
+                )
         return spans
 
     def _accept(
@@ -297,7 +348,7 @@ def article_mentions(
     text when there is one, else the summary); the snippet comes from the body when it can."""
     in_title = matcher.find(title or "")
     body = text or summary or ""
-    in_body = matcher.find(body)
+    in_body = _with_first_snippets(matcher.find(body, snippets=False), body)
     if text and summary:
         # a member named only in the summary (a teaser the page does not repeat) still counts
         named = {m.member_id for m in in_body}
@@ -323,6 +374,18 @@ def article_mentions(
                     snippet=current.snippet,
                 )
     return list(rows.values())
+
+
+def _with_first_snippets(mentions: list[Mention], text: str) -> list[Mention]:
+    """Fill the snippet of each member's first mention only: the one that is stored."""
+    seen: set[str] = set()
+    out: list[Mention] = []
+    for mention in mentions:
+        if mention.member_id not in seen:
+            seen.add(mention.member_id)
+            mention = mention._replace(snippet=snippet(text, mention.start, mention.end))
+        out.append(mention)
+    return out
 
 
 def members_named(matcher: Matcher, texts: Iterable[str]) -> set[str]:

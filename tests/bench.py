@@ -1,0 +1,173 @@
+"""`make bench`: figures measured here, each beside a baseline from the same run.
+
+Matching: veille's matcher (folding included) on synthetic French and English text
+with 1,000 aliases, beside a single compiled regular-expression alternation of the
+same aliases and a bare Aho-Corasick scan of already folded text. Medians of
+repeated runs; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import re
+import statistics
+import time
+from collections.abc import Callable
+
+import ahocorasick
+
+from pipeline.mentions import AliasRule, Matcher, fold
+
+WORDS = ["la", "société", "nantaise", "annonce", "une", "levée", "de", "fonds", "pour", "financer", "son", "essai", "clinique", "de", "phase", "the", "company", "said", "that", "its", "trial", "met", "the", "primary", "endpoint", "and", "will", "file", "for", "approval", "this", "year", "biotech", "vaccin", "anticorps", "production", "usine", "partenariat", "accord", "licence", "recherche", "patients", "Nantes", "Angers", "Rennes", "Tours", "Saint-Herblain", "Montaigu", "millions", "d’euros", "résultats", "données"]
+SYLLABLES = [
+    "ga",
+    "lo",
+    "ne",
+    "xi",
+    "bio",
+    "ter",
+    "pha",
+    "ma",
+    "va",
+    "no",
+    "ce",
+    "gen",
+    "thé",
+    "ra",
+    "pax",
+]
+
+
+def synthetic_aliases(count: int, rng: random.Random) -> list[str]:
+    names: set[str] = set()
+    while len(names) < count:
+        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+        suffix = rng.choice(["", " Therapeutics", " Pharma", " Biotech", " SA", "-Bio"])
+        names.add(word + suffix)
+    return sorted(names)
+
+
+def synthetic_text(size: int, aliases: list[str], rng: random.Random) -> str:
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        sentence = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20)))
+        if rng.random() < 0.3:
+            sentence += " " + rng.choice(aliases)
+        sentence = sentence[0].upper() + sentence[1:] + ". "
+        parts.append(sentence)
+        total += len(sentence)
+    return "".join(parts)
+
+
+def median_seconds(func: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) -> None:
+    rng = random.Random(seed)
+    names = synthetic_aliases(aliases, rng)
+    text = synthetic_text(int(megabytes * 1_000_000), names, rng)
+    size_mb = len(text.encode("utf-8")) / 1_000_000
+    matcher = Matcher(
+        [AliasRule(member_id=f"m{i}", member=n, alias=n) for i, n in enumerate(names)]
+    )
+    alternation = re.compile(
+        r"\b(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b",
+        re.IGNORECASE,
+    )
+    automaton = ahocorasick.Automaton()
+    for n in names:
+        automaton.add_word(fold(n).text, n)
+    automaton.make_automaton()
+    folded = fold(text).text
+
+    found = len(matcher.find(text, snippets=False))
+    # as the pipeline runs it: snippets are cut for each member's first mention only
+    veille_s = median_seconds(lambda: matcher.find(text, snippets=False), repeat)
+    regex_s = median_seconds(lambda: alternation.findall(text), max(1, repeat // 2))
+    bare_s = median_seconds(lambda: sum(1 for _ in automaton.iter(folded)), repeat)
+    fold_s = median_seconds(lambda: fold(text), repeat)
+    print(
+        f"matching: {size_mb:.1f} MB of text, {aliases} aliases, {found} mentions found, median of {repeat}"
+    )
+    print(f"  {'veille matcher (fold + scan + rules)':40} {size_mb / veille_s:8.1f} MB/s")
+    print(f"  {'  of which folding alone':40} {size_mb / fold_s:8.1f} MB/s")
+    print(f"  {'baseline: one regex alternation':40} {size_mb / regex_s:8.1f} MB/s")
+    print(f"  {'baseline: bare Aho-Corasick scan':40} {size_mb / bare_s:8.1f} MB/s")
+    print(
+        f"  veille / regex: {regex_s / veille_s:.1f}x   (targets: >= 20 MB/s and >= 20x the regex)"
+    )
+
+
+def bench_remention(*, articles: int, seed: int) -> None:
+    """`veille remention` over a synthetic store of ``articles`` articles (2 KB of text each)."""
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.config import load_config
+    from pipeline.run import remention
+    from pipeline.store import Store
+
+    rng = random.Random(seed)
+    config = load_config(Path(__file__).resolve().parent.parent / "sources.yaml")
+    names = [m.name for m in config.members] + ["Atlanpole Biotherapies"]
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "bench.db"
+        Store.open(db_path).close()
+        conn = sqlite3.connect(db_path)
+        rows = (
+            (
+                f"https://press.example/{i}",
+                f"Titre {i}",
+                "Résumé court.",
+                synthetic_text(2000, names, rng),
+                "2026-11-28T00:00:00Z",
+            )
+            for i in range(articles)
+        )
+        conn.executemany(
+            "INSERT INTO articles (url, title, summary, text, first_seen_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.commit()
+        conn.close()
+        started = time.perf_counter()
+        report = remention(config, db_path=db_path)
+        took = time.perf_counter() - started
+    print(
+        f"remention: {articles:,} articles of about 2 KB, {report.mentions_after:,} mentions, "
+        f"{report.fundings_after:,} funding events"
+    )
+    print(f"  {took:.1f} s, {articles / took:,.0f} articles/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--megabytes", type=float, default=5.0, help="text size for matching")
+    parser.add_argument("--aliases", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--articles", type=int, default=20_000, help="stored articles for remention"
+    )
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    )
+    bench_matching(
+        megabytes=args.megabytes, aliases=args.aliases, repeat=args.repeat, seed=args.seed
+    )
+    bench_remention(articles=args.articles, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()
