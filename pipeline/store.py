@@ -459,19 +459,18 @@ class Store:
             )
         )
 
+    def _urls_where(self, urls: Sequence[str], query: str, extra: Sequence[Any] = ()) -> set[str]:
+        """The URLs among ``urls`` that ``query`` returns ({urls} stands for the IN list)."""
+        found: set[str] = set()
+        for start in range(0, len(urls), 500):  # under SQLite's limit on bound parameters
+            chunk = list(urls[start : start + 500])
+            sql = query.replace("{urls}", ", ".join("?" * len(chunk)))
+            found |= {row[0] for row in self.db.execute(sql, [*chunk, *extra])}
+        return found
+
     def known_urls(self, urls: Sequence[str]) -> set[str]:
         """Which of these URLs already belong to a stored article."""
-        known: set[str] = set()
-        for start in range(0, len(urls), 500):
-            chunk = list(urls[start : start + 500])
-            placeholders = ", ".join("?" * len(chunk))
-            known |= {
-                row[0]
-                for row in self.db.execute(
-                    f"SELECT url FROM article_urls WHERE url IN ({placeholders})", chunk
-                )
-            }
-        return known
+        return self._urls_where(urls, "SELECT url FROM article_urls WHERE url IN ({urls})")
 
     def iter_articles(
         self, *, batch: int = 500
@@ -496,23 +495,16 @@ class Store:
 
     def pages_to_retry(self, urls: Sequence[str], *, max_attempts: int) -> set[str]:
         """URLs of stored articles still without text whose page is worth another try."""
-        found: set[str] = set()
-        for start in range(0, len(urls), 500):
-            chunk = list(urls[start : start + 500])
-            placeholders = ", ".join("?" * len(chunk))
-            found |= {
-                row[0]
-                for row in self.db.execute(
-                    f"""
-                    SELECT u.url FROM article_urls u JOIN articles a ON a.id = u.article_id
-                    WHERE u.url IN ({placeholders}) AND a.text IS NULL
-                      AND (a.text_status LIKE 'pending%'
-                           OR (a.text_status LIKE 'error%' AND a.text_attempts < ?))
-                    """,
-                    [*chunk, max_attempts],
-                )
-            }
-        return found
+        return self._urls_where(
+            urls,
+            """
+            SELECT u.url FROM article_urls u JOIN articles a ON a.id = u.article_id
+            WHERE u.url IN ({urls}) AND a.text IS NULL
+              AND (a.text_status LIKE 'pending%'
+                   OR (a.text_status LIKE 'error%' AND a.text_attempts < ?))
+            """,
+            [max_attempts],
+        )
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
