@@ -379,6 +379,48 @@ def remention(config_path: Path, db_path: Path) -> None:
     click.echo(report.summary(), err=True)
 
 
+# ------------------------------------------------------------------ restory
+
+
+@cli.command()
+@config_option
+@db_option
+def restory(config_path: Path, db_path: Path) -> None:
+    """Rebuild all stories (syndicated copies grouped) from the stored articles.
+
+    Run it after changing the similarity threshold or the signature scheme. Holds
+    the same lock as `veille run` (exit 75 if one is running).
+
+    \b
+    Example:
+
+        veille restory --db storage/veille.db
+    """
+    from pipeline.run import restory as restory_all
+
+    config = _load(config_path)
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    try:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("veille restory", total=None)
+                report = restory_all(
+                    config,
+                    db_path=db_path,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        else:
+            report = restory_all(config, db_path=db_path)
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(report.summary(), err=True)
+
+
 # ------------------------------------------------------------------ sources
 
 

@@ -86,6 +86,7 @@ class SourceOutcome:
     retry_after: float | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     pages_fetched: int = 0  # article pages fetched for their text
+    new_stories: int = 0  # new articles that are not a copy of a stored one
 
     @property
     def failed(self) -> bool:

@@ -31,6 +31,7 @@ from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
 from pipeline.robots import DISALLOWED, RobotsCache
 from pipeline.sandbox import Limits
 from pipeline.store import Store, utcnow
+from pipeline.stories import story_key
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class RunReport:
     @property
     def new_articles(self) -> int:
         return sum(o.new_articles for o in self.outcomes)
+
+    @property
+    def new_stories(self) -> int:
+        return sum(o.new_stories for o in self.outcomes)
 
     @property
     def entries(self) -> int:
@@ -97,7 +102,7 @@ class RunReport:
             parts.append(f"{len(self.not_due)} not due yet")
         return (
             f"veille run {self.run_id}: {', '.join(parts)}; {c['entries']} entries, "
-            f"{c['new_articles']} new articles in {self.duration:.1f} s"
+            f"{c['new_articles']} new articles in {self.new_stories} new stories, {self.duration:.1f} s"
         )
 
 
@@ -225,8 +230,15 @@ class _Pass:
                     entries=len(collected.entries),
                     warnings=tuple(warnings),
                 )
-        # 5. mentions, topics and funding events of the articles that are new (or newly read)
+        # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         analyses = self.analyse(articles)
+        story_keys = {
+            a.url: story_key(
+                title=a.title, summary=a.summary, text=a.text, published_at=a.published_at
+            )
+            for a in articles
+            if a.url in analyses
+        }
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
@@ -240,9 +252,14 @@ class _Pass:
             next_check_at=next_check(self.config, source, outcome, failures=failures, now=now),
             text_status=text_status,
             analyses=analyses,
+            story_keys=story_keys,
         )
         return replace(
-            outcome, new_articles=saved.new, seen_articles=saved.seen, pages_fetched=pages_fetched
+            outcome,
+            new_articles=saved.new,
+            seen_articles=saved.seen,
+            pages_fetched=pages_fetched,
+            new_stories=saved.new_stories,
         )
 
     def analyse(self, articles: list[Article]) -> dict[str, Analysis]:
@@ -665,5 +682,57 @@ def remention(
             report.fundings_after = store.count("fundings")
             report.duration = time.monotonic() - started
             return report
+        finally:
+            store.close()
+
+
+@dataclass
+class RestoryReport:
+    articles: int = 0
+    stories: int = 0
+    duration: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.articles / self.duration if self.duration else 0.0
+        return (
+            f"veille restory: {self.articles} articles in {self.stories} stories, "
+            f"{self.duration:.1f} s ({rate:,.0f} articles/s)"
+        )
+
+
+def restory(
+    config: Config,
+    *,
+    db_path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> RestoryReport:
+    """Rebuild every story from scratch, in the order articles were first seen (after a
+    change of threshold or scheme). Holds the run lock; one transaction per batch."""
+    with run_lock(db_path, what="veille restory"):
+        started = time.monotonic()
+        store = Store.open(db_path)
+        try:
+            # 1. forget the stories, signatures and bands
+            store.reset_stories()
+            total = store.count("articles")
+            done = created = 0
+            # 2. every article, oldest first, placed as if it had just arrived
+            for batch in store.iter_articles_for_stories():
+                keys = [
+                    (
+                        article_id,
+                        title,
+                        first_seen,
+                        story_key(title=title, summary=summary, text=text, published_at=published),
+                    )
+                    for article_id, title, summary, text, published, first_seen in batch
+                ]
+                created += store.place_in_stories(keys)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+            return RestoryReport(
+                articles=total, stories=created, duration=time.monotonic() - started
+            )
         finally:
             store.close()

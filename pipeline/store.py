@@ -25,6 +25,7 @@ from pipeline.analyse import Analysis
 from pipeline.config import Config, Source
 from pipeline.errors import StoreError
 from pipeline.models import Article, SourceOutcome
+from pipeline.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 
 logger = logging.getLogger(__name__)
 
@@ -240,12 +241,152 @@ def _m4_text_attempts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m5_stories(db: sqlite_utils.Database) -> None:
+    """Syndicated copies grouped into stories; MinHash signatures and LSH bands to find them."""
+    db.execute(
+        """
+        CREATE TABLE stories (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            article_count INTEGER NOT NULL DEFAULT 0,
+            outlets TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE article_signatures (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id),
+            scheme TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            num_perm INTEGER NOT NULL,
+            text_hash TEXT NOT NULL,
+            title_key TEXT NOT NULL,
+            signature BLOB
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_signatures_text_hash ON article_signatures(text_hash)")
+    db.execute("CREATE INDEX idx_article_signatures_title_key ON article_signatures(title_key)")
+    db.execute(
+        """
+        CREATE TABLE story_bands (
+            band INTEGER NOT NULL,
+            hash INTEGER NOT NULL,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            PRIMARY KEY (band, hash, article_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX idx_articles_story_id ON articles(story_id)")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
     _m3_mentions,
     _m4_text_attempts,
+    _m5_stories,
 )
+
+MAX_STORY_CANDIDATES = 200
+
+
+def _story_candidates(db: sqlite_utils.Database, key: StoryKey) -> list[Candidate]:
+    """Stored articles that may be copies: same text hash, a shared LSH band, same headline."""
+    ids: set[int] = set()
+    if key.bands:
+        pairs = ", ".join("(?, ?)" for _ in key.bands)
+        params: list[Any] = [v for band, value in enumerate(key.bands) for v in (band, value)]
+        ids |= {
+            row[0]
+            for row in db.execute(
+                f"SELECT DISTINCT article_id FROM story_bands WHERE (band, hash) IN (VALUES {pairs}) "
+                f"LIMIT {MAX_STORY_CANDIDATES}",
+                params,
+            )
+        }
+    ids |= {
+        row[0]
+        for row in db.execute(
+            f"SELECT article_id FROM article_signatures WHERE text_hash = ? OR (title_key = ? AND title_key != '') "
+            f"LIMIT {MAX_STORY_CANDIDATES}",
+            [key.text_hash, key.title_key],
+        )
+    }
+    if not ids:
+        return []
+    placeholders = ", ".join("?" * len(ids))
+    return [
+        Candidate(
+            article_id=row[0],
+            story_id=row[1],
+            text_hash=row[2],
+            title_key=row[3],
+            signature=row[4],
+            published_at=datetime.fromisoformat(row[5]) if row[5] else None,
+        )
+        for row in db.execute(
+            f"""
+            SELECT s.article_id, a.story_id, s.text_hash, s.title_key, s.signature,
+                   coalesce(a.published_at, a.first_seen_at)
+            FROM article_signatures s JOIN articles a ON a.id = s.article_id
+            WHERE s.article_id IN ({placeholders}) AND a.story_id IS NOT NULL
+            """,
+            list(ids),
+        )
+    ]
+
+
+def _place_in_story(
+    db: sqlite_utils.Database, article_id: int, key: StoryKey, *, title: str, stamp: str
+) -> bool:
+    """Join the story of the best copy, or open a new one. True when a story was created."""
+    story_id = choose(key, _story_candidates(db, key))
+    created = story_id is None
+    if story_id is None:
+        story_id = db.execute(
+            "INSERT INTO stories (title, first_seen_at, last_seen_at) VALUES (?, ?, ?) RETURNING id",
+            [title, stamp, stamp],
+        ).fetchone()[0]
+    db.execute(
+        "INSERT OR REPLACE INTO article_signatures (article_id, scheme, seed, num_perm, text_hash, title_key, "
+        "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [article_id, SCHEME, SEED, NUM_PERM, key.text_hash, key.title_key, key.signature],
+    )
+    db.execute("DELETE FROM story_bands WHERE article_id = ?", [article_id])
+    for band, value in enumerate(key.bands):
+        db.execute(
+            "INSERT OR IGNORE INTO story_bands (band, hash, article_id) VALUES (?, ?, ?)",
+            [band, value, article_id],
+        )
+    db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+    _refresh_story(db, story_id, stamp=stamp)
+    return created
+
+
+def _refresh_story(db: sqlite_utils.Database, story_id: int, *, stamp: str) -> None:
+    """Counts and outlets of a story, from its articles and the sources that carried them."""
+    db.execute(
+        """
+        UPDATE stories SET
+            last_seen_at = max(last_seen_at, ?),
+            article_count = (SELECT count(*) FROM articles WHERE story_id = :id),
+            outlets = (
+                SELECT json_group_array(outlet) FROM (
+                    SELECT DISTINCT coalesce(a.outlet, src.name) AS outlet
+                    FROM articles a
+                    JOIN article_sources x ON x.article_id = a.id
+                    JOIN sources src ON src.id = x.source_id
+                    WHERE a.story_id = :id ORDER BY outlet
+                )
+            )
+        WHERE id = :id
+        """.replace("?", ":stamp"),
+        {"stamp": stamp, "id": story_id},
+    )
 
 
 def _attempt(status: str | None) -> int:
@@ -296,6 +437,7 @@ def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analys
 class Saved:
     new: int
     seen: int
+    new_stories: int = 0
 
 
 class Store:
@@ -506,6 +648,48 @@ class Store:
             [max_attempts],
         )
 
+    def reset_stories(self) -> None:
+        """Forget every story, signature and band (before `veille restory`)."""
+        with self._write("clearing stories") as db:
+            db.execute("UPDATE articles SET story_id = NULL WHERE story_id IS NOT NULL")
+            db.execute("DELETE FROM story_bands")
+            db.execute("DELETE FROM article_signatures")
+            db.execute("DELETE FROM stories")
+
+    def iter_articles_for_stories(
+        self, *, batch: int = 500
+    ) -> Iterator[list[tuple[int, str, str, str | None, datetime | None, str]]]:
+        """(id, title, summary, text, published_at, first_seen_at) in the order they were seen."""
+        last: tuple[str, int] = ("", 0)
+        while True:
+            rows = self.db.execute(
+                "SELECT id, title, summary, text, published_at, first_seen_at FROM articles "
+                "WHERE (first_seen_at, id) > (?, ?) ORDER BY first_seen_at, id LIMIT ?",
+                [last[0], last[1], batch],
+            ).fetchall()
+            if not rows:
+                return
+            yield [
+                (
+                    int(r[0]),
+                    r[1] or "",
+                    r[2] or "",
+                    r[3],
+                    datetime.fromisoformat(r[4]) if r[4] else None,
+                    r[5],
+                )
+                for r in rows
+            ]
+            last = (rows[-1][5], int(rows[-1][0]))
+
+    def place_in_stories(self, keys: Sequence[tuple[int, str, str, StoryKey]]) -> int:
+        """(article id, title, first seen, key) placed in order, in one transaction; new stories."""
+        created = 0
+        with self._write("saving stories") as db:
+            for article_id, title, first_seen, key in keys:
+                created += _place_in_story(db, article_id, key, title=title, stamp=first_seen)
+        return created
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 
@@ -575,6 +759,7 @@ class Store:
         next_check_at: datetime,
         text_status: dict[str, str] | None = None,
         analyses: dict[str, Analysis] | None = None,
+        story_keys: dict[str, StoryKey] | None = None,
     ) -> Saved:
         """One source's result, atomically: its new articles, their links to it, its state.
 
@@ -583,8 +768,9 @@ class Store:
         """
         text_status = text_status or {}
         analyses = analyses or {}
+        story_keys = story_keys or {}
         stamp = iso(now)
-        new = 0
+        new = new_stories = 0
         with self._write(f"saving source {outcome.source_id}") as db:
             for article in articles:
                 keys = [article.url, *article.aliases]
@@ -592,6 +778,7 @@ class Store:
                     f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
                     keys,
                 ).fetchone()
+                created = found is None
                 if found is None:
                     new += 1
                     article_id = db.execute(
@@ -662,6 +849,17 @@ class Store:
                         run_id,
                     ],
                 )
+                # its story: a new article finds its copies; an old one may add an outlet
+                if created and article.url in story_keys:
+                    new_stories += _place_in_story(
+                        db, article_id, story_keys[article.url], title=article.title, stamp=stamp
+                    )
+                else:
+                    story = db.execute(
+                        "SELECT story_id FROM articles WHERE id = ?", [article_id]
+                    ).fetchone()
+                    if story and story[0] is not None:
+                        _refresh_story(db, story[0], stamp=stamp)
             failed = outcome.failed
             db.execute(
                 """
@@ -696,4 +894,4 @@ class Store:
                     "id": outcome.source_id,
                 },
             )
-        return Saved(new=new, seen=len(articles) - new)
+        return Saved(new=new, seen=len(articles) - new, new_stories=new_stories)

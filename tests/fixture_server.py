@@ -28,6 +28,7 @@ Every request is recorded (method, path, headers) for assertions.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import gzip
 import hashlib
@@ -109,6 +110,10 @@ class FixtureServer:
 
             def log_message(self, format: str, *args: object) -> None:  # quiet
                 return
+
+            def handle(self) -> None:
+                with contextlib.suppress(OSError):  # the client hung up between requests
+                    super().handle()
 
             def do_GET(self) -> None:
                 with server._lock:
