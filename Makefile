@@ -34,8 +34,9 @@ check: $(STAMP)  ## validate sources.yaml
 sources: $(STAMP)  ## show each source's state
 	$(BIN)/veille sources --db $(DB)
 
-eval: $(STAMP)  ## precision and recall of the mention matcher on the labelled passages
+eval: $(STAMP)  ## precision and recall of the mention matcher and of the story grouping
 	$(BIN)/python -m tests.eval_mentions
+	$(BIN)/python -m tests.eval_stories
 
 bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS=--articles 100000)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -273,3 +273,12 @@ def test_restory_rebuilds_the_same_grouping(db_path: Path, write_config: WriteCo
 def test_outlet_suffixes_are_dropped_from_headline_keys() -> None:
     assert title_key("Xenothera lève 12 M€ - Ouest Santé") == "xenothera leve 12 m"
     assert title_key("Xenothera lève 12 M€ | Le Courrier") == "xenothera leve 12 m"
+
+
+def test_pairwise_precision_and_recall_on_the_labelled_set_meet_the_target() -> None:
+    from tests.eval_stories import TARGET, evaluate, load_articles
+
+    articles = load_articles()
+    assert len(articles) >= 50 and len({a["story"] for a in articles}) >= 15
+    precision, recall, errors = evaluate()
+    assert precision >= TARGET and recall >= TARGET, errors
