@@ -283,12 +283,30 @@ def _m5_stories(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_articles_story_id ON articles(story_id)")
 
 
+def _m6_faster_bookkeeping(db: sqlite_utils.Database) -> None:
+    """Re-index an article only when its title, summary or text change, not when a story
+    id or the topics are set; find an article's LSH bands without scanning them all."""
+    db.execute("CREATE INDEX idx_story_bands_article_id ON story_bands(article_id)")
+    db.execute("DROP TRIGGER articles_au")
+    db.execute(
+        """
+        CREATE TRIGGER articles_au AFTER UPDATE OF title, summary, text ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
     _m3_mentions,
     _m4_text_attempts,
     _m5_stories,
+    _m6_faster_bookkeeping,
 )
 
 MAX_STORY_CANDIDATES = 200
@@ -298,16 +316,12 @@ def _story_candidates(db: sqlite_utils.Database, key: StoryKey) -> list[Candidat
     """Stored articles that may be copies: same text hash, a shared LSH band, same headline."""
     ids: set[int] = set()
     if key.bands:
-        pairs = ", ".join("(?, ?)" for _ in key.bands)
+        # one indexed lookup per band (a row-value IN list would scan the table)
+        lookups = " UNION ".join(
+            "SELECT article_id FROM story_bands WHERE band = ? AND hash = ?" for _ in key.bands
+        )
         params: list[Any] = [v for band, value in enumerate(key.bands) for v in (band, value)]
-        ids |= {
-            row[0]
-            for row in db.execute(
-                f"SELECT DISTINCT article_id FROM story_bands WHERE (band, hash) IN (VALUES {pairs}) "
-                f"LIMIT {MAX_STORY_CANDIDATES}",
-                params,
-            )
-        }
+        ids |= {row[0] for row in db.execute(f"{lookups} LIMIT {MAX_STORY_CANDIDATES}", params)}
     ids |= {
         row[0]
         for row in db.execute(
@@ -357,11 +371,10 @@ def _place_in_story(
         [article_id, SCHEME, SEED, NUM_PERM, key.text_hash, key.title_key, key.signature],
     )
     db.execute("DELETE FROM story_bands WHERE article_id = ?", [article_id])
-    for band, value in enumerate(key.bands):
-        db.execute(
-            "INSERT OR IGNORE INTO story_bands (band, hash, article_id) VALUES (?, ?, ?)",
-            [band, value, article_id],
-        )
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO story_bands (band, hash, article_id) VALUES (?, ?, ?)",
+        [(band, value, article_id) for band, value in enumerate(key.bands)],
+    )
     db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
     _refresh_story(db, story_id, stamp=stamp)
     return created

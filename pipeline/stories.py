@@ -87,6 +87,16 @@ def title_key(title: str) -> str:
     return " ".join(words(_TITLE_SUFFIX.sub("", title or "")))
 
 
+_PERMUTATIONS: list[object] = []
+
+
+def _permutations() -> object:
+    """The permutations of (NUM_PERM, SEED), drawn once: drawing them costs more than hashing."""
+    if not _PERMUTATIONS:
+        _PERMUTATIONS.append(MinHash(num_perm=NUM_PERM, seed=SEED).permutations)
+    return _PERMUTATIONS[0]
+
+
 def _band_hash(values: np.ndarray) -> int:
     digest = hashlib.blake2b(values.tobytes(), digest_size=8).digest()
     return int(struct.unpack("<q", digest)[0])  # signed: SQLite integers are signed 64-bit
@@ -104,7 +114,7 @@ def story_key(
         bands: tuple[int, ...] = ()
     else:
         body_for_hash = " ".join(tokens)
-        minhash = MinHash(num_perm=NUM_PERM, seed=SEED)
+        minhash = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_permutations())
         shingles = {
             " ".join(tokens[i : i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)
         }

@@ -203,6 +203,92 @@ def bench_remention(*, articles: int, seed: int) -> None:
     print(f"  {took:.1f} s, {articles / took:,.0f} articles/s")
 
 
+def _synthetic_store(db_path: object, articles: int, rng: random.Random) -> None:
+    """A store of ``articles`` articles of about 2 KB; one in five is a rewritten copy."""
+    import sqlite3
+
+    from pipeline.store import Store
+
+    Store.open(db_path).close()  # type: ignore[arg-type]
+    names = ["Valneva", "Xenothera", "GlioCure", "Naobios", "AlgoSource"]
+    conn = sqlite3.connect(db_path)  # type: ignore[arg-type]
+    previous = ""
+    rows = []
+    for i in range(articles):
+        if previous and rng.random() < 0.2:
+            text = "Selon nos confrères. " + previous[200:] + " Lire aussi : nos dossiers."
+        else:
+            text = synthetic_text(2000, names, rng)
+        previous = text
+        rows.append(
+            (
+                f"https://press.example/{i}",
+                f"Titre {i}",
+                "",
+                text,
+                f"2026-11-{1 + i % 27:02d}T00:00:00Z",
+            )
+        )
+    conn.executemany(
+        "INSERT INTO articles (url, title, summary, text, first_seen_at) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.commit()
+    conn.close()
+
+
+def bench_stories(*, articles: int, seed: int, repeat: int) -> None:
+    """Stories built per second on a synthetic store, then the cost of one more article."""
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from pipeline.config import load_config
+    from pipeline.models import Article, SourceOutcome
+    from pipeline.run import restory
+    from pipeline.store import Store
+    from pipeline.stories import story_key
+
+    rng = random.Random(seed)
+    config = load_config(Path(__file__).resolve().parent.parent / "sources.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "stories.db"
+        _synthetic_store(db_path, articles, rng)
+        report = restory(config, db_path=db_path)
+        store = Store.open(db_path)
+        store.sync_config(config)
+        source = config.sources[0].id
+        costs = []
+        for n in range(max(repeat, 5) * 4):
+            text = synthetic_text(2000, ["Valneva"], rng)
+            when = datetime(2026, 11, 28, tzinfo=UTC)
+            url = f"https://press.example/new-{n}"
+            article = Article(
+                url=url, link=url, title=f"Nouveau {n}", summary="", source_id=source, text=text
+            )
+            started = time.perf_counter()
+            key = story_key(title=article.title, summary="", text=text, published_at=when)
+            store.save_source(
+                SourceOutcome(source, "ok"),
+                [article],
+                run_id=None,
+                now=when,
+                next_check_at=when,
+                story_keys={url: key},
+            )
+            costs.append(time.perf_counter() - started)
+        store.close()
+    print(
+        f"stories: {articles:,} synthetic articles (one in five a rewritten copy) -> {report.stories:,} stories"
+    )
+    print(
+        f"  built by restory in {report.duration:.1f} s: {articles / report.duration:,.0f} articles/s"
+    )
+    print(
+        f"  one more article into that store (key + lookup + save): median {statistics.median(costs) * 1000:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--megabytes", type=float, default=5.0, help="text size for matching")
@@ -220,6 +306,7 @@ def main() -> None:
         megabytes=args.megabytes, aliases=args.aliases, repeat=args.repeat, seed=args.seed
     )
     bench_remention(articles=args.articles, seed=args.seed)
+    bench_stories(articles=args.articles, seed=args.seed, repeat=args.repeat)
 
 
 if __name__ == "__main__":

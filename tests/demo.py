@@ -33,6 +33,8 @@ DEMO_SOURCES = [
     ("nantes-eco", "Nantes Éco", "fr", "nantes-eco.atom"),
     ("invest-bio", "Invest Bio", "en", "invest-bio.rss"),
     ("sante-grand-ouest", "Santé Grand Ouest (ISO-8859-1)", "fr", "sante-grand-ouest.rss"),
+    # one press release rewritten by three outlets (new intros, own footers): one story
+    ("presse-regionale", "Presse régionale (agrégat)", "fr", "presse-regionale.rss"),
     # broken on purpose: each must end as a clear error on its row, the run going on
     ("broken-html", "A page instead of a feed", "fr", "broken-html.rss"),
     (
@@ -147,6 +149,16 @@ def summary(db_path: Path) -> None:
            GROUP BY m.id, f.amount, f.currency ORDER BY f.amount DESC LIMIT 6"""
     ):
         print(f"  {member:28} {amount:>14,.0f} {currency}")
+    stories = one("SELECT count(*) FROM stories")
+    print(
+        f"\n== Stories: {stories} stories for {one('SELECT count(*) FROM articles')} articles; "
+        "those with several copies at different URLs"
+    )
+    for title, count, outlets in conn.execute(
+        "SELECT title, article_count, outlets FROM stories WHERE article_count > 1 "
+        "ORDER BY article_count DESC, title LIMIT 6"
+    ):
+        print(f"  {count} copies: {title[:70]}\n      {outlets}")
     print("\n== Articles carried by several sources (stored once)")
     rows = conn.execute(
         """SELECT a.title, count(*) AS n, group_concat(s.source_id, ', ')
@@ -199,7 +211,12 @@ def main() -> int:
         f"  .venv/bin/veille remention --config {rel_config} --db {rel_db}   # after editing members"
     )
     print("  echo 'Il ose tout, NG-Biotech aussi.' | .venv/bin/veille match -   # tune aliases")
-    print("  make eval                                           # matcher precision and recall")
+    print(
+        "  make eval                                           # matcher and story grouping quality"
+    )
+    print(
+        f"  .venv/bin/veille restory --config {rel_config} --db {rel_db}    # rebuild the stories"
+    )
     print("  edit sources.yaml, then: make check && make run")
     return 0 if first == 0 and second == 0 else 1
 
