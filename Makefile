@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run lint check sources eval bench clean
+.PHONY: help install demo test run lint check sources eval bench datasette clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ run: $(STAMP)  ## one pass over sources.yaml into storage/veille.db
 
 check: $(STAMP)  ## validate sources.yaml
 	$(BIN)/veille check --config $(CONFIG)
+
+datasette: $(STAMP)  ## serve $(DB) in Datasette on 127.0.0.1:8001 (DB=storage/demo.db after make demo)
+	$(BIN)/veille datasette --db $(DB)
 
 sources: $(STAMP)  ## show each source's state
 	$(BIN)/veille sources --db $(DB)

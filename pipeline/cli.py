@@ -379,6 +379,59 @@ def remention(config_path: Path, db_path: Path) -> None:
     click.echo(report.summary(), err=True)
 
 
+# ------------------------------------------------------------------ datasette
+
+
+@cli.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--hash-password", is_flag=True, help="Read a password on the terminal, print its hash."
+)
+def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
+    """Serve the database in Datasette with veille's metadata, queries and dashboards.
+
+    Readable while a run writes (WAL, not immutable mode). Beyond loopback
+    (--host 0.0.0.0) analysts log in as "analyst": set
+    VEILLE_DATASETTE_PASSWORD_HASH to the output of --hash-password.
+
+    \b
+    Example:
+
+        veille datasette --db storage/veille.db
+        VEILLE_DATASETTE_PASSWORD_HASH=... veille datasette --host 0.0.0.0
+    """
+    import subprocess
+    import tempfile
+
+    from pipeline.serve import datasette_command, is_loopback, metadata_for, write_metadata
+
+    if hash_password:
+        from datasette_auth_passwords.utils import hash_password as make_hash
+
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        click.echo(make_hash(password))
+        return
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    try:
+        store = Store.open(db_path)  # brings the schema (views included) up to date
+        store.close()
+        metadata = metadata_for(db_path, protect=not is_loopback(host))
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    with tempfile.TemporaryDirectory() as tmp:
+        metadata_file = write_metadata(metadata, Path(tmp) / "metadata.json")
+        command = datasette_command(db_path, metadata_file=metadata_file, host=host, port=port)
+        click.echo(f"veille: Datasette on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+        try:
+            code = subprocess.call([sys.executable, *command])
+        except KeyboardInterrupt:
+            code = 0
+    sys.exit(code)
+
+
 # ------------------------------------------------------------------ restory
 
 

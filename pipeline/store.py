@@ -34,6 +34,12 @@ BUSY_TIMEOUT_MS = 15_000
 DUE_SLACK = timedelta(minutes=2)  # cron fires a little early or late; a source due "soon" is due
 
 
+def iso_week(when: datetime) -> str:
+    """ "2026-W48": the ISO week of a moment, in UTC like every stored time."""
+    year, week, _ = when.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def iso(when: datetime) -> str:
     """UTC, second precision, trailing Z."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -300,6 +306,55 @@ def _m6_faster_bookkeeping(db: sqlite_utils.Database) -> None:
     )
 
 
+# SQLite has no ISO-week format before 3.46: the Thursday of the week names its year
+# and its week number ("2026-W48"), Monday to Sunday.
+ISO_WEEK_SQL = (
+    "strftime('%Y', date({d}, '-3 days', 'weekday 4')) || '-W' || "
+    "printf('%02d', (CAST(strftime('%j', date({d}, '-3 days', 'weekday 4')) AS INTEGER) - 1) / 7 + 1)"
+)
+
+
+def _m7_views_for_analysts(db: sqlite_utils.Database) -> None:
+    """The ISO week of each article, and the views Datasette users start from."""
+    db.execute("ALTER TABLE articles ADD COLUMN week TEXT")
+    db.execute(
+        "UPDATE articles SET week = "
+        + ISO_WEEK_SQL.format(d="substr(coalesce(published_at, first_seen_at), 1, 10)")
+    )
+    db.execute("CREATE INDEX idx_articles_week ON articles(week)")
+    db.execute("CREATE INDEX idx_stories_last_seen_at ON stories(last_seen_at)")
+    db.execute("CREATE INDEX idx_fundings_article_id ON fundings(article_id)")
+    db.execute(
+        """
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
+               count(DISTINCT a.id) AS articles,
+               sum(m.count) AS mentions,
+               sum(m.in_title) AS in_titles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -307,6 +362,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m4_text_attempts,
     _m5_stories,
     _m6_faster_bookkeeping,
+    _m7_views_for_analysts,
 )
 
 MAX_STORY_CANDIDATES = 200
@@ -798,8 +854,8 @@ class Store:
                         """
                         INSERT INTO articles (url, link, title, summary, text, text_status, text_attempts,
                                               lang, author, guid, outlet, published_at, first_seen_at,
-                                              source_id)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                              source_id, week)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         RETURNING id
                         """,
                         [
@@ -817,6 +873,7 @@ class Store:
                             iso(article.published_at) if article.published_at else None,
                             stamp,
                             article.source_id,
+                            iso_week(article.published_at or now),
                         ],
                     ).fetchone()[0]
                     if article.url in analyses:

@@ -201,6 +201,8 @@ def main() -> int:
         veille("sources", "--db", rel_db)
     summary(DEMO_DB)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
+    print("\nOpen it in Datasette (canned queries, facets, full-text search, dashboards):")
+    print(f"  make datasette DB={rel_db}        # then http://127.0.0.1:8001/{DEMO_DB.stem}")
     print("\nNext steps:")
     print(f"  .venv/bin/sqlite-utils tables {rel_db} --counts     # what was stored")
     print(

@@ -485,7 +485,9 @@ def test_check_probe_fetches_every_source(write_config: WriteConfig, server: Fix
     assert "probe: 1 ok, 1 failed" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "check", "sources", "discover", "match", "remention", "restory"])
+@pytest.mark.parametrize(
+    "command", ["run", "check", "sources", "discover", "match", "remention", "restory", "datasette"]
+)
 def test_every_command_is_documented_in_the_readme(command: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"veille {command}" in readme

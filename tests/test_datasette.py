@@ -1,0 +1,241 @@
+"""Datasette on a database the pipeline built: canned queries, search, descriptions, views,
+dashboards, and reading while a run writes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasette.app import Datasette
+from ruamel.yaml import YAML
+
+from pipeline.config import load_config
+from pipeline.run import run
+from pipeline.serve import load_metadata, metadata_for
+from tests.conftest import DEMO_FEEDS, FAST_NETWORK
+from tests.fixture_server import FixtureServer
+
+ROOT = Path(__file__).resolve().parent.parent
+FEEDS = [
+    "ouest-sante.rss",
+    "pharma-wire.rss",
+    "biotech-daily.atom",
+    "nantes-eco.atom",
+    "labnews-fr.rdf",
+    "invest-bio.rss",
+    "atlanpole-actus.rss",
+]
+
+
+def write_demo_config(path: Path, server: FixtureServer, feeds: list[str], **network: Any) -> Path:
+    """The shipped sources.yaml (members, topics) with local sources."""
+    data = YAML(typ="safe", pure=True).load((ROOT / "sources.yaml").read_text(encoding="utf-8"))
+    data["sources"] = [
+        {
+            "id": Path(f).stem,
+            "kind": "feed",
+            "name": Path(f).stem.replace("-", " ").title(),
+            "url": server.url(f),
+            "fetch_articles": False,
+        }
+        for f in feeds
+    ] + [
+        {"id": "broken", "kind": "feed", "url": server.url("_/status/500"), "fetch_articles": False}
+    ]
+    data["network"] = {**FAST_NETWORK, "retries": 0, **network}
+    with path.open("w", encoding="utf-8") as handle:
+        YAML().dump(data, handle)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """storage/veille.db built by a real run over the demo feeds."""
+    tmp = tmp_path_factory.mktemp("datasette")
+    www = tmp / "www"
+    shutil.copytree(DEMO_FEEDS, www)
+    db_path = tmp / "veille.db"
+    with FixtureServer(www) as server:
+        config = load_config(write_demo_config(tmp / "sources.yaml", server, FEEDS))
+        run(config, db_path=db_path)
+    yield db_path
+
+
+def get(db_path: Path, path: str) -> tuple[int, Any]:
+    async def go() -> tuple[int, Any]:
+        ds = Datasette([str(db_path)], metadata=metadata_for(db_path, protect=False))
+        await ds.invoke_startup()
+        response = await ds.client.get(path)
+        body = (
+            response.json() if "json" in response.headers.get("content-type", "") else response.text
+        )
+        return response.status_code, body
+
+    return asyncio.run(go())
+
+
+def rows(db_path: Path, query: str, params: str = "") -> list[dict[str, Any]]:
+    status, body = get(db_path, f"/veille/{query}.json?_shape=objects&{params}")
+    assert status == 200, body
+    return list(body["rows"])
+
+
+def test_every_canned_query_answers_with_the_expected_rows(built: Path) -> None:
+    conn = sqlite3.connect(built)
+    week = conn.execute("SELECT week FROM articles WHERE title LIKE 'Xenothera lève%'").fetchone()[
+        0
+    ]
+    conn.close()
+    this_week = rows(built, "mentions_this_week", f"week={week}")
+    assert any(
+        r["member"] == "Xenothera" and r["title"].startswith("Xenothera lève") for r in this_week
+    )
+    timeline = rows(built, "member_timeline", "member=xenothera")
+    assert timeline and all("Xenothera" in (r["snippet"] + r["title"]) for r in timeline)
+    assert rows(built, "member_timeline", "member=Xenothera") == timeline  # by name too
+    funding = rows(built, "funding_events")
+    assert any(r["member"] == "Xenothera" and r["amount_eur"] == 12_000_000 for r in funding)
+    outlets = rows(built, "top_outlets_per_member", "member=xenothera")
+    assert outlets and outlets[0]["articles"] >= 1
+    errors = rows(built, "sources_in_error")
+    assert [(r["id"], r["last_error"]) for r in errors] == [
+        ("broken", "HTTP 500 Internal Server Error")
+    ]
+    multi = rows(built, "multi_outlet_stories")
+    assert all(r["article_count"] > 1 for r in multi)
+
+
+@pytest.mark.parametrize(
+    "query", ["l'OSE", "NG-Biotech", '"Clean Cells"', "Valneva", 'bad "quote', "AND OR NOT"]
+)
+def test_search_is_safe_with_apostrophes_hyphens_and_quotes(built: Path, query: str) -> None:
+    status, body = get(built, f"/veille/search_mentions.json?_shape=objects&q={query}")
+    assert status == 200 and body.get("ok", True) is not False, body
+
+
+def test_search_finds_members_as_the_press_writes_them(built: Path) -> None:
+    assert rows(built, "search_mentions", "q=NG-Biotech")
+    assert any(
+        r["member"] == "Clean Cells" for r in rows(built, "search_mentions", 'q="Clean Cells"')
+    )
+
+
+def test_every_table_and_view_has_a_description(built: Path) -> None:
+    conn = sqlite3.connect(built)
+    names = [
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        if not r[0].startswith(("sqlite_", "articles_fts_"))
+    ]
+    conn.close()
+    described = load_metadata()["databases"]["veille"]["tables"]
+    missing = [n for n in names if not described.get(n, {}).get("description")]
+    assert missing == []
+    assert {"mention_details", "weekly_member_counts"} <= set(names)
+
+
+def test_views_give_one_row_per_mention_and_weekly_counts(built: Path) -> None:
+    details = rows(built, "mention_details", "member=Xenothera")
+    assert details and {"week", "story_id", "source", "member"} <= set(details[0])
+    weekly = rows(built, "weekly_member_counts", "member_id=xenothera")
+    assert weekly and weekly[0]["stories"] <= weekly[0]["articles"]
+
+
+def test_articles_table_has_full_text_search_and_facets(built: Path) -> None:
+    status, body = get(built, "/veille/articles.json?_search=Guipry&_shape=objects")
+    assert status == 200 and body["rows"]
+    assert all("Guipry" in (r["title"] + r["summary"] + (r["text"] or "")) for r in body["rows"])
+    status, body = get(built, "/veille/articles.json?_facet=week")
+    assert status == 200 and body["facet_results"]
+
+
+def test_dashboard_page_renders(built: Path) -> None:
+    status, body = get(built, "/-/dashboards/veille-overview")
+    assert status == 200 and "Vue d&#39;ensemble des mentions" in body  # HTML-escaped
+
+
+def test_metadata_follows_the_database_name_and_asks_for_a_password_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    renamed = metadata_for(Path("storage/demo.db"), protect=False)
+    assert "demo" in renamed["databases"] and "veille" not in renamed["databases"]
+    charts = renamed["plugins"]["datasette-dashboards"]["veille-overview"]["charts"]
+    assert {c["db"] for c in charts.values()} == {"demo"}
+    monkeypatch.delenv("VEILLE_DATASETTE_PASSWORD_HASH", raising=False)
+    with pytest.raises(Exception, match="needs a password"):
+        metadata_for(Path("storage/veille.db"), protect=True)
+    monkeypatch.setenv("VEILLE_DATASETTE_PASSWORD_HASH", "pbkdf2_sha256$480000$salt$hash")
+    protected = metadata_for(Path("storage/veille.db"), protect=True)
+    assert protected["allow"] == {"id": "analyst"}
+
+
+def test_reading_while_a_run_writes_never_meets_a_locked_database(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    shutil.copytree(DEMO_FEEDS, www)
+    db_path = tmp_path / "veille.db"
+    with FixtureServer(www) as server:
+        feeds = sorted(p.name for p in www.glob("search/*.rss"))
+        config_path = write_demo_config(
+            tmp_path / "sources.yaml", server, [f"search/{f}" for f in feeds]
+        )
+        first = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                "--config",
+                str(config_path),
+                "--db",
+                str(db_path),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert first.returncode == 0, first.stderr
+        # a second run rewrites every source's row (and the runs table) while Datasette reads
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                "--config",
+                str(config_path),
+                "--db",
+                str(db_path),
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        async def read_until_done() -> list[int]:
+            ds = Datasette([str(db_path)], metadata=metadata_for(db_path, protect=False))
+            await ds.invoke_startup()
+            statuses = []
+            while writer.poll() is None or len(statuses) < 5:
+                for path in (
+                    "/veille/mention_details.json",
+                    "/veille/weekly_member_counts.json",
+                    "/veille/sources.json",
+                    "/veille/sources_in_error.json",
+                ):
+                    response = await ds.client.get(path)
+                    statuses.append(response.status_code)
+                    assert "locked" not in response.text
+            return statuses
+
+        statuses = asyncio.run(read_until_done())
+        writer.communicate(timeout=60)
+    assert writer.returncode == 0
+    assert set(statuses) == {200}
