@@ -14,7 +14,8 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import ahocorasick
 
@@ -289,6 +290,104 @@ def bench_stories(*, articles: int, seed: int, repeat: int) -> None:
     )
 
 
+def bench_queries(*, articles: int, seed: int, repeat: int) -> None:
+    """Every canned query of storage/metadata.yml on a synthetic store of ``articles``
+    articles and twice as many mentions (no text: the queries never read it)."""
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from pipeline.serve import load_metadata
+    from pipeline.store import Store, iso_week
+
+    rng = random.Random(seed)
+    members = [f"member-{i}" for i in range(220)]
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "veille.db"
+        Store.open(db_path).close()
+        conn = sqlite3.connect(db_path)
+        conn.executemany(
+            "INSERT INTO members (id, name, kind) VALUES (?, ?, 'member')",
+            [(m, m.replace("-", " ").title()) for m in members],
+        )
+        conn.executemany(
+            "INSERT INTO sources (id, name, kind, url, last_status, last_error) VALUES (?, ?, 'feed', ?, ?, ?)",
+            [
+                (
+                    f"s{i}",
+                    f"Source {i}",
+                    f"https://s{i}.example/rss",
+                    "error" if i % 50 == 0 else "ok",
+                    "HTTP 500" if i % 50 == 0 else None,
+                )
+                for i in range(300)
+            ],
+        )
+        start = time.time() - 3 * 365 * 86400
+        stories = articles // 3
+        conn.executemany(
+            "INSERT INTO stories (id, title, first_seen_at, last_seen_at, article_count, outlets) "
+            "VALUES (?, ?, '2026-01-01T00:00:00Z', ?, ?, '[]')",
+            (
+                (i, f"Story {i}", f"2026-{1 + i % 12:02d}-01T00:00:00Z", 1 + i % 4)
+                for i in range(1, stories + 1)
+            ),
+        )
+
+        def article_rows() -> Iterator[tuple[object, ...]]:
+            for i in range(1, articles + 1):
+                moment = start + (i / articles) * 3 * 365 * 86400
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+                week = iso_week(datetime.fromtimestamp(moment, tz=UTC))
+                yield (
+                    i,
+                    f"https://press.example/{i}",
+                    f"Titre {i} {rng.choice(WORDS)} mot{i % 100}",
+                    "Résumé.",
+                    when,
+                    when,
+                    f"s{i % 300}",
+                    1 + i % stories,
+                    week,
+                )
+
+        conn.executemany(
+            "INSERT INTO articles (id, url, title, summary, published_at, first_seen_at, source_id, story_id, week) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            article_rows(),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO mentions (article_id, member_id, alias, count, in_title, snippet) "
+            "VALUES (?, ?, ?, 1, 0, 'snippet')",
+            (
+                (1 + (i // 2), members[(i * 7919) % len(members)], "alias")
+                for i in range(articles * 2)
+            ),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO fundings (article_id, member_id, amount, currency, amount_eur, phrase) "
+            "VALUES (?, ?, 1e6, 'EUR', 1e6, 'phrase')",
+            ((1 + i * 97, members[i % len(members)]) for i in range(articles // 100)),
+        )
+        conn.commit()
+        mentions = conn.execute("SELECT count(*) FROM mentions").fetchone()[0]
+        latest_week = conn.execute("SELECT max(week) FROM articles").fetchone()[0]
+        queries = load_metadata()["databases"]["veille"]["queries"]
+        # a search term found in 1% of the articles, as a member's name would be
+        params = {"week": latest_week, "member": "member-7", "q": "mot42"}
+        print(
+            f"canned queries: {articles:,} articles, {mentions:,} mentions, median of {repeat} (target < 200 ms)"
+        )
+        for name, spec in queries.items():
+            sql = spec["sql"]
+            wanted = {k: v for k, v in params.items() if f":{k}" in sql}
+            took = median_seconds(
+                lambda sql=sql, wanted=wanted: conn.execute(sql, wanted).fetchall(), repeat
+            )
+            print(f"  {name:28} {took * 1000:8.1f} ms")
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--megabytes", type=float, default=5.0, help="text size for matching")
@@ -307,6 +406,7 @@ def main() -> None:
     )
     bench_remention(articles=args.articles, seed=args.seed)
     bench_stories(articles=args.articles, seed=args.seed, repeat=args.repeat)
+    bench_queries(articles=args.query_articles, seed=args.seed, repeat=args.repeat)
 
 
 if __name__ == "__main__":
