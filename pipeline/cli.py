@@ -356,27 +356,7 @@ def remention(config_path: Path, db_path: Path) -> None:
     """
     from pipeline.run import remention as remention_all
 
-    config = _load(config_path)
-    if not db_path.exists():
-        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
-    try:
-        if sys.stderr.isatty():
-            from rich.progress import Progress
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task("veille remention", total=None)
-                report = remention_all(
-                    config,
-                    db_path=db_path,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
-        else:
-            report = remention_all(config, db_path=db_path)
-    except LockHeld as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_FAILED)
-    click.echo(report.summary(), err=True)
+    _rebuild("veille remention", remention_all, config_path, db_path)
 
 
 # ------------------------------------------------------------------ datasette
@@ -451,6 +431,11 @@ def restory(config_path: Path, db_path: Path) -> None:
     """
     from pipeline.run import restory as restory_all
 
+    _rebuild("veille restory", restory_all, config_path, db_path)
+
+
+def _rebuild(label: str, job: Any, config_path: Path, db_path: Path) -> None:
+    """Run a whole-database pass (remention, restory): progress on a terminal, one summary line."""
     config = _load(config_path)
     if not db_path.exists():
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
@@ -459,14 +444,14 @@ def restory(config_path: Path, db_path: Path) -> None:
             from rich.progress import Progress
 
             with Progress(transient=True) as bar:
-                task = bar.add_task("veille restory", total=None)
-                report = restory_all(
+                task = bar.add_task(label, total=None)
+                report = job(
                     config,
                     db_path=db_path,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
         else:
-            report = restory_all(config, db_path=db_path)
+            report = job(config, db_path=db_path)
     except LockHeld as exc:
         _fail(str(exc), EXIT_LOCKED)
     except StoreError as exc:

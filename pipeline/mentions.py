@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -386,7 +386,3 @@ def _with_first_snippets(mentions: list[Mention], text: str) -> list[Mention]:
             mention = mention._replace(snippet=snippet(text, mention.start, mention.end))
         out.append(mention)
     return out
-
-
-def members_named(matcher: Matcher, texts: Iterable[str]) -> set[str]:
-    return {m.member_id for text in texts for m in matcher.find(text)}
