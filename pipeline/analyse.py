@@ -32,12 +32,15 @@ _CURRENCIES = {
 _NUMBER = r"\d{1,3}(?:[ .,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _MULT = r"milliards?|mds|md|mrd|billions?|bn|millions?|mln|mille|m|k"
 _CUR_BEFORE = r"us\$|€|\$|£|eur|usd|gbp|chf"
-_CUR_AFTER = r"francs? suisses?|euros?|eur|€|dollars?|usd|\$|livres?|gbp|£|chf"
+_CUR_AFTER = r"francs? suisses?|euros?|eur|€|dollars?|usd|us\$|\$|livres?|gbp|£|chf"
 _AMOUNT = re.compile(
     rf"(?<![\w.,])(?:(?P<cur1>{_CUR_BEFORE})\s?(?P<num1>{_NUMBER})\s?(?P<mult1>{_MULT})?(?![\w])"
     rf"|(?P<num2>{_NUMBER})\s?(?:(?P<mult2>{_MULT})\s?)?(?:de\s|d['’]\s?)?(?P<cur2>{_CUR_AFTER}))(?![\w])",
     re.IGNORECASE,
 )
+_UNICODE_SPACES = re.compile(
+    r"[\u00a0\u2000-\u200a\u202f\u205f\u3000]"
+)  # same length: offsets hold
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[«\"“(A-ZÀ-Ý0-9])|\n\s*\n|\n(?=[A-ZÀ-Ý«])")
 
 
@@ -59,7 +62,7 @@ class Analysis:
 
 def parse_number(text: str, *, has_multiplier: bool) -> float | None:
     """ "1,5" -> 1.5, "300 000" -> 300000, "1.250.000" -> 1250000, "3.5" -> 3.5, "1,500" -> 1500."""
-    text = text.replace("\u00a0", " ").replace("\u202f", " ").strip()
+    text = _UNICODE_SPACES.sub(" ", text).strip()
     text = text.replace(" ", "")
     if "," in text and "." in text:
         decimal = "," if text.rfind(",") > text.rfind(".") else "."
@@ -82,7 +85,7 @@ def parse_number(text: str, *, has_multiplier: bool) -> float | None:
 def find_amounts(sentence: str) -> list[tuple[int, int, float, str]]:
     """(start, end, amount, ISO currency) for every money amount in ``sentence``."""
     found: list[tuple[int, int, float, str]] = []
-    for match in _AMOUNT.finditer(sentence.replace("\u00a0", " ").replace("\u202f", " ")):
+    for match in _AMOUNT.finditer(_UNICODE_SPACES.sub(" ", sentence)):
         number = match.group("num1") or match.group("num2")
         mult = (match.group("mult1") or match.group("mult2") or "").lower()
         currency_word = (match.group("cur1") or match.group("cur2") or "").lower()
@@ -127,7 +130,7 @@ class Analyser:
         chosen = {t for t in in_title} | {t for t, n in counts.items() if n >= BODY_HITS}
         return tuple(sorted(chosen))
 
-    def fundings(self, text: str) -> list[Funding]:
+    def fundings(self, text: str, *, evidence: str | None = None) -> list[Funding]:
         """Amounts tied to a member named in the same sentence (the cluster excluded): the
         last one named before the amount, else the first one after it."""
         events: dict[tuple[str, float, str], Funding] = {}
@@ -136,7 +139,8 @@ class Analyser:
             amounts = find_amounts(sentence)
             if not amounts:
                 continue
-            named = [m for m in self.members.find(sentence) if m.member_id != self.cluster_id]
+            found = self.members.find(sentence, snippets=False, evidence=evidence or text)
+            named = [m for m in found if m.member_id != self.cluster_id]
             if not named:
                 continue
             phrase = " ".join(sentence.split())[:400]
@@ -160,10 +164,11 @@ class Analyser:
 
     def analyse(self, *, title: str, summary: str, text: str | None) -> Analysis:
         body = text or summary or ""
-        fundings = self.fundings(title)
+        article = "\n".join(part for part in (title, summary, text) if part)
+        fundings = self.fundings(title, evidence=article)
         seen = {(f.member_id, f.amount, f.currency) for f in fundings}
         for source in (body, summary if text else ""):
-            for event in self.fundings(source):
+            for event in self.fundings(source, evidence=article):
                 if (event.member_id, event.amount, event.currency) not in seen:
                     seen.add((event.member_id, event.amount, event.currency))
                     fundings.append(event)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import bisect
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -30,9 +29,32 @@ from pipeline.config import Config, Member
 SNIPPET_CHARS = 200
 _APOSTROPHES = "'’‘ʼ`´′"
 _DASHES = "-‐‑‒–—―−"
-_URL_OR_EMAIL = re.compile(
-    r"(?:https?://|www\.)[^\s<>\"')\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE
+_ADDRESS_CHARS = frozenset("./@:-_")
+# Inside a web address or an e-mail address a name is not a mention: the word around
+# the match (up to the spaces on either side) is looked at, never the whole text.
+_ADDRESS = re.compile(
+    r"://|@|\bwww\.|\b[\w-]+\.(?:com|fr|eu|org|net|io|bio|co|uk|de|be|ch|info|example)\b",
+    re.IGNORECASE,
 )
+
+
+def _in_address(text: str, start: int, end: int) -> bool:
+    # most names stand between spaces and commas: look further only when a neighbour
+    # is a character addresses are made of
+    if text[start - 1 : start] not in _ADDRESS_CHARS and text[end : end + 1] not in _ADDRESS_CHARS:
+        return False
+    left = (
+        max(
+            text.rfind(" ", max(0, start - 300), start),
+            text.rfind("\n", max(0, start - 300), start),
+        )
+        + 1
+    )
+    spaces = [
+        i for i in (text.find(" ", end, end + 300), text.find("\n", end, end + 300)) if i != -1
+    ]
+    right = min(spaces) if spaces else min(len(text), end + 300)
+    return bool(_ADDRESS.search(text, left, right))
 
 
 _SPACES = "\t\n\r\v\f \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -208,7 +230,9 @@ class Matcher:
 
     # ---------------------------------------------------------------- matching
 
-    def find(self, text: str, *, snippets: bool = True) -> list[Mention]:
+    def find(
+        self, text: str, *, snippets: bool = True, evidence: str | None = None
+    ) -> list[Mention]:
         """Every mention in ``text``, in order, with offsets into ``text``.
 
         ``snippets=False`` leaves them empty (they cost more than the matching itself
@@ -219,7 +243,6 @@ class Matcher:
         folded = fold(text)
         haystack = folded.text
         size = len(haystack)
-        blocked = self._blocked_spans(text, folded)
         candidates: list[tuple[int, int, tuple[int, ...]]] = []
         add = candidates.append
         for end_index, (length, indexes) in self._automaton.iter(haystack):
@@ -240,11 +263,15 @@ class Matcher:
                 last_end = end
         mentions: list[Mention] = []
         present_context: dict[str, bool] = {}
+        if evidence is not None:  # context words may sit anywhere in the article, not only here
+            evidence_text = fold(evidence).text
+            for member_id, words in self._context.items():
+                present_context[member_id] = any(_word_in(word, evidence_text) for word in words)
         for start, end, indexes in chosen:
-            if blocked and any(start < b_end and b_start < end for b_start, b_end in blocked):
-                continue
             original_start = folded.original(start)
             original_end = folded.original(end - 1) + 1
+            if _in_address(text, original_start, original_end):
+                continue
             written = text[original_start:original_end]
             rule = self._accept(indexes, written, haystack, start, end, present_context)
             if rule is None:
@@ -260,24 +287,6 @@ class Matcher:
                 )
             )
         return mentions
-
-    def _blocked_spans(self, text: str, folded: Folded) -> list[tuple[int, int]]:
-        """URLs and e-mail addresses, in folded coordinates."""
-        spans: list[tuple[int, int]] = []
-        if "@" not in text and "www." not in text and "://" not in text:
-            return spans
-        originals = [(m.start(), m.end()) for m in _URL_OR_EMAIL.finditer(text)]
-        if not originals:
-            return spans
-        offsets = folded.offsets  # non-decreasing: bisect finds folded positions
-        for o_start, o_end in originals:
-            if offsets is None:
-                spans.append((o_start, o_end))
-            else:
-                spans.append(
-                    (bisect.bisect_left(offsets, o_start), bisect.bisect_left(offsets, o_end))
-                )
-        return spans
 
     def _accept(
         self,
@@ -346,13 +355,14 @@ def article_mentions(
 ) -> list[ArticleMention]:
     """Mentions of each member in an article: counted over the title and the body (the main
     text when there is one, else the summary); the snippet comes from the body when it can."""
-    in_title = matcher.find(title or "")
+    article = "\n".join(part for part in (title, summary, text) if part)
+    in_title = matcher.find(title or "", evidence=article)
     body = text or summary or ""
-    in_body = _with_first_snippets(matcher.find(body, snippets=False), body)
+    in_body = _with_first_snippets(matcher.find(body, snippets=False, evidence=article), body)
     if text and summary:
         # a member named only in the summary (a teaser the page does not repeat) still counts
         named = {m.member_id for m in in_body}
-        in_body += [m for m in matcher.find(summary) if m.member_id not in named]
+        in_body += [m for m in matcher.find(summary, evidence=article) if m.member_id not in named]
     rows: dict[str, ArticleMention] = {}
     for found in (in_body, in_title):
         for mention in found:
@@ -374,6 +384,15 @@ def article_mentions(
                     snippet=current.snippet,
                 )
     return list(rows.values())
+
+
+def _word_in(word: str, haystack: str) -> bool:
+    for match in re.finditer(re.escape(word), haystack):
+        before = haystack[match.start() - 1] if match.start() > 0 else " "
+        after = haystack[match.end()] if match.end() < len(haystack) else " "
+        if not before.isalnum() and not after.isalnum():
+            return True
+    return False
 
 
 def _with_first_snippets(mentions: list[Mention], text: str) -> list[Mention]:

@@ -82,9 +82,17 @@ def words(text: str) -> list[str]:
     return [w for w in _NOT_WORD.split(fold(text).text) if w]
 
 
+MIN_TITLE_WORDS = 4  # shorter headlines ("Communiqué de presse") say nothing about the story
+
+
 def title_key(title: str) -> str:
-    """ "Xenothera lève 12 M€ - Ouest Santé" -> "xenothera leve 12 m" (the outlet suffix dropped)."""
-    return " ".join(words(_TITLE_SUFFIX.sub("", title or "")))
+    """ "Xenothera lève 12 M€ - Ouest Santé" -> "xenothera leve 12 m": the " - Outlet" suffix is
+    dropped only when enough words remain ("Résultats annuels - Valneva" keeps its name);
+    too short a headline gives no key."""
+    full = words(title or "")
+    trimmed = words(_TITLE_SUFFIX.sub("", title or ""))
+    chosen = trimmed if len(trimmed) >= MIN_TITLE_WORDS else full
+    return " ".join(chosen) if len(chosen) >= MIN_TITLE_WORDS else ""
 
 
 _PERMUTATIONS: list[object] = []
@@ -150,8 +158,10 @@ def choose(key: StoryKey, candidates: Sequence[Candidate]) -> int | None:
                 score = 0.0
         else:
             score = 0.0
+        one_side_without_text = key.signature is None or candidate.signature is None
         if (
             score == 0.0
+            and one_side_without_text  # two real texts that MinHash tells apart are two stories
             and key.title_key
             and candidate.title_key == key.title_key
             and _close(key, candidate)
@@ -164,5 +174,5 @@ def choose(key: StoryKey, candidates: Sequence[Candidate]) -> int | None:
 
 def _close(key: StoryKey, candidate: Candidate) -> bool:
     if key.published_at is None or candidate.published_at is None:
-        return True
+        return False  # no dates, no window: the headline alone is not enough
     return abs(key.published_at - candidate.published_at) <= TITLE_WINDOW

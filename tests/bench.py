@@ -395,7 +395,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
-        "--articles", type=int, default=20_000, help="stored articles for remention"
+        "--articles", type=int, default=20_000, help="stored articles for remention and stories"
+    )
+    parser.add_argument(
+        "--query-articles", type=int, default=1_000_000, help="articles for the canned queries"
     )
     args = parser.parse_args()
     print(

@@ -69,6 +69,7 @@ def test_the_spellings_the_press_uses_are_found(
         "NG Biotechnology Ltd opens a lab in Cambridge.",
         "Voir https://www.valneva.example/news et www.goliver.example pour plus d'informations.",
         "Écrire à contact@xenothera.example pour un rendez-vous.",
+        "Plus d'informations sur valneva.com et ose-immuno.fr/actualites.",
         "Le milieu de terrain Cevallos a prolongé son contrat.",
         "In the novel, the smuggler Arronax hides his cargo.",
         "CEVA Logistics ouvre un entrepôt près de Libourne pour ses vaccins clients.",
@@ -261,3 +262,22 @@ def test_the_amount_goes_to_the_member_named_before_it(config: Config) -> None:
     assert [(f.member_id, f.amount) for f in analyser.fundings(sentence)] == [("xenothera", 12e6)]
     after = "Une enveloppe de 3 millions d'euros pour Naobios et son usine de Saint-Herblain."
     assert [(f.member_id, f.amount) for f in analyser.fundings(after)] == [("naobios", 3e6)]
+
+
+def test_context_words_count_anywhere_in_the_article(config: Config) -> None:
+    analyser = Analyser(config)
+    analysis = analyser.analyse(
+        title="OSE lève 10 M€",
+        summary="",
+        text="La biotech nantaise spécialisée en immunothérapie finance son essai de phase 2.",
+    )
+    ((mention,),) = [[m for m in analysis.mentions if m.member_id == "ose-immunotherapeutics"]]
+    assert mention.in_title
+    assert [(f.member_id, f.amount) for f in analysis.fundings] == [
+        ("ose-immunotherapeutics", 10e6)
+    ]
+
+
+def test_thin_spaces_and_us_dollars_after_the_number() -> None:
+    assert find_amounts("Naobios obtient 300\u2009000 euros.")[0][2:] == (300e3, "EUR")
+    assert find_amounts("Affilogic lève 25 millions US$.")[0][2:] == (25e6, "USD")

@@ -282,3 +282,31 @@ def test_pairwise_precision_and_recall_on_the_labelled_set_meet_the_target() -> 
     assert len(articles) >= 50 and len({a["story"] for a in articles}) >= 15
     precision, recall, errors = evaluate()
     assert precision >= TARGET and recall >= TARGET, errors
+
+
+def test_headlines_that_differ_only_by_company_or_say_nothing_are_not_one_story(
+    db_path: Path, write_config: WriteConfig
+) -> None:
+    assert title_key("Résultats annuels - Valneva") != title_key(
+        "Résultats annuels - OSE Immunotherapeutics"
+    )
+    assert title_key("Communiqué de presse") == ""
+    store, _ = open_store(db_path, write_config)
+    # two real, different texts under one generic headline stay apart
+    save(
+        store,
+        "a",
+        "https://a.example/1",
+        "Point sur nos activités du trimestre",
+        "\n".join(RELEASE),
+        DAY,
+    )
+    save(
+        store,
+        "b",
+        "https://b.example/1",
+        "Point sur nos activités du trimestre",
+        "\n".join(OTHER_NEWS),
+        DAY,
+    )
+    assert len(set(stories(db_path).values())) == 2
