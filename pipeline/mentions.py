@@ -59,6 +59,12 @@ def _in_address(text: str, start: int, end: int) -> bool:
 
 _SPACES = "\t\n\r\v\f \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _RUNS_OF_SPACES = re.compile(" {2,}")
+# Characters that change nothing a reader sees: combining accents typed apart
+# ("Xe\u0301nothera"), soft hyphens and zero-width spaces inside names. They are
+# marked in the table, then dropped with the offset map kept right.
+_DROP = "\x00"
+_INVISIBLE = "".join(chr(c) for c in range(0x300, 0x370)) + "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_DROPPED_RUNS = re.compile("\x00+")
 
 
 def _table(*, keep_case: bool) -> dict[str, str]:
@@ -78,6 +84,8 @@ def _table(*, keep_case: bool) -> dict[str, str]:
         table[char] = "'"
     for char in _DASHES + _SPACES:
         table[char] = " "
+    for char in _INVISIBLE:
+        table[char] = _DROP
     return table
 
 
@@ -121,16 +129,29 @@ def fold(text: str, *, keep_case: bool = False) -> Folded:
         if char in mapped:
             mapped = mapped.replace(char, table.get(char, char))
     mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
-    if "  " not in mapped:
-        return Folded(mapped, None)
+    offsets: list[int] | None = None
+    if _DROP in mapped:
+        mapped, offsets = _squeeze(mapped, _DROPPED_RUNS, keep=0, offsets=None)
+    if "  " in mapped:
+        mapped, offsets = _squeeze(mapped, _RUNS_OF_SPACES, keep=1, offsets=offsets)
+    return Folded(mapped, offsets)
+
+
+def _squeeze(
+    text: str, runs: re.Pattern[str], *, keep: int, offsets: list[int] | None
+) -> tuple[str, list[int]]:
+    """Shorten every run to ``keep`` characters; offsets map the result back through ``offsets``."""
     kept: list[int] = []
     position = 0
-    for run in _RUNS_OF_SPACES.finditer(mapped):
-        kept.extend(range(position, run.start() + 1))
+    for run in runs.finditer(text):
+        kept.extend(range(position, run.start() + keep))
         position = run.end()
-    kept.extend(range(position, len(mapped)))
-    kept.append(len(mapped))
-    return Folded(_RUNS_OF_SPACES.sub(" ", mapped), kept)
+    kept.extend(range(position, len(text)))
+    kept.append(len(text))
+    squeezed = runs.sub(lambda m: m.group()[:keep], text)
+    if offsets is not None:
+        kept = [offsets[i] for i in kept]
+    return squeezed, kept
 
 
 def fold_alias(alias: str, *, keep_case: bool = False) -> str:

@@ -707,30 +707,34 @@ def restory(
     progress: Callable[[int, int], None] | None = None,
 ) -> RestoryReport:
     """Rebuild every story from scratch, in the order articles were first seen (after a
-    change of threshold or scheme). Holds the run lock; one transaction per batch."""
+    change of threshold or scheme). Holds the run lock; the whole rebuild is one
+    transaction, so readers keep seeing the old stories until the new ones are complete."""
     with run_lock(db_path, what="veille restory"):
         started = time.monotonic()
         store = Store.open(db_path)
         try:
-            # 1. forget the stories, signatures and bands
-            store.reset_stories()
             total = store.count("articles")
             done = created = 0
-            # 2. every article, oldest first, placed as if it had just arrived
-            for batch in store.iter_articles_for_stories():
-                keys = [
-                    (
-                        article_id,
-                        title,
-                        first_seen,
-                        story_key(title=title, summary=summary, text=text, published_at=published),
-                    )
-                    for article_id, title, summary, text, published, first_seen in batch
-                ]
-                created += store.place_in_stories(keys)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
+            with store.transaction("rebuilding stories"):
+                # 1. forget the stories, signatures and bands
+                store.reset_stories()
+                # 2. every article, oldest first, placed as if it had just arrived
+                for batch in store.iter_articles_for_stories():
+                    keys = [
+                        (
+                            article_id,
+                            title,
+                            first_seen,
+                            story_key(
+                                title=title, summary=summary, text=text, published_at=published
+                            ),
+                        )
+                        for article_id, title, summary, text, published, first_seen in batch
+                    ]
+                    created += store.place_in_stories(keys)
+                    done += len(batch)
+                    if progress:
+                        progress(done, total)
             return RestoryReport(
                 articles=total, stories=created, duration=time.monotonic() - started
             )

@@ -717,6 +717,12 @@ class Store:
             [max_attempts],
         )
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[None]:
+        """One transaction around several writes (the writes inside nest as savepoints)."""
+        with self._write(what):
+            yield
+
     def reset_stories(self) -> None:
         """Forget every story, signature and band (before `veille restory`)."""
         with self._write("clearing stories") as db:

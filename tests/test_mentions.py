@@ -281,3 +281,19 @@ def test_context_words_count_anywhere_in_the_article(config: Config) -> None:
 def test_thin_spaces_and_us_dollars_after_the_number() -> None:
     assert find_amounts("Naobios obtient 300\u2009000 euros.")[0][2:] == (300e3, "EUR")
     assert find_amounts("Affilogic lève 25 millions US$.")[0][2:] == (25e6, "USD")
+
+
+@pytest.mark.parametrize(
+    ("text", "member_id"),
+    [
+        ("Xe\u0301nothera recrute.", "xenothera"),  # accent typed as a combining mark
+        ("Chez Lemer\u00adPax, on innove.", "lemer-pax"),  # soft hyphen inside the name
+        ("NG\u200bBiotech exporte.", "ng-biotech"),  # zero-width space inside the name
+    ],
+)
+def test_invisible_characters_inside_names_do_not_hide_them(
+    matcher: Matcher, text: str, member_id: str
+) -> None:
+    (mention,) = matcher.find(text)
+    assert mention.member_id == member_id
+    assert text[mention.start : mention.end] == mention.alias
