@@ -175,43 +175,14 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
 # ------------------------------------------------------------------ check
 
 
-async def _probe(config: Config) -> list[tuple[str, str, str]]:
-    from pipeline.fetch import Fetcher
-    from pipeline.parse import parse_feed_guarded
-    from pipeline.sandbox import Limits
-
-    limits = Limits(timeout=config.network.parse_timeout, memory_mb=config.network.parse_memory_mb)
-    async with Fetcher(config.network) as fetcher:
-
-        async def one(source_id: str, url: str) -> tuple[str, str, str]:
-            try:
-                fetched = await fetcher.fetch(url, trusted=True)
-                parsed = await asyncio.to_thread(
-                    parse_feed_guarded,
-                    fetched.body,
-                    headers=fetched.headers,
-                    url=fetched.final_url,
-                    limits=limits,
-                )
-            except (FetchError, ParseError) as exc:
-                return source_id, "error", str(exc)
-            moved = f", redirected to {fetched.final_url}" if fetched.final_url != url else ""
-            return (
-                source_id,
-                "ok",
-                (f"HTTP {fetched.status}, {parsed.version}, {len(parsed.entries)} entries{moved}"),
-            )
-
-        return list(await asyncio.gather(*(one(s.id, s.url) for s in config.sources if s.enabled)))
-
-
 @cli.command()
 @config_option
-@click.option("--probe", is_flag=True, help="Also fetch and parse every source once and report it.")
+@click.option("--probe", is_flag=True, help="Also fetch and read every source once and report it.")
 def check(config_path: Path, probe: bool) -> None:
     """Validate the configuration and print a summary; every problem is listed with its path.
 
-    Exit 0 when valid (and, with --probe, every source answered with a feed),
+    Exit 0 when valid (and, with --probe, every source could be fetched and read
+    as its kind says: feed, page or sitemap),
     1 when a probed source failed, 2 when the configuration is invalid.
 
     \b
@@ -242,7 +213,9 @@ def check(config_path: Path, probe: bool) -> None:
         click.echo(f"  to confirm with --probe: {', '.join(unconfirmed)}")
     if not probe:
         return
-    results = asyncio.run(_probe(config))
+    from pipeline.run import probe as probe_sources
+
+    results = probe_sources(config)
     failed = 0
     for source_id, status, detail in sorted(results):
         failed += status != "ok"

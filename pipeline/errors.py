@@ -39,8 +39,8 @@ class LockHeld(VeilleError):
 class FetchError(VeilleError):
     """A source could not be fetched.
 
-    ``kind`` is one of: timeout, connect, status, too-large, redirect, refused,
-    encoding, protocol.
+    ``kind`` is one of: timeout, connect, status, too-large, redirect, refused
+    (the address policy or an unusable URL), robots, encoding, protocol.
     """
 
     def __init__(

@@ -10,6 +10,7 @@ exponential backoff; 429/503 honour Retry-After when it is short enough to wait.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import errno
 import logging
@@ -365,17 +366,7 @@ class Fetcher:
                 fetched = await self._polite(
                     url, headers, trusted=trusted, max_bytes=max_bytes, hop_check=hop_check
                 )
-                return Fetched(
-                    url=fetched.url,
-                    final_url=fetched.final_url,
-                    status=fetched.status,
-                    body=fetched.body,
-                    headers=fetched.headers,
-                    etag=fetched.etag,
-                    last_modified=fetched.last_modified,
-                    elapsed=fetched.elapsed,
-                    attempts=attempt,
-                )
+                return dataclasses.replace(fetched, attempts=attempt)
             except FetchError as exc:
                 if not exc.transient or attempt > net.retries:
                     raise
@@ -445,18 +436,7 @@ class Fetcher:
                         current = target
                         continue
                     lower = {k.lower(): v for k, v in response.headers.items()}
-                    if status == 304:
-                        return Fetched(
-                            url=url,
-                            final_url=current,
-                            status=304,
-                            body=b"",
-                            headers=lower,
-                            etag=lower.get("etag"),
-                            last_modified=lower.get("last-modified"),
-                            elapsed=time.monotonic() - started,
-                        )
-                    if not 200 <= status < 300:
+                    if status != 304 and not 200 <= status < 300:
                         raise FetchError(
                             _status_text(status),
                             url=url,
@@ -466,7 +446,12 @@ class Fetcher:
                             if status in (429, 503)
                             else None,
                         )
-                    body = await self._read_body(response, current, max_bytes)
+                    # 304: nothing to read, the validators may have been refreshed
+                    body = (
+                        b""
+                        if status == 304
+                        else await self._read_body(response, current, max_bytes)
+                    )
                     return Fetched(
                         url=url,
                         final_url=current,

@@ -342,15 +342,10 @@ class Matcher:
         return cased == expected or (expected != expected.upper() and cased == expected.upper())
 
     def _has_context(self, member_id: str, haystack: str, start: int, end: int) -> bool:
-        for word in self._context.get(member_id, ()):
-            for match in re.finditer(re.escape(word), haystack):
-                if start <= match.start() < end:
-                    continue  # the alias itself is no evidence
-                before = haystack[match.start() - 1] if match.start() > 0 else " "
-                after = haystack[match.end()] if match.end() < len(haystack) else " "
-                if not before.isalnum() and not after.isalnum():
-                    return True
-        return False
+        # the alias itself is no evidence: its own span is skipped
+        return any(
+            _word_in(word, haystack, skip=(start, end)) for word in self._context.get(member_id, ())
+        )
 
     def _excluded(self, member_id: str, haystack: str, start: int, end: int) -> bool:
         for phrase in self._exclude.get(member_id, ()):
@@ -407,8 +402,11 @@ def article_mentions(
     return list(rows.values())
 
 
-def _word_in(word: str, haystack: str) -> bool:
+def _word_in(word: str, haystack: str, *, skip: tuple[int, int] = (0, 0)) -> bool:
+    """``word`` as a whole word in ``haystack``, outside the span ``skip``."""
     for match in re.finditer(re.escape(word), haystack):
+        if skip[0] <= match.start() < skip[1]:
+            continue
         before = haystack[match.start() - 1] if match.start() > 0 else " "
         after = haystack[match.end()] if match.end() < len(haystack) else " "
         if not before.isalnum() and not after.isalnum():

@@ -567,6 +567,33 @@ async def run_sources(
         return list(await asyncio.gather(*(one(s) for s in sources)))
 
 
+async def _probe_all(config: Config, store: Store) -> list[tuple[str, str, str]]:
+    async with Fetcher(config.network) as fetcher:
+        work = _Pass(config, store, fetcher, run_id=0)
+
+        async def one(source: Source) -> tuple[str, str, str]:
+            try:
+                collected = await work.collect(source, {})
+            except (FetchError, ParseError) as exc:
+                return source.id, "error", str(exc)
+            return source.id, "ok", f"HTTP {collected.status}, {len(collected.entries)} entries"
+
+        return list(await asyncio.gather(*(one(s) for s in config.sources if s.enabled)))
+
+
+def probe(config: Config) -> list[tuple[str, str, str]]:
+    """(source id, "ok" or "error", detail) for every enabled source, read as a run reads it
+    (feed, listing page or sitemap), without validators and without touching the database."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "probe.db")  # an empty store: nothing counts as known
+        try:
+            return asyncio.run(_probe_all(config, store))
+        finally:
+            store.close()
+
+
 def run(
     config: Config,
     *,

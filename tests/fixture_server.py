@@ -32,7 +32,6 @@ import contextlib
 import email.utils
 import gzip
 import hashlib
-import io
 import re
 import socket
 import threading
@@ -346,10 +345,3 @@ def closed_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb") as handle:
-        handle.write(data)
-    return buffer.getvalue()

@@ -471,18 +471,35 @@ def test_lock_left_by_a_killed_run_is_taken_over(
     assert result.returncode == 0, result.stderr
 
 
-def test_check_probe_fetches_every_source(write_config: WriteConfig, server: FixtureServer) -> None:
+def test_check_probe_reads_every_source_as_its_kind_says(
+    write_config: WriteConfig, server: FixtureServer, feed_dir: Path, db_path: Path
+) -> None:
+    (feed_dir / "press.html").write_text(
+        "<html><body><h2><a href='/a.html'>Communiqué A</a></h2>"
+        "<h2><a href='/b.html'>Communiqué B</a></h2></body></html>",
+        encoding="utf-8",
+    )
+    (feed_dir / "sitemap.xml").write_text(
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{server.url('a.html')}</loc></url></urlset>",
+        encoding="utf-8",
+    )
     config: Config = write_config(
         sources=[
             *feeds(server, "ouest-sante.rss"),
             {"id": "html", "kind": "feed", "url": server.url("broken-html.rss")},
+            {"id": "press", "kind": "page", "url": server.url("press.html"), "selector": "h2 a"},
+            {"id": "map", "kind": "sitemap", "url": server.url("sitemap.xml")},
         ]
     )
     result = veille("check", "--config", config.path, "--probe")
     assert result.returncode == 1
-    assert "ok    ouest-sante: HTTP 200, rss20, 6 entries" in result.stdout
+    assert "ok    ouest-sante: HTTP 200, 6 entries" in result.stdout
+    assert "ok    press: HTTP 200, 2 entries" in result.stdout
+    assert "ok    map: HTTP 200, 1 entries" in result.stdout
     assert "error html: not a feed: the server sent an HTML page" in result.stdout
-    assert "probe: 1 ok, 1 failed" in result.stdout
+    assert "probe: 3 ok, 1 failed" in result.stdout
+    assert not db_path.exists()  # a probe stores nothing
 
 
 @pytest.mark.parametrize(
