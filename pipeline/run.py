@@ -31,7 +31,7 @@ from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
 from pipeline.robots import DISALLOWED, RobotsCache
 from pipeline.sandbox import Limits
 from pipeline.store import Store, utcnow
-from pipeline.stories import story_key
+from pipeline.stories import StoryKey, story_key
 
 logger = logging.getLogger(__name__)
 
@@ -231,14 +231,9 @@ class _Pass:
                     warnings=tuple(warnings),
                 )
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
-        analyses = self.analyse(articles)
-        story_keys = {
-            a.url: story_key(
-                title=a.title, summary=a.summary, text=a.text, published_at=a.published_at
-            )
-            for a in articles
-            if a.url in analyses
-        }
+        # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
+        fresh = self.needing_analysis(articles)
+        analyses, story_keys = await self.bounded(self.analyse, fresh)
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
@@ -262,15 +257,26 @@ class _Pass:
             new_stories=saved.new_stories,
         )
 
-    def analyse(self, articles: list[Article]) -> dict[str, Analysis]:
+    def needing_analysis(self, articles: list[Article]) -> list[Article]:
+        """New articles, and known ones whose text was just read."""
         if not articles:
-            return {}
+            return []
         known = self.store.known_urls([url for a in articles for url in (a.url, *a.aliases)])
-        return {
+        return [a for a in articles if a.text or not ({a.url, *a.aliases} & known)]
+
+    def analyse(self, articles: list[Article]) -> tuple[dict[str, Analysis], dict[str, StoryKey]]:
+        """Mentions, topics, funding events and story keys (pure: safe in a worker thread)."""
+        analyses = {
             a.url: self.analyser.analyse(title=a.title, summary=a.summary, text=a.text)
             for a in articles
-            if a.text or not ({a.url, *a.aliases} & known)
         }
+        keys = {
+            a.url: story_key(
+                title=a.title, summary=a.summary, text=a.text, published_at=a.published_at
+            )
+            for a in articles
+        }
+        return analyses, keys
 
     async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
         """Raises FetchError or ParseError for the source as a whole."""
