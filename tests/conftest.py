@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,23 @@ from tests.fixture_server import FixtureServer
 FIXTURES = Path(__file__).parent / "fixtures"
 DEMO_FEEDS = FIXTURES / "demo" / "feeds"
 FEEDS = FIXTURES / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach 127.0.0.0/8 and ::1 only: resolving any other name fails loudly here,
+    in this process, instead of reaching a resolver (the CLI tests in subprocesses use
+    configurations that name only 127.0.0.1)."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in ("localhost", "::1") and not name.startswith("127."):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {name}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
 
 FAST_NETWORK: dict[str, Any] = {
     "allow_private": True,

@@ -34,8 +34,16 @@ FEEDS = [
 ]
 
 
-def write_demo_config(path: Path, server: FixtureServer, feeds: list[str], **network: Any) -> Path:
-    """The shipped sources.yaml (members, topics) with local sources."""
+def write_demo_config(
+    path: Path,
+    server: FixtureServer,
+    feeds: list[str],
+    *,
+    syndication: bool = False,
+    **network: Any,
+) -> Path:
+    """The shipped sources.yaml (members, topics) with local sources; ``syndication`` adds a
+    feed whose article pages are read (the server must stand in for their sites)."""
     data = YAML(typ="safe", pure=True).load((ROOT / "sources.yaml").read_text(encoding="utf-8"))
     data["sources"] = [
         {
@@ -46,16 +54,15 @@ def write_demo_config(path: Path, server: FixtureServer, feeds: list[str], **net
             "fetch_articles": False,
         }
         for f in feeds
-    ] + [
-        {
-            "id": "broken",
-            "kind": "feed",
-            "url": server.url("_/status/500"),
-            "fetch_articles": False,
-        },
-        # three outlets rewrite one GlioCure release: read in full, they make one story
-        {"id": "presse-regionale", "kind": "feed", "url": server.url("presse-regionale.rss")},
     ]
+    data["sources"].append(
+        {"id": "broken", "kind": "feed", "url": server.url("_/status/500"), "fetch_articles": False}
+    )
+    if syndication:
+        # three outlets rewrite one GlioCure release: read in full, they make one story
+        data["sources"].append(
+            {"id": "presse-regionale", "kind": "feed", "url": server.url("presse-regionale.rss")}
+        )
     data["network"] = {**FAST_NETWORK, "retries": 0, **network}
     with path.open("w", encoding="utf-8") as handle:
         YAML().dump(data, handle)
@@ -70,7 +77,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copytree(DEMO_FEEDS, www)
     db_path = tmp / "veille.db"
     with FixtureServer(www, rewrite_hosts=True) as server:
-        config = load_config(write_demo_config(tmp / "sources.yaml", server, FEEDS))
+        config = load_config(
+            write_demo_config(tmp / "sources.yaml", server, FEEDS, syndication=True)
+        )
         run(config, db_path=db_path)
     yield db_path
 
