@@ -210,3 +210,13 @@ def test_allow_private_lifts_the_policy(server: FixtureServer) -> None:
     secret = server.url("ouest-sante.rss")
     fetched = fetch(server.url(f"_/redirect-to?url={secret}"), network(allow_private=True))
     assert fetched.status == 200 and len(server.requests_for("ouest-sante.rss")) == 1
+
+
+def test_the_suite_resolves_no_name_but_loopback() -> None:
+    """The autouse guard of conftest.py: a test that reached for a real host fails here."""
+    import socket
+
+    with pytest.raises(socket.gaierror, match="loopback only"):
+        socket.getaddrinfo("www.ouest-sante.example", 443)
+    error = fetch_error("https://www.ouest-sante.example/feed.rss", network(retries=0))
+    assert error.kind == "connect" and "host name not found" in str(error)
