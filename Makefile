@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run lint check sources eval bench datasette clean
+.PHONY: help install demo test run digest schedule lint check sources eval bench crashtest datasette clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ test: $(STAMP)  ## run the test suite (offline, loopback only)
 run: $(STAMP)  ## one pass over sources.yaml into storage/veille.db
 	$(BIN)/veille run --config $(CONFIG) --db $(DB)
 
+digest: $(STAMP)  ## preview last week's digest from $(DB) into storage/digest.html and .txt (sends nothing)
+	$(BIN)/veille digest --config $(CONFIG) --db $(DB) --out storage/digest.html
+
+schedule: $(STAMP)  ## the scheduler daemon: runs and the weekly digest at the times in sources.yaml
+	$(BIN)/veille schedule --config $(CONFIG) --db $(DB)
+
 check: $(STAMP)  ## validate sources.yaml
 	$(BIN)/veille check --config $(CONFIG)
 
@@ -43,6 +49,9 @@ eval: $(STAMP)  ## precision and recall of the mention matcher and of the story 
 
 bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS=--articles 100000)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+crashtest: $(STAMP)  ## kill runs and sends with SIGKILL at random moments, then compare with a clean run (CRASH_ARGS=--trials 40)
+	$(BIN)/python -m tests.crashtest $(CRASH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check pipeline tests
