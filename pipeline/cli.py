@@ -202,8 +202,8 @@ def check(config_path: Path, probe: bool) -> None:
     click.echo(f"  members   {len(config.members)}")
     click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} to poll")
     click.echo(
-        f"  schedule  every {config.schedule.run_every_minutes} min; digest "
-        f"{config.schedule.digest_day} {config.schedule.digest_time} {config.schedule.timezone}"
+        f"  schedule  runs '{config.schedule.run}', digest '{config.schedule.digest}' "
+        f"({config.schedule.timezone})"
     )
     click.echo(
         f"  network   {config.network.agent!r}, private addresses "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -177,11 +180,69 @@ class Source(SourceOptions):
     member_id: str | None = None  # for news-search feeds: whose search this is
 
 
+_DOW_NUMBER = re.compile(r"(?<![*/])\b\d+\b")
+
+
+def _check_cron(expression: str) -> str:
+    """Five crontab fields. Days of the week must be names: APScheduler reads 0 as Monday
+    where cron reads it as Sunday, and a digest a day late is worse than an error."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expression!r}: a cron expression has 5 fields (minute hour day month weekday)"
+        )
+    if _DOW_NUMBER.search(fields[4]):
+        raise ValueError(
+            f"{expression!r}: write days of the week as names (mon, tue, ..., sun, or mon-fri): "
+            "numbers mean different days in different cron dialects"
+        )
+    try:
+        CronTrigger.from_crontab(expression, timezone=UTC)
+    except ValueError as exc:
+        raise ValueError(f"{expression!r}: {exc}") from None
+    return expression
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name like Europe/Paris)") from None
+    return name
+
+
+CronExpression = Annotated[str, AfterValidator(_check_cron)]
+
+
 class Schedule(_Model):
-    run_every_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    digest_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
-    digest_time: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    timezone: str = "Europe/Paris"
+    """When `veille schedule` (or the crontab you write from it) runs a pass and sends the digest."""
+
+    run: CronExpression = "*/30 * * * *"
+    digest: CronExpression = "30 7 * * mon"
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Europe/Paris"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def trigger(self, which: Literal["run", "digest"]) -> CronTrigger:
+        return CronTrigger.from_crontab(getattr(self, which), timezone=self.zone)
+
+    def run_interval(self) -> timedelta:
+        """The shortest gap between two runs over a week: the base of a failing source's backoff."""
+        trigger = self.trigger("run")
+        start = datetime(2026, 1, 5, tzinfo=self.zone)  # any Monday
+        gaps: list[timedelta] = []
+        previous: datetime | None = None
+        moment = start
+        while moment < start + timedelta(days=8) and len(gaps) < 2000:
+            fire = trigger.get_next_fire_time(previous, moment)
+            if fire is None:
+                break
+            if previous is not None:
+                gaps.append(fire - previous)
+            previous, moment = fire, fire + timedelta(seconds=1)
+        return min(gaps, default=timedelta(days=1))
 
 
 class Digest(_Model):

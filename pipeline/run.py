@@ -132,7 +132,11 @@ def next_check(
     """When to look again: the source's interval on success; interval x failures, capped, on error."""
     if not outcome.failed:
         return now + timedelta(minutes=source.interval_minutes or 0)
-    base = timedelta(minutes=source.interval_minutes or config.schedule.run_every_minutes)
+    base = (
+        timedelta(minutes=source.interval_minutes)
+        if source.interval_minutes
+        else config.schedule.run_interval()
+    )
     cap = timedelta(hours=config.network.backoff_cap_hours)
     wait = min(base * failures, cap)
     if outcome.retry_after:

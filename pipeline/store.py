@@ -355,6 +355,31 @@ def _m7_views_for_analysts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m8_digests(db: sqlite_utils.Database) -> None:
+    """One row per ISO week's digest: what was sent, to whom, when; what is left to send."""
+    db.execute(
+        """
+        CREATE TABLE digests (
+            week TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            generated_at TEXT,
+            sending_at TEXT,
+            sent_at TEXT,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            delivered TEXT NOT NULL DEFAULT '[]',
+            refused TEXT NOT NULL DEFAULT '{}',
+            subject TEXT,
+            message_id TEXT,
+            story_count INTEGER NOT NULL DEFAULT 0,
+            article_count INTEGER NOT NULL DEFAULT 0,
+            mention_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        )
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -363,6 +388,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m5_stories,
     _m6_faster_bookkeeping,
     _m7_views_for_analysts,
+    _m8_digests,
 )
 
 MAX_STORY_CANDIDATES = 200

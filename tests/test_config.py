@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,11 +93,34 @@ def test_missing_file_and_wrong_types(tmp_path: Path) -> None:
 
 
 def test_yaml_1_2_keeps_no_and_times_as_written(tmp_path: Path) -> None:
-    text = MINIMAL + "schedule: {digest_time: '07:30', digest_day: mon}\n"
+    text = MINIMAL + "digest: {from: 'veille@example.org', recipients: [a@example.org]}\n"
     text = text.replace("[GoLiver]", "[GoLiver, no]")
     config = load_config(write(tmp_path, text))
     assert config.members[0].aliases == ("GoLiver", "no")
-    assert config.schedule.digest_time == "07:30"
+
+
+def test_schedule_is_cron_in_a_time_zone(tmp_path: Path) -> None:
+    text = MINIMAL + "schedule: {run: '*/15 8-19 * * mon-fri', digest: '0 8 * * mon'}\n"
+    config = load_config(write(tmp_path, text))
+    assert config.schedule.timezone == "Europe/Paris"
+    assert config.schedule.run_interval().total_seconds() == 15 * 60
+    fire = config.schedule.trigger("digest").get_next_fire_time(
+        None, datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    )
+    assert fire is not None
+    assert fire.isoformat() == "2026-11-30T08:00:00+01:00"
+
+
+def test_schedule_mistakes_are_reported(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "schedule: {run: '*/30 * * *', digest: '30 7 * * 1', timezone: Europe/Nantes}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    message = str(caught.value)
+    assert "schedule.run" in message and "5 fields" in message
+    assert "schedule.digest" in message and "days of the week as names" in message
+    assert "schedule.timezone" in message and "unknown time zone" in message
 
 
 def test_duplicate_yaml_keys_are_an_error(tmp_path: Path) -> None:

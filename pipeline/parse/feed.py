@@ -306,16 +306,20 @@ class _Base:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
+        # the sentinel keeps the feed's scheme: a protocol-relative link ("//cdn.example/a")
+        # on an http feed is an http link
+        scheme = parts.scheme if parts.scheme in ("http", "https") else "https"
+        self.sentinel = scheme + BASE_SENTINEL.removeprefix("https")
         self.sentinel_url = (
-            BASE_SENTINEL + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            self.sentinel + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         )
 
     def restore(self, value: Any) -> tuple[str | None, bool]:
         """(absolute URL or text, whether it was relative in the feed)."""
         if not isinstance(value, str):
             return None, False
-        if value.startswith(BASE_SENTINEL):
-            return self.origin + value[len(BASE_SENTINEL) :], True
+        if value.startswith(self.sentinel):
+            return self.origin + value[len(self.sentinel) :], True
         return value, False
 
 

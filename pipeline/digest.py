@@ -1,0 +1,721 @@
+"""The weekly digest: what the store holds for one ISO week, as an e-mail in French or English.
+
+A week is Monday 00:00 to Monday 00:00 in the schedule's time zone. An article belongs
+to the week in which veille first saw it, so every article is in exactly one digest
+(nothing missed when a site publishes late, nothing twice). Two rules keep a digest
+about news: an article published more than ``BACKLOG_DAYS`` before the week began (a
+new source's back catalogue) is left out, and a story already reported in an earlier
+week is not reported again when more outlets pick it up.
+
+Everything shown comes from feeds and pages, so it is text: the templates escape it
+(Jinja2 autoescaping), and only http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime as babel_datetime, format_interval
+from babel.numbers import format_compact_currency, format_decimal
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.store import Store, iso
+
+BACKLOG_DAYS = 14
+CHART_WEEKS = 8
+MAX_ERRORS_LISTED = 15
+_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------- weeks
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    """An ISO week in a time zone: ``Week.parse("2026-W48", zone)``."""
+
+    year: int
+    number: int
+    zone: ZoneInfo
+
+    @classmethod
+    def parse(cls, text: str, zone: ZoneInfo) -> Week:
+        match = _WEEK.match(text.strip())
+        if not match:
+            raise ValueError(f"{text!r} is not an ISO week (write it like 2026-W48)")
+        year, number = int(match.group(1)), int(match.group(2))
+        try:
+            date.fromisocalendar(year, number, 1)
+        except ValueError:
+            raise ValueError(f"{text!r}: {year} has no week {number}") from None
+        return cls(year, number, zone)
+
+    @classmethod
+    def containing(cls, moment: datetime, zone: ZoneInfo) -> Week:
+        year, number, _ = moment.astimezone(zone).isocalendar()
+        return cls(year, number, zone)
+
+    @classmethod
+    def last_complete(cls, now: datetime, zone: ZoneInfo) -> Week:
+        return cls.containing(now, zone).shift(-1)
+
+    def shift(self, weeks: int) -> Week:
+        monday = self.monday + timedelta(weeks=weeks)
+        year, number, _ = monday.isocalendar()
+        return Week(year, number, self.zone)
+
+    @property
+    def monday(self) -> date:
+        return date.fromisocalendar(self.year, self.number, 1)
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.monday, time(0), self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.monday + timedelta(days=7), time(0), self.zone)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.number:02d}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+# ---------------------------------------------------------------- content
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    strong: bool = False
+
+
+@dataclass
+class Story:
+    story_key: int
+    title: str
+    url: str | None  # the earliest copy; None when its URL is not http(s)
+    when: datetime
+    outlet: str
+    also_in: list[str]
+    topics: list[str]
+    copies: int
+    snippets: dict[str, list[Segment]] = field(default_factory=dict)  # member id -> snippet
+
+
+@dataclass
+class MemberRow:
+    id: str
+    name: str
+    kind: str
+    stories: int
+    mentions: int
+    previous_stories: int
+    previous_mentions: int
+    history: list[int]  # mentions per week, oldest first, this week last
+
+    @property
+    def change(self) -> int:
+        return self.mentions - self.previous_mentions
+
+
+@dataclass
+class Section:
+    member: MemberRow
+    stories: list[Story]
+
+
+@dataclass
+class Funding:
+    member: str
+    amount: float
+    currency: str
+    amount_eur: float | None
+    phrase: str
+    title: str
+    url: str | None
+
+
+@dataclass
+class SourceProblem:
+    name: str
+    error: str
+    failures: int
+    since: str | None
+
+
+@dataclass
+class Content:
+    week: Week
+    generated_at: datetime
+    stories: int
+    articles: int
+    mentions: int
+    previous_stories: int
+    previous_mentions: int
+    members: list[MemberRow]  # every entity named this week or last, the table in the header
+    chart_weeks: list[Week]
+    cluster: Section | None
+    sections: list[Section]
+    fundings: list[Funding]
+    problems: list[SourceProblem]
+    more_problems: int
+    links: list[tuple[str, str]]  # (label, URL) into Datasette
+
+    @property
+    def empty(self) -> bool:
+        return self.stories == 0
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL when it may be a link in a mail: http(s) with a host; otherwise None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url.strip()
+
+
+def emphasise(snippet: str, alias: str) -> list[Segment]:
+    """The snippet cut around every occurrence of the alias, those marked strong."""
+    if not alias:
+        return [Segment(snippet)]
+    folded, key = snippet.casefold(), alias.casefold()
+    segments: list[Segment] = []
+    position = 0
+    if len(folded) == len(snippet):  # offsets agree: cut where the case-folded text matches
+        start = folded.find(key)
+        while start != -1:
+            if start > position:
+                segments.append(Segment(snippet[position:start]))
+            segments.append(Segment(snippet[start : start + len(key)], strong=True))
+            position = start + len(key)
+            start = folded.find(key, position)
+    if position < len(snippet):
+        segments.append(Segment(snippet[position:]))
+    return segments
+
+
+def _when(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
+    for index in range(0, len(values), size):
+        yield values[index : index + size]
+
+
+# The articles of a week: first seen in it, not a back catalogue, not a story told before.
+_IN_WEEK = """
+    a.first_seen_at >= :start AND a.first_seen_at < :end
+    AND (a.published_at IS NULL OR a.published_at >= :oldest)
+    AND (a.story_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM stories st WHERE st.id = a.story_id AND st.first_seen_at < :start))
+"""
+
+
+def _bounds(week: Week) -> dict[str, str]:
+    return {
+        "start": iso(week.start),
+        "end": iso(week.end),
+        "oldest": iso(week.start - timedelta(days=BACKLOG_DAYS)),
+    }
+
+
+def week_counts(store: Store, week: Week) -> dict[str, tuple[int, int]]:
+    """member id -> (stories, mentions) in a week; a mention is an article naming the member."""
+    rows = store.db.execute(
+        f"""
+        SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id)), count(*)
+        FROM mentions m JOIN articles a ON a.id = m.article_id
+        WHERE {_IN_WEEK}
+        GROUP BY m.member_id
+        """,
+        _bounds(week),
+    ).fetchall()
+    return {member: (stories, mentions) for member, stories, mentions in rows}
+
+
+def _totals(store: Store, week: Week) -> tuple[int, int, int]:
+    """(stories, articles, mentions) in a week."""
+    row = store.db.execute(
+        f"""
+        SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(*),
+               coalesce(sum((SELECT count(*) FROM mentions m WHERE m.article_id = a.id)), 0)
+        FROM articles a WHERE {_IN_WEEK}
+        """,
+        _bounds(week),
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
+    """Every story of the week with its copies (up to the week's end) and who it names."""
+    bounds = _bounds(week)
+    keys = [
+        row[0]
+        for row in store.db.execute(
+            f"SELECT DISTINCT coalesce(a.story_id, -a.id) FROM articles a WHERE {_IN_WEEK}",
+            bounds,
+        )
+    ]
+    copies: dict[int, list[dict[str, Any]]] = {}
+    columns = (
+        "a.id, a.url, a.link, a.title, a.outlet, s.name AS source, a.published_at, "
+        "a.first_seen_at, a.topics, coalesce(a.story_id, -a.id) AS story_key"
+    )
+    for chunk in _chunks(keys):
+        story_ids = [k for k in chunk if k > 0]
+        article_ids = [-k for k in chunk if k < 0]
+        where = []
+        if story_ids:
+            where.append(f"a.story_id IN ({','.join('?' * len(story_ids))})")
+        if article_ids:
+            where.append(f"a.id IN ({','.join('?' * len(article_ids))})")
+        cursor = store.db.execute(
+            f"SELECT {columns} FROM articles a LEFT JOIN sources s ON s.id = a.source_id "
+            f"WHERE ({' OR '.join(where)}) AND a.first_seen_at < ?",
+            [*story_ids, *article_ids, bounds["end"]],
+        )
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            record = dict(zip(names, row, strict=True))
+            copies.setdefault(record["story_key"], []).append(record)
+
+    stories: dict[int, Story] = {}
+    by_article: dict[int, int] = {}
+    for key, records in copies.items():
+        for record in records:
+            record["when"] = _when(record["published_at"]) or _when(record["first_seen_at"])
+        records.sort(key=lambda r: (r["when"] or datetime.max.replace(tzinfo=UTC), r["id"]))
+        first = records[0]
+        outlet = first["outlet"] or first["source"] or ""
+        others: list[str] = []
+        for record in records[1:]:
+            name = record["outlet"] or record["source"] or ""
+            if name and name != outlet and name not in others:
+                others.append(name)
+        topics: list[str] = []
+        for record in records:
+            for topic in json.loads(record["topics"] or "[]"):
+                if topic not in topics:
+                    topics.append(topic)
+        stories[key] = Story(
+            story_key=key,
+            title=first["title"] or first["url"],
+            url=safe_url(first["url"]) or safe_url(first["link"]),
+            when=(first["when"] or week.start).astimezone(zone),
+            outlet=outlet,
+            also_in=others,
+            topics=topics,
+            copies=len(records),
+        )
+        for record in records:
+            by_article[record["id"]] = key
+
+    # who each story names: the snippet of its earliest copy naming them
+    article_ids = sorted(by_article)
+    order = {aid: i for i, aid in enumerate(article_ids)}
+    found: dict[tuple[int, str], tuple[int, list[Segment]]] = {}
+    for chunk in _chunks(article_ids):
+        marks = ",".join("?" * len(chunk))
+        for article_id, member_id, alias, text in store.db.execute(
+            f"SELECT article_id, member_id, alias, snippet FROM mentions WHERE article_id IN ({marks})",
+            list(chunk),
+        ):
+            key = by_article[article_id]
+            rank = order[article_id]
+            if (key, member_id) not in found or rank < found[(key, member_id)][0]:
+                found[(key, member_id)] = (rank, emphasise(text, alias))
+    for (key, member_id), (_, segments) in found.items():
+        stories[key].snippets[member_id] = segments
+    return stories
+
+
+def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: str) -> Content:
+    """Everything the digest of ``week`` says, read from the store."""
+    zone = config.schedule.zone
+    members = {
+        row[0]: (row[1], row[2])
+        for row in store.db.execute("SELECT id, name, kind FROM members WHERE kind != 'person'")
+    }
+    chart_weeks = [week.shift(offset) for offset in range(-(CHART_WEEKS - 1), 1)]
+    counts = [week_counts(store, w) for w in chart_weeks]
+    this, previous = counts[-1], counts[-2]
+    rows: list[MemberRow] = []
+    for member_id in set(this) | set(previous):
+        if member_id not in members:
+            continue
+        name, kind = members[member_id]
+        rows.append(
+            MemberRow(
+                id=member_id,
+                name=name,
+                kind=kind,
+                stories=this.get(member_id, (0, 0))[0],
+                mentions=this.get(member_id, (0, 0))[1],
+                previous_stories=previous.get(member_id, (0, 0))[0],
+                previous_mentions=previous.get(member_id, (0, 0))[1],
+                history=[c.get(member_id, (0, 0))[1] for c in counts],
+            )
+        )
+    rows.sort(key=lambda r: (r.kind != "cluster", -r.mentions, -r.previous_mentions, r.name))
+
+    stories = _stories(store, week, zone)
+    cluster: Section | None = None
+    sections: list[Section] = []
+    for row in rows:
+        told = [s for s in stories.values() if row.id in s.snippets]
+        if not told:
+            continue
+        told.sort(key=lambda s: (-s.copies, s.when), reverse=False)
+        section = Section(member=row, stories=told)
+        if row.kind == "cluster":
+            cluster = section
+        else:
+            sections.append(section)
+
+    story_total, articles, mention_total = _totals(store, week)
+    previous_stories, _, previous_mentions = _totals(store, week.shift(-1))
+    fundings = _one_per_deal(
+        Funding(
+            member=name,
+            amount=amount,
+            currency=currency,
+            amount_eur=amount_eur,
+            phrase=phrase,
+            title=title,
+            url=safe_url(url) or safe_url(link),
+        )
+        for name, amount, currency, amount_eur, phrase, title, link, url in store.db.execute(
+            f"""
+            SELECT mb.name, f.amount, f.currency, f.amount_eur, f.phrase, a.title, a.link, a.url
+            FROM fundings f JOIN articles a ON a.id = f.article_id
+            JOIN members mb ON mb.id = f.member_id
+            WHERE {_IN_WEEK}
+            ORDER BY coalesce(f.amount_eur, f.amount) DESC
+            """,
+            _bounds(week),
+        )
+    )
+    problem_rows = store.db.execute(
+        """
+        SELECT name, coalesce(last_error, last_status, 'failed'), consecutive_failures,
+               last_success_at
+        FROM sources WHERE in_config = 1 AND enabled = 1 AND consecutive_failures > 0
+        ORDER BY consecutive_failures DESC, name
+        """
+    ).fetchall()
+    problems = [
+        SourceProblem(name=n, error=e, failures=f, since=s)
+        for n, e, f, s in problem_rows[:MAX_ERRORS_LISTED]
+    ]
+    return Content(
+        week=week,
+        generated_at=now.astimezone(zone),
+        stories=story_total,
+        articles=articles,
+        mentions=mention_total,
+        previous_stories=previous_stories,
+        previous_mentions=previous_mentions,
+        members=rows,
+        chart_weeks=chart_weeks,
+        cluster=cluster,
+        sections=sections,
+        fundings=fundings,
+        problems=problems,
+        more_problems=max(0, len(problem_rows) - MAX_ERRORS_LISTED),
+        links=_datasette_links(config, week, db_name),
+    )
+
+
+def _one_per_deal(fundings: Iterable[Funding]) -> list[Funding]:
+    """One line per member and amount: the biggest-first list keeps the first article that
+    gave it; an amount within 10% of one already kept (a conversion, a rounding) is the same
+    deal."""
+    kept: list[Funding] = []
+    for funding in fundings:
+        value = funding.amount_eur
+        duplicate = any(
+            k.member == funding.member
+            and (
+                (k.amount == funding.amount and k.currency == funding.currency)
+                or (
+                    value is not None
+                    and k.amount_eur is not None
+                    and abs(k.amount_eur - value) <= 0.1 * max(k.amount_eur, value)
+                )
+            )
+            for k in kept
+        )
+        if not duplicate:
+            kept.append(funding)
+    return kept
+
+
+def _datasette_links(config: Config, week: Week, db_name: str) -> list[tuple[str, str]]:
+    base = config.digest.datasette_url
+    if not base:
+        return []
+    root = f"{base.rstrip('/')}/{quote(db_name)}"
+    return [
+        ("mentions", f"{root}/mentions_this_week?week={week.label}"),
+        ("stories", f"{root}/multi_outlet_stories"),
+        ("fundings", f"{root}/funding_events"),
+        ("sources", f"{root}/sources?consecutive_failures__gt=0"),
+    ]
+
+
+# ---------------------------------------------------------------- rendering
+
+LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "title": "Veille presse",
+        "week": "Semaine {number}",
+        "summary_stories": "sujets",
+        "summary_mentions": "mentions",
+        "previous": "semaine précédente :",
+        "member": "Membre",
+        "stories": "Sujets",
+        "mentions": "Mentions",
+        "change": "Évolution",
+        "weeks_chart": "Mentions sur {n} semaines",
+        "cluster": "Le cluster dans la presse",
+        "members": "Les membres dans la presse",
+        "also_in": "aussi dans",
+        "fundings": "Financements repérés",
+        "problems": "Sources en erreur",
+        "failures": "échecs consécutifs",
+        "more_problems": "et {n} autres",
+        "explore": "Explorer dans Datasette",
+        "link_mentions": "toutes les mentions de la semaine",
+        "link_stories": "sujets repris par plusieurs médias",
+        "link_fundings": "financements",
+        "link_sources": "sources en erreur",
+        "nothing": "Rien cette semaine : aucun article ne cite le cluster ni ses membres.",
+        "generated": "Généré par veille le {when}.",
+        "subject": "{title} {cluster} · semaine {number} ({range}) : {stories} sujets, {mentions} mentions",
+        "subject_empty": "{title} {cluster} · semaine {number} ({range}) : rien cette semaine",
+        "new": "nouveau",
+        "timeline": "chronologie",
+    },
+    "en": {
+        "title": "Press digest",
+        "week": "Week {number}",
+        "summary_stories": "stories",
+        "summary_mentions": "mentions",
+        "previous": "previous week:",
+        "member": "Member",
+        "stories": "Stories",
+        "mentions": "Mentions",
+        "change": "Change",
+        "weeks_chart": "Mentions over {n} weeks",
+        "cluster": "The cluster in the news",
+        "members": "Members in the news",
+        "also_in": "also in",
+        "fundings": "Funding found",
+        "problems": "Sources in error",
+        "failures": "failures in a row",
+        "more_problems": "and {n} more",
+        "explore": "Explore in Datasette",
+        "link_mentions": "every mention this week",
+        "link_stories": "stories carried by several outlets",
+        "link_fundings": "funding events",
+        "link_sources": "sources in error",
+        "nothing": "Nothing this week: no article named the cluster or its members.",
+        "generated": "Generated by veille on {when}.",
+        "subject": "{title} {cluster} · week {number} ({range}): {stories} stories, {mentions} mentions",
+        "subject_empty": "{title} {cluster} · week {number} ({range}): nothing this week",
+        "new": "new",
+        "timeline": "timeline",
+    },
+}
+
+TOPIC_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "funding": "Financement",
+        "clinical-trial": "Essai clinique",
+        "partnership": "Partenariat",
+        "regulatory": "Réglementaire",
+        "award": "Prix",
+        "appointment": "Nomination",
+        "acquisition": "Acquisition",
+        "manufacturing": "Production",
+    },
+    "en": {
+        "funding": "Funding",
+        "clinical-trial": "Clinical trial",
+        "partnership": "Partnership",
+        "regulatory": "Regulatory",
+        "award": "Award",
+        "appointment": "Appointment",
+        "acquisition": "Acquisition",
+        "manufacturing": "Manufacturing",
+    },
+}
+
+BAR_HEIGHT = 28  # pixels of the tallest bar in the chart
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("pipeline", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+class _Formatter:
+    """Dates, numbers and labels in the digest's language (babel)."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.locale = {"fr": "fr_FR", "en": "en_GB"}[language]
+        self.labels = LABELS[language]
+
+    def t(self, key: str, **values: Any) -> str:
+        return self.labels[key].format(**values)
+
+    def day(self, when: datetime | date) -> str:
+        return format_date(when, "EEE d MMM", locale=self.locale)
+
+    def range(self, week: Week) -> str:
+        return str(format_interval(week.monday, week.sunday, "yMMMd", locale=self.locale))
+
+    def stamp(self, when: datetime) -> str:
+        return str(babel_datetime(when, "d MMMM y HH:mm", tzinfo=when.tzinfo, locale=self.locale))
+
+    def number(self, value: float) -> str:
+        return str(format_decimal(value, locale=self.locale))
+
+    def signed(self, value: int) -> str:
+        if value == 0:
+            return "="
+        return ("+" if value > 0 else "−") + self.number(abs(value))
+
+    def money(self, amount: float, currency: str) -> str:
+        try:
+            return str(
+                format_compact_currency(amount, currency, locale=self.locale, fraction_digits=1)
+            )
+        except (ValueError, KeyError):
+            return f"{self.number(amount)} {currency}"
+
+    def topic(self, topic: str) -> str:
+        return TOPIC_LABELS[self.language].get(topic, topic.replace("-", " ").capitalize())
+
+    def plain(self, segments: Sequence[Segment]) -> str:
+        """A snippet for the text part: the member's name between asterisks."""
+        return "".join(f"*{s.text}*" if s.strong else s.text for s in segments)
+
+    def badges(self, topics: Sequence[str]) -> str:
+        return " ".join(f"[{self.topic(topic)}]" for topic in topics)
+
+    def bars(self, history: Sequence[int], peak: int) -> list[int]:
+        """Bar heights in pixels, 0 for an empty week, at least 2 for a week with mentions."""
+        if peak <= 0:
+            return [0 for _ in history]
+        return [0 if v == 0 else max(2, round(v * BAR_HEIGHT / peak)) for v in history]
+
+
+def render(config: Config, content: Content) -> Rendered:
+    fmt = _Formatter(config.digest.language)
+    env = _environment()
+    values = {
+        "number": content.week.number,
+        "range": fmt.range(content.week),
+        "title": fmt.t("title"),
+        "cluster": config.cluster.name,
+    }
+    if content.empty:
+        subject = fmt.t("subject_empty", **values)
+    else:
+        subject = fmt.t(
+            "subject",
+            **values,
+            stories=fmt.number(content.stories),
+            mentions=fmt.number(content.mentions),
+        )
+    peak = max((max(r.history) for r in content.members), default=0)
+    context = {
+        "c": content,
+        "f": fmt,
+        "t": fmt.t,
+        "cluster_name": config.cluster.name,
+        "subject": subject,
+        "peak": peak,
+        "bar_height": BAR_HEIGHT,
+        "lang": config.digest.language,
+    }
+    html = env.get_template("digest.html").render(context)
+    text = env.get_template("digest.txt").render(context)
+    return Rendered(subject=" ".join(subject.split()), html=html, text=text)
+
+
+def message(
+    config: Config, rendered: Rendered, *, recipients: Sequence[str], week: Week, now: datetime
+) -> EmailMessage:
+    """A multipart/alternative message: the text part first, the HTML part preferred."""
+    sender = config.digest.from_
+    if not sender:
+        raise ConfigError(["digest.from: the sender's address is not set"], path=config.path)
+    msg = EmailMessage()
+    msg["Subject"] = rendered.subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now.astimezone(UTC))
+    domain = sender.rpartition("@")[2] or "veille.invalid"
+    msg["Message-ID"] = make_msgid(idstring=f"digest-{week.label}", domain=domain)
+    msg["X-Veille-Week"] = week.label
+    msg.set_content(rendered.text, cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def write_preview(rendered: Rendered, out: Path) -> tuple[Path, Path]:
+    """The HTML part to ``out`` and the text part beside it (``.txt``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text_path = out.with_suffix(".txt") if out.suffix != ".txt" else out.with_suffix(".text.txt")
+    out.write_text(rendered.html, encoding="utf-8")
+    text_path.write_text(rendered.text, encoding="utf-8")
+    return out, text_path
