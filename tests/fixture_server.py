@@ -16,6 +16,13 @@ conditional requests get 304. Paths under ``/_/`` misbehave on purpose:
     /_/entity-bomb                    a 100 KB entity referenced 20,000 times, multi-line DOCTYPE
     /_/flaky/<n>/<path>               503 for the first n requests, then <path>
     /_/empty                          200 with no body
+    /_/silence/<seconds>              read the request, then say nothing for that long
+    /_/stall/<seconds>                headers and half a feed, then silence
+    /_/reset                          close the connection without answering
+    /_/short-body                     a Content-Length longer than the body sent
+    /_/encoding/<name>                a feed with Content-Encoding <name> (e.g. br)
+    /_/retry-once/<code>/<value>/<path>  <code> with Retry-After <value> once, then <path>
+    /_/feed/<kind>                    a hostile or odd feed, see ``hostile_feed``
 
 With ``rewrite_hosts=True`` the server stands in for every ``*.example`` site named
 in the fixtures: links to ``https://www.ouest-sante.example/a.html`` (plain or
@@ -30,16 +37,20 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import gzip
 import hashlib
+import ipaddress
 import re
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 CONTENT_TYPES = {
@@ -85,6 +96,155 @@ def entity_bomb() -> bytes:
         "]>\n"
         f'<rss version="2.0"><channel><title>bomb</title>\n{items}</channel></rss>\n'
     ).encode()
+
+
+def _rss(items: str, *, channel: str = "Hostile", head: str = "") -> str:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>{head}\n<rss version="2.0"><channel>'
+        f"<title>{channel}</title>\n{items}</channel></rss>\n"
+    )
+
+
+def _item(title: str, link: str | None = None, *, extra: str = "") -> str:
+    link_tag = f"<link>{link}</link>" if link is not None else ""
+    return f"<item><title>{title}</title>{link_tag}{extra}</item>\n"
+
+
+HOSTILE_FEEDS = (
+    "invalid-xml",
+    "not-xml",
+    "billion-laughs",
+    "external-entity",
+    "parameter-entity",
+    "wrong-charset",
+    "utf16",
+    "nul",
+    "many",
+    "dup-guid",
+    "no-link",
+    "relative",
+    "bad-schemes",
+    "dates",
+    "huge-title",
+    "markup",
+)
+
+
+def hostile_feed(kind: str, *, entries: int = 20_000) -> bytes:
+    """The body served at ``/_/feed/<kind>`` (links on ``https://hostile.example``)."""
+    site = "https://hostile.example"
+    if kind == "invalid-xml":  # unclosed tags, a bare ampersand, a stray close tag
+        return (
+            b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Broken & co'
+            b"</title><item><title>Usable & entry</title><link>https://hostile.example/usable</link>"
+            b"<description><b>unclosed</description></item></chanel><item><title>After"
+        )
+    if kind == "not-xml":
+        return b'{"items": [{"title": "JSON, not a feed"}]}'
+    if kind == "billion-laughs":  # nested references: each level ten times the last
+        lol = "\n".join(f'  <!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+        return _rss(
+            _item("&lol9;", f"{site}/laughs"),
+            head=f'\n<!DOCTYPE rss [\n  <!ENTITY lol0 "lol">\n{lol}\n]>',
+        ).encode()
+    if kind == "external-entity":  # XXE: read a local file into the feed
+        return _rss(
+            _item("&xxe;", f"{site}/xxe"),
+            head='\n<!DOCTYPE rss [\n  <!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>',
+        ).encode()
+    if kind == "parameter-entity":
+        return _rss(
+            _item("pe", f"{site}/pe"),
+            head='\n<!DOCTYPE rss [\n  <!ENTITY % pe SYSTEM "http://127.0.0.1:9/x.dtd">\n  %pe;\n]>',
+        ).encode()
+    if kind == "wrong-charset":  # declared UTF-8 (prolog and header), written in Latin-1
+        return _rss(
+            _item("Atlanpole Biothérapies à Nantes", f"{site}/latin1"),
+            channel="Santé",
+        ).encode("latin-1")
+    if kind == "utf16":
+        text = _rss(_item("Biothérapies en Pays de la Loire", f"{site}/utf16"))
+        return b"\xff\xfe" + text.replace('encoding="utf-8"', 'encoding="utf-16"').encode(
+            "utf-16-le"
+        )
+    if kind == "nul":
+        return _rss(
+            _item("Nul\x00 bytes\x00 here", f"{site}/nul")
+            + "\x00"
+            + _item("Second\x00 entry", f"{site}/nul-2", extra="<description>a\x00b</description>")
+        ).encode()
+    if kind == "many":
+        return _rss(
+            "".join(_item(f"Entry {i}", f"{site}/many/{i}") for i in range(entries))
+        ).encode()
+    if kind == "dup-guid":
+        guid = '<guid isPermaLink="false">same-guid</guid>'
+        return _rss(
+            _item("Duplicate, first", f"{site}/dup", extra=guid)
+            + _item("Duplicate, second", f"{site}/dup", extra=guid)
+            + _item("Duplicate, third", f"{site}/dup?utm_source=rss#again", extra=guid)
+            + _item("Linkless twin", extra='<guid isPermaLink="false">twin</guid>')
+            + _item("Linkless twin", extra='<guid isPermaLink="false">twin</guid>')
+        ).encode()
+    if kind == "no-link":
+        return _rss(
+            _item("No link at all", extra="<description>Only words.</description>")
+            + _item("A GUID that is not a URL", extra="<guid>20261125-0042</guid>")
+            + _item("Empty link", "")
+        ).encode()
+    if kind == "relative":
+        return _rss(
+            _item("Root-relative", "/actualites/root-relative.html")
+            + _item("Path-relative", "path-relative.html")
+            + _item("Protocol-relative", "//other.example/protocol-relative.html")
+        ).encode()
+    if kind == "bad-schemes":
+        return _rss(
+            _item("Javascript link", "javascript:alert(document.cookie)")
+            + _item("Data link", "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==")
+            + _item("Vbscript link", "vbscript:msgbox(1)")
+            + _item("File link", "file:///etc/passwd")
+            + _item("Good link", f"{site}/good")
+        ).encode()
+    if kind == "dates":
+        return _rss(
+            _item(
+                "Year 9999",
+                f"{site}/y9999",
+                extra="<pubDate>Fri, 31 Dec 9999 23:59:59 GMT</pubDate>",
+            )
+            + _item(
+                "Year 1900",
+                f"{site}/y1900",
+                extra="<pubDate>Mon, 01 Jan 1900 00:00:00 GMT</pubDate>",
+            )
+            + _item(
+                "Unparseable", f"{site}/never", extra="<pubDate>the day after tomorrow</pubDate>"
+            )
+            + _item(
+                "Sane", f"{site}/sane", extra="<pubDate>Tue, 05 Mar 2024 08:30:00 +0100</pubDate>"
+            )
+        ).encode()
+    if kind == "huge-title":
+        words = ("Xenothera " + "mot " * 262_144)[:1_048_576]
+        return _rss(
+            _item(words, f"{site}/huge", extra=f"<description>{words}</description>")
+        ).encode()
+    if kind == "markup":
+        return _rss(
+            _item(
+                "&lt;script&gt;alert('t')&lt;/script&gt;&lt;b&gt;Bold&lt;/b&gt; &lt;i&gt;title&lt;/i&gt;",
+                f"{site}/markup",
+                extra='<description><![CDATA[<p onclick="steal()">Hello <img src=x onerror=alert(1)>'
+                '<script>evil()</script><style>p{}</style><iframe src="https://evil.example"></iframe>'
+                '<a href="javascript:alert(1)">link</a></p>]]></description>',
+            )
+            + _item(
+                "<![CDATA[<svg onload=alert(2)>Raw</svg> <script>x()</script>CDATA title]]>",
+                f"{site}/cdata",
+            )
+        ).encode()
+    raise KeyError(kind)
 
 
 class FixtureServer:
@@ -336,8 +496,105 @@ class FixtureServer:
                 self._serve_file(handler, "/".join(args[1:]))
         elif action == "empty":
             send(handler, 200, b"", {"Content-Type": "application/rss+xml"})
+        elif action == "silence":
+            time.sleep(float(args[0]))
+            handler.close_connection = True
+        elif action == "stall":
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/rss+xml")
+            handler.send_header("Content-Length", "10000")
+            handler.end_headers()
+            handler.wfile.write(b'<?xml version="1.0"?><rss version="2.0"><channel><title>')
+            handler.wfile.flush()
+            time.sleep(float(args[0]))
+            handler.close_connection = True
+        elif action == "reset":
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+        elif action == "short-body":
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/rss+xml")
+            handler.send_header("Content-Length", "5000")
+            handler.end_headers()
+            handler.wfile.write(b'<?xml version="1.0"?><rss version="2.0"><channel>')
+            handler.close_connection = True
+        elif action == "encoding":
+            send(
+                handler,
+                200,
+                b"\x0b\x02\x80not really brotli",
+                {"Content-Type": "application/rss+xml", "Content-Encoding": args[0]},
+            )
+        elif action == "retry-once":
+            key = handler.path
+            with self._lock:
+                self._counters[key] = self._counters.get(key, 0) + 1
+                count = self._counters[key]
+            if count == 1:
+                value = args[1].replace("_", " ")
+                send(handler, int(args[0]), b"slow down", {"Retry-After": value})
+            else:
+                self._serve_file(handler, "/".join(args[2:]))
+        elif action == "feed":
+            kind = args[0]
+            if kind not in HOSTILE_FEEDS:
+                send(handler, 404, b"unknown feed")
+                return
+            body = self._cached(f"feed/{kind}", lambda: hostile_feed(kind))
+            content_type = {
+                "utf16": "application/rss+xml",
+                "wrong-charset": "application/rss+xml; charset=utf-8",
+                "not-xml": "application/json",
+            }.get(kind, "application/rss+xml")
+            send(handler, 200, body, {"Content-Type": content_type})
         else:
             send(handler, 404, b"unknown fault")
+
+
+@contextlib.contextmanager
+def loopback_connections_only() -> Iterator[list[str]]:
+    """Within the block, a socket of this process may connect to loopback (and to Unix
+    sockets) only: any other address fails at once with ENETUNREACH and is recorded in
+    the yielded list, so a regression in the address policy fails the test rather than
+    sending a packet to 10/8, 169.254.169.254 or fc00::/7. asyncio connects through
+    ``socket.connect`` too, so the guard sits beneath httpx, httpcore and anyio."""
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def allowed(address: Any) -> bool:
+        if not isinstance(address, tuple):
+            return True  # AF_UNIX: multiprocessing's forkserver
+        try:
+            ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        except ValueError:
+            return False  # a name here would bypass the resolver: refuse it too
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.is_loopback
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not allowed(address):
+            attempts.append(str(address[0]))
+            raise OSError(errno.ENETUNREACH, f"test guard: no connection to {address[0]}")
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        if not allowed(address):
+            attempts.append(str(address[0]))
+            return errno.ENETUNREACH
+        return real_connect_ex(sock, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
 
 
 def closed_port(host: str = "127.0.0.1") -> int:

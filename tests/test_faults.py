@@ -1,0 +1,471 @@
+"""The fault matrix: one hostile source beside a good one, through the real pipeline.
+
+Every case runs ``veille run`` (in process, or the CLI in a subprocess where its peak
+memory is measured) on two sources: ``good`` (a healthy feed of six articles) and
+``bad`` (the fixture server misbehaving one way). Each case asserts that the run
+completed, that every article of ``good`` was stored, and either that ``bad``'s row
+says in a sentence what went wrong, or that what was stored from it is sane.
+
+Time is bounded by pytest-timeout only (no timed assertions). The slow cases (a
+trickling body, 50 MB, 20,000 entries) are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.dedupe import canonical_url
+from pipeline.parse.feed import MAX_ENTRIES, MAX_SUMMARY, MAX_TITLE, parse_feed_bytes
+from pipeline.run import run
+from tests.conftest import DEMO_FEEDS, WriteConfig
+from tests.fixture_server import FixtureServer, closed_port, loopback_connections_only
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_FEED = "ouest-sante.rss"
+MEMORY_BOUND_MB = 600  # peak RSS of the `veille run` process tree's largest member
+
+
+def good_urls() -> set[str]:
+    feed = parse_feed_bytes(
+        (DEMO_FEEDS / GOOD_FEED).read_bytes(), headers={}, url="http://127.0.0.1/ouest-sante.rss"
+    )
+    return {canonical_url(e.link) for e in feed.entries if e.link}
+
+
+GOOD_URLS = good_urls()
+
+
+class DB:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def source(self, source_id: str) -> dict[str, Any]:
+        conn = sqlite3.connect(self.path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return dict(conn.execute("SELECT * FROM sources WHERE id = ?", [source_id]).fetchone())
+        finally:
+            conn.close()
+
+    def articles(self, source_id: str = "bad") -> list[dict[str, Any]]:
+        conn = sqlite3.connect(self.path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    "SELECT a.* FROM articles a JOIN article_sources s ON s.article_id = a.id "
+                    "WHERE s.source_id = ? ORDER BY a.id",
+                    [source_id],
+                )
+            ]
+        finally:
+            conn.close()
+
+
+Check = Callable[[DB, FixtureServer], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """``path``: where the bad source lives on the fixture server (or ``{closed}`` for a
+    port nothing listens on). ``error``: words its last_error must hold, in order; None
+    when the source is usable and ``check`` looks at what was stored instead."""
+
+    path: str
+    error: tuple[str, ...] | None = None
+    check: Check | None = None
+    network: dict[str, Any] = field(default_factory=dict)
+    cli: bool = False  # run the command line in a subprocess and bound its peak memory
+    slow: bool = False
+
+
+def retry_hours(db: DB) -> float:
+    row = db.source("bad")
+    checked = datetime.fromisoformat(row["last_checked_at"])
+    return (datetime.fromisoformat(row["next_check_at"]) - checked).total_seconds() / 3600
+
+
+def http_date(delta: timedelta) -> str:
+    return email.utils.format_datetime(datetime.now(UTC) + delta, usegmt=True).replace(" ", "_")
+
+
+# ------------------------------------------------------------------ checks of usable input
+
+
+def check_retry_after_seconds(db: DB, server: FixtureServer) -> None:
+    assert db.source("bad")["last_http_status"] == 429
+    assert retry_hours(db) == 2  # Retry-After: 7200 beats the 30-minute backoff
+    assert len(server.requests_for("_/retry-after/429/7200")) == 1  # too long to wait in a run
+
+
+def check_retry_after_date(db: DB, server: FixtureServer) -> None:
+    assert db.source("bad")["last_http_status"] == 503
+    assert 2.9 < retry_hours(db) <= 3.01  # an HTTP date three hours ahead
+
+
+def check_short_retry_after_waited(db: DB, server: FixtureServer) -> None:
+    row = db.source("bad")
+    assert (row["last_status"], row["last_error"]) == ("ok", None)
+    assert {a["url"] for a in db.articles()} == GOOD_URLS  # the same feed, after one wait
+    assert len([r for r in server.requests if r.path.startswith("/_/retry-once/")]) == 2
+
+
+def check_redirect_chain_within_limit(db: DB, server: FixtureServer) -> None:
+    assert db.source("bad")["last_status"] == "ok"
+    assert {a["url"] for a in db.articles()} == GOOD_URLS
+
+
+def check_invalid_xml(db: DB, server: FixtureServer) -> None:
+    row = db.source("bad")
+    assert row["last_status"] == "ok"
+    assert "malformed but usable" in row["last_warning"]
+    assert [(a["title"], a["url"]) for a in db.articles()] == [
+        ("Usable & entry", "https://hostile.example/usable")
+    ]
+
+
+def check_wrong_charset(db: DB, server: FixtureServer) -> None:
+    row = db.source("bad")
+    assert row["last_status"] == "ok" and "declared as utf-8" in row["last_warning"]
+    (article,) = db.articles()
+    assert article["title"] == "Atlanpole Biothérapies à Nantes"  # no mojibake, no U+FFFD
+    mentions = db.rows("SELECT member_id FROM mentions WHERE article_id = ?", article["id"])
+    assert mentions == [("atlanpole-biotherapies",)]
+
+
+def check_utf16(db: DB, server: FixtureServer) -> None:
+    assert db.source("bad")["last_status"] == "ok"
+    assert [a["title"] for a in db.articles()] == ["Biothérapies en Pays de la Loire"]
+
+
+def check_nul(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    assert [a["title"] for a in articles] == ["Nul bytes here", "Second entry"]
+    for article in articles:
+        assert "\x00" not in article["title"] + article["summary"]
+    assert articles[1]["summary"] == "ab"
+
+
+def check_many(db: DB, server: FixtureServer) -> None:
+    row = db.source("bad")
+    assert row["last_status"] == "ok"
+    assert f"{20_000 - MAX_ENTRIES} entries skipped" in row["last_warning"]
+    # the first MAX_ENTRIES entries, stored once each
+    assert db.rows("SELECT count(*) FROM article_sources WHERE source_id = 'bad'") == [
+        (MAX_ENTRIES,)
+    ]
+    assert db.rows("SELECT count(DISTINCT url) FROM articles WHERE url LIKE '%/many/%'") == [
+        (MAX_ENTRIES,)
+    ]
+
+
+def check_dup_guid(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    # three entries share a GUID and (canonically) a link: one article, the first entry's title
+    dup = [a for a in articles if a["url"] == "https://hostile.example/dup"]
+    assert [a["title"] for a in dup] == ["Duplicate, first"]
+    twins = [a for a in articles if a["title"] == "Linkless twin"]
+    assert len(twins) == 1 and twins[0]["url"].startswith("urn:veille:bad:")
+    assert len(articles) == 2
+    assert db.rows("SELECT count(*) FROM articles") == [(len(GOOD_URLS) + 2,)]
+
+
+def check_no_link(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    assert sorted(a["title"] for a in articles) == [
+        "A GUID that is not a URL",
+        "Empty link",
+        "No link at all",
+    ]
+    for article in articles:
+        # kept under a stable key, never a URL made up from the GUID and the feed's host
+        assert article["url"].startswith("urn:veille:bad:"), article
+        assert not article["link"]
+
+
+def check_relative(db: DB, server: FixtureServer) -> None:
+    urls = {a["title"]: a["url"] for a in db.articles()}
+    assert urls == {
+        "Root-relative": server.url("actualites/root-relative.html"),
+        "Path-relative": server.url("_/feed/path-relative.html"),
+        "Protocol-relative": "http://other.example/protocol-relative.html",
+    }
+
+
+def check_bad_schemes(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    assert {a["title"] for a in articles} == {
+        "Javascript link",
+        "Data link",
+        "Vbscript link",
+        "File link",
+        "Good link",
+    }
+    for article in articles:
+        for column in ("url", "link"):
+            value = (article[column] or "").lower()
+            assert not value.startswith(("javascript:", "data:", "vbscript:", "file:")), article
+            assert value == "" or value.startswith(("http://", "https://", "urn:veille:bad:"))
+    good = next(a for a in articles if a["title"] == "Good link")
+    assert good["url"] == "https://hostile.example/good"
+
+
+def check_dates(db: DB, server: FixtureServer) -> None:
+    dates = {a["title"]: a["published_at"] for a in db.articles()}
+    assert dates == {
+        "Year 9999": None,
+        "Year 1900": None,
+        "Unparseable": None,
+        "Sane": "2024-03-05T07:30:00Z",
+    }
+    weeks = {a["title"]: a["week"] for a in db.articles()}
+    assert weeks["Sane"] == "2024-W10" and all(weeks.values())  # first_seen_at's week otherwise
+
+
+def check_huge_title(db: DB, server: FixtureServer) -> None:
+    (article,) = db.articles()
+    assert article["title"].startswith("Xenothera mot mot")
+    assert len(article["title"]) <= MAX_TITLE + 1  # cut at a word, with an ellipsis
+    assert len(article["summary"]) <= MAX_SUMMARY + 1
+    assert db.rows("SELECT member_id FROM mentions WHERE article_id = ?", article["id"]) == [
+        ("xenothera",)
+    ]
+
+
+def check_markup(db: DB, server: FixtureServer) -> None:
+    articles = {a["url"]: a for a in db.articles()}
+    markup = articles["https://hostile.example/markup"]
+    assert markup["title"] == "Bold title"
+    assert markup["summary"] == "Hello link"
+    assert articles["https://hostile.example/cdata"]["title"] == "Raw CDATA title"
+    for article in articles.values():
+        text = article["title"] + " " + article["summary"]
+        for bad in ("<", ">", "script", "alert", "evil", "steal", "onerror", "iframe", "svg"):
+            assert bad not in text.lower(), (bad, text)
+    indexed = db.rows(
+        "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", '"script" OR "alert"'
+    )
+    assert indexed == [(0,)]
+
+
+# ------------------------------------------------------------------ the matrix
+
+FAULTS: dict[str, Fault] = {
+    # the connection
+    "connect-refused": Fault("{closed}/feed.rss", ("cannot connect", "connection refused")),
+    "accept-then-silence": Fault("_/silence/8", ("server silent for more than 3 s",)),
+    "silence-mid-body": Fault("_/stall/8", ("server silent for more than 3 s",)),
+    "trickle": Fault("_/trickle", ("no complete answer within 10 s",), slow=True),
+    "connection-reset": Fault("_/reset", ("connection broken",)),
+    "body-shorter-than-declared": Fault("_/short-body", ("connection broken",)),
+    "unsupported-content-encoding": Fault(
+        "_/encoding/br", ("unsupported Content-Encoding 'br'", "gzip or deflate")
+    ),
+    # HTTP status
+    "403": Fault("_/status/403", ("HTTP 403 Forbidden",)),
+    "404": Fault("_/status/404", ("HTTP 404 Not Found",)),
+    "410": Fault("_/status/410", ("HTTP 410 Gone",)),
+    "500": Fault("_/status/500", ("HTTP 500 Internal Server Error",)),
+    "502-retried": Fault("_/status/502", ("HTTP 502 Bad Gateway",), network={"retries": 1}),
+    "429-retry-after-seconds": Fault(
+        "_/retry-after/429/7200", ("HTTP 429 Too Many Requests",), check_retry_after_seconds
+    ),
+    "503-retry-after-http-date": Fault(
+        "_/retry-after/503/" + http_date(timedelta(hours=3)),
+        ("HTTP 503 Service Unavailable",),
+        check_retry_after_date,
+    ),
+    "429-short-retry-after-then-ok": Fault(
+        f"_/retry-once/429/1/{GOOD_FEED}",
+        None,
+        check_short_retry_after_waited,
+        network={"retries": 1},
+    ),
+    "503-short-retry-after-date-then-ok": Fault(
+        f"_/retry-once/503/{http_date(timedelta(seconds=1))}/{GOOD_FEED}",
+        None,
+        check_short_retry_after_waited,
+        network={"retries": 1},
+    ),
+    # redirects
+    "redirect-loop": Fault("_/redirect-loop", ("more than 5 redirects",)),
+    "redirect-chain-over-the-limit": Fault(
+        f"_/redirect/6/{GOOD_FEED}", ("more than 5 redirects", GOOD_FEED)
+    ),
+    "redirect-chain-within-the-limit": Fault(
+        f"_/redirect/5/{GOOD_FEED}", None, check_redirect_chain_within_limit
+    ),
+    "redirect-to-metadata-address": Fault(
+        "_/redirect-to?url=http://169.254.169.254/latest/meta-data/",
+        ("refused to connect", "169.254.169.254 is link-local"),
+        network={"allow_private": False},
+    ),
+    "redirect-to-private-lan": Fault(
+        "_/redirect-to?url=http://192.168.1.1/admin",
+        ("refused to connect", "192.168.1.1 is private"),
+        network={"allow_private": False},
+    ),
+    "redirect-to-loopback": Fault(
+        "_/redirect-to?url=http://localhost:{port}/ouest-sante.rss",
+        ("refused to connect", "localhost is loopback"),
+        network={"allow_private": False},
+    ),
+    "redirect-to-file-url": Fault(
+        "_/redirect-to?url=file:///etc/passwd", ("refused to follow a file URL",)
+    ),
+    # size and encoding
+    "50-mb-body": Fault(
+        "_/big/50000000", ("body larger than 10,000,000 bytes",), cli=True, slow=True
+    ),
+    "gzip-bomb": Fault(
+        "_/gzip-bomb", ("larger than 10,000,000 bytes after decompression",), cli=True
+    ),
+    "truncated-gzip": Fault("_/truncated-gzip", ("gzip body is truncated",)),
+    # what the body says
+    "invalid-xml": Fault("_/feed/invalid-xml", None, check_invalid_xml),
+    "not-xml-at-all": Fault("_/feed/not-xml", ("not a feed", "not XML")),
+    "entity-expansion": Fault("_/entity-bomb", ("refused", "entity 'big'", "expansion attack")),
+    "nested-entities": Fault(
+        "_/feed/billion-laughs", ("refused", "refers to other entities", "expansion attack")
+    ),
+    "external-entity": Fault("_/feed/external-entity", ("refused", "external entity 'xxe'")),
+    "parameter-entity": Fault("_/feed/parameter-entity", ("refused", "parameter entity")),
+    "html-served-as-a-feed": Fault("broken-html.rss", ("not a feed", "HTML page")),
+    "empty-200": Fault("_/empty", ("empty body", "200 with nothing")),
+    "wrong-declared-charset": Fault("_/feed/wrong-charset", None, check_wrong_charset),
+    "utf-16-with-bom": Fault("_/feed/utf16", None, check_utf16),
+    "nul-bytes": Fault("_/feed/nul", None, check_nul),
+    "20000-entries": Fault("_/feed/many", None, check_many, cli=True, slow=True),
+    "duplicate-guids": Fault("_/feed/dup-guid", None, check_dup_guid),
+    "entries-without-links": Fault("_/feed/no-link", None, check_no_link),
+    "relative-links": Fault("_/feed/relative", None, check_relative),
+    "javascript-and-data-links": Fault("_/feed/bad-schemes", None, check_bad_schemes),
+    "dates-9999-1900-unparseable": Fault("_/feed/dates", None, check_dates),
+    "1-mb-title": Fault("_/feed/huge-title", None, check_huge_title),
+    "markup-and-script-in-titles": Fault("_/feed/markup", None, check_markup),
+}
+
+
+def _params() -> Iterator[Any]:
+    for name, fault in FAULTS.items():
+        marks = [pytest.mark.slow] if fault.slow else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.fixture(autouse=True)
+def no_traffic_beyond_loopback() -> Iterator[list[str]]:
+    """A regression in the address policy fails the test instead of sending packets."""
+    with loopback_connections_only() as attempts:
+        yield attempts
+    assert attempts == [], f"connections attempted beyond loopback: {attempts}"
+
+
+def run_cli_measured(
+    config_path: str, db_path: Path
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`veille run` in a subprocess, through a small parent that reports the peak RSS (KB)
+    of its largest descendant (the run, or one of its parser children)."""
+    script = (
+        "import json, resource, subprocess, sys\n"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps({'rc': r.returncode, 'stderr': r.stderr, 'stdout': r.stdout, 'peak_kb': peak}))\n"
+    )
+    outer = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            "--config",
+            config_path,
+            "--db",
+            str(db_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=150,
+    )
+    data = json.loads(outer.stdout)
+    result = subprocess.CompletedProcess(outer.args, data["rc"], data["stdout"], data["stderr"])
+    return result, int(data["peak_kb"])
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("name", list(_params()))
+def test_a_hostile_source_beside_a_good_one(
+    name: str, server: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    fault = FAULTS[name]
+    if fault.path.startswith("{closed}"):
+        url = f"http://127.0.0.1:{closed_port()}" + fault.path.removeprefix("{closed}")
+    else:
+        url = server.url(fault.path.replace("{port}", str(server.port)))
+    config = write_config(
+        sources=[
+            {"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)},
+            {"id": "bad", "kind": "feed", "url": url},
+        ],
+        network={"retries": 0, **fault.network},
+    )
+    if fault.cli:
+        result, peak_kb = run_cli_measured(config.path, db_path)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        assert peak_kb < MEMORY_BOUND_MB * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+        expected_status = "partial" if fault.error else "ok"
+        assert DB(db_path).rows("SELECT status FROM runs") == [(expected_status,)]
+    else:
+        report = run(config, db_path=db_path)
+        assert report.status == ("partial" if fault.error else "ok")
+    db = DB(db_path)
+    # the good source: every one of its articles, whatever its neighbour did
+    good = db.source("good")
+    assert (good["last_status"], good["last_error"]) == ("ok", None)
+    assert {a["url"] for a in db.articles("good")} == GOOD_URLS
+    bad = db.source("bad")
+    if fault.error is not None:
+        assert bad["last_status"] == "error"
+        error = bad["last_error"] or ""
+        position = 0
+        for words in fault.error:  # the words, in this order, in one readable sentence
+            found = error.find(words, position)
+            assert found >= 0, f"{words!r} not in {error!r}"
+            position = found + len(words)
+        assert not error.startswith("internal error") and "Traceback" not in error
+        assert "\n" not in error and len(error) < 500
+        assert bad["consecutive_failures"] == 1
+        assert bad["next_check_at"] > bad["last_checked_at"]
+        assert db.articles("bad") == []
+    else:
+        assert bad["last_status"] == "ok", bad["last_error"]
+    if fault.check is not None:
+        fault.check(db, server)
+    assert db.rows("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_the_matrix_covers_at_least_25_behaviours() -> None:
+    assert len(FAULTS) >= 25
