@@ -67,6 +67,8 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(normalised)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
+    if ":" in host:  # an IPv6 literal: urlsplit drops its brackets, the URL needs them
+        host = f"[{host}]"
     port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(scheme) else None
     netloc = host if port is None else f"{host}:{port}"
     path = _MULTI_SLASH.sub("/", parts.path or "/")
