@@ -172,6 +172,129 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
         sys.exit(EXIT_FAILED)
 
 
+# ------------------------------------------------------------------ digest
+
+
+@cli.command()
+@config_option
+@db_option
+@click.option(
+    "--week",
+    metavar="YYYY-Www",
+    help="The ISO week, in the schedule's time zone (default: the last complete week).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the HTML part to this file and the text part beside it (.txt).",
+)
+@click.option(
+    "--send", is_flag=True, help="Send it to digest.recipients (SMTP settings from VEILLE_SMTP_*)."
+)
+@click.option(
+    "--force", is_flag=True, help="With --send: send a week that was already sent, to everyone."
+)
+def digest(
+    config_path: Path, db_path: Path, week: str | None, out: Path | None, send: bool, force: bool
+) -> None:
+    """Build the weekly digest; print its text, write it to files, or send it.
+
+    Without --out or --send the text part is printed. A week is sent once: a
+    second --send says so and sends nothing, unless --force. After a failure the
+    next --send retries; when some recipients were refused, only they are retried.
+    Exit 0 when done (or already sent), 1 when the mail was not (fully) delivered,
+    2 on a configuration or usage error, 75 when another send is running.
+
+    \b
+    SMTP settings come from the environment, never from sources.yaml:
+      VEILLE_SMTP_HOST, VEILLE_SMTP_PORT, VEILLE_SMTP_USER, VEILLE_SMTP_PASSWORD,
+      VEILLE_SMTP_SECURITY (starttls, the default; ssl; none for a local relay),
+      VEILLE_SMTP_CAFILE (a private CA, optional)
+
+    \b
+    Examples:
+
+        veille digest --week 2026-W48 --out storage/digest.html
+        VEILLE_SMTP_HOST=smtp.example.org veille digest --send
+    """
+    import os
+    from datetime import UTC, datetime
+
+    from pipeline.digest import Week, build, render, write_preview
+    from pipeline.mail import MailError
+    from pipeline.send import send_digest
+
+    if force and not send:
+        _fail("--force only goes with --send", EXIT_USAGE)
+    config = _load(config_path)
+    zone = config.schedule.zone
+    now = datetime.now(UTC)
+    try:
+        chosen = Week.parse(week, zone) if week else Week.last_complete(now, zone)
+    except ValueError as exc:
+        _fail(f"--week: {exc}", EXIT_USAGE)
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+
+    if out is not None or not send:
+        try:
+            store = Store.open(db_path)
+            try:
+                content = build(config, store, chosen, now=now, db_name=db_path.stem)
+            finally:
+                store.close()
+        except StoreError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        rendered = render(config, content)
+        if out is not None:
+            html_path, text_path = write_preview(rendered, out)
+            click.echo(f"{chosen}: {rendered.subject}", err=True)
+            click.echo(f"wrote {html_path} and {text_path}", err=True)
+        elif not send:
+            click.echo(f"Subject: {rendered.subject}\n")
+            click.echo(rendered.text, nl=False)
+    if not send:
+        return
+
+    try:
+        result = send_digest(
+            config, db_path=db_path, week=chosen, env=os.environ, now=now, force=force
+        )
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except MailError as exc:
+        _fail(
+            f"digest {chosen} not sent: {exc}. Nothing is recorded as delivered; "
+            "the next `veille digest --send` tries again",
+            EXIT_FAILED,
+        )
+    if result.status.startswith("already-"):
+        what = "sent" if result.status == "already-sent" else "skipped (empty week)"
+        when = f" on {result.sent_at}" if result.sent_at else ""
+        click.echo(
+            f"digest {chosen} was already {what}{when}: nothing sent (--force sends it again)",
+            err=True,
+        )
+    elif result.status == "skipped":
+        click.echo(f"digest {chosen}: nothing this week, not sent (digest.skip_empty)", err=True)
+    elif result.status == "sent":
+        click.echo(
+            f"digest {chosen} sent to {len(result.delivered)} recipient(s): {result.subject}",
+            err=True,
+        )
+    else:
+        refused = "; ".join(f"{a} ({r})" for a, r in result.refused.items())
+        _fail(
+            f"digest {chosen} sent to {len(result.delivered)} recipient(s) but refused for "
+            f"{refused}; the next `veille digest --send` sends it to those only",
+            EXIT_FAILED,
+        )
+
+
 # ------------------------------------------------------------------ check
 
 

@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime as babel_datetime, format_interval
+from babel.dates import format_date, format_interval
+from babel.dates import format_datetime as babel_datetime
 from babel.numbers import format_compact_currency, format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 

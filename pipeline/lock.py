@@ -16,14 +16,20 @@ from pathlib import Path
 from pipeline.errors import LockHeld
 
 
-def lock_path(db_path: str | Path) -> Path:
-    return Path(f"{db_path}.lock")
+def lock_path(db_path: str | Path, kind: str = "lock") -> Path:
+    return Path(f"{db_path}.{kind}")
 
 
 @contextmanager
-def run_lock(db_path: str | Path, *, what: str = "veille run") -> Iterator[Path]:
-    """Hold the database's run lock for the block; raise LockHeld at once if it is taken."""
-    path = lock_path(db_path)
+def run_lock(
+    db_path: str | Path, *, what: str = "veille run", kind: str = "lock"
+) -> Iterator[Path]:
+    """Hold one of the database's locks for the block; raise LockHeld at once if it is taken.
+
+    ``kind`` names the lock file beside the database: ``lock`` for runs (shared by cron
+    and the daemon), ``digest.lock`` for sending, ``schedule.lock`` for the daemon itself.
+    """
+    path = lock_path(db_path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -32,7 +38,7 @@ def run_lock(db_path: str | Path, *, what: str = "veille run") -> Iterator[Path]
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
             raise LockHeld(
-                f"another veille process ({holder}) is writing {db_path}; "
+                f"another veille process ({holder}) holds {path.name}; "
                 f"{what} not started (lock file {path})"
             ) from None
         os.ftruncate(fd, 0)

@@ -41,6 +41,7 @@ SOURCES_IN_FLIGHT = 8
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
+HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
 
 @dataclass
@@ -456,9 +457,12 @@ class _Pass:
             raise FetchError(verdict, url=url, kind="robots")
 
     async def _hop_allowed(self, url: str) -> str | None:
-        """For redirects: robots.txt of the host a page redirects to must allow the target."""
+        """For redirects: robots.txt of the host a page redirects to must allow the target.
+
+        Any other verdict (the address policy refuses the host, its robots.txt cannot be
+        read) stops the redirect too, and is recorded as an error, not as "robots"."""
         verdict = await self.robots.verdict(url)
-        return "disallowed by the site's robots.txt" if verdict == DISALLOWED else verdict
+        return HOP_DISALLOWED if verdict == DISALLOWED else verdict
 
     async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
         async with self.page_slots:
@@ -482,7 +486,11 @@ class _Pass:
                 extract_guarded, fetched.body, url=fetched.final_url, limits=self.extract_limits
             )
         except FetchError as exc:
-            return None, DISALLOWED if exc.kind == "robots" else f"error: {url}: {exc}"
+            # fetch() reports every hop_check refusal as kind "robots": only the
+            # robots.txt verdict itself means "disallowed"; a refused address is an error
+            if exc.kind == "robots" and str(exc).endswith(HOP_DISALLOWED):
+                return None, DISALLOWED
+            return None, f"error: {url}: {exc}"
         except ParseError as exc:
             return None, f"error: {url}: {exc}"
         if fetched.final_url != url and same_site(fetched.final_url, url) and not page.canonical:

@@ -791,6 +791,52 @@ class Store:
                 created += _place_in_story(db, article_id, key, title=title, stamp=first_seen)
         return created
 
+    # ------------------------------------------------------------ digests
+
+    DIGEST_COLUMNS = frozenset(
+        [
+            "status",
+            "generated_at",
+            "sending_at",
+            "sent_at",
+            "recipients",
+            "delivered",
+            "refused",
+            "subject",
+            "message_id",
+            "story_count",
+            "article_count",
+            "mention_count",
+            "last_error",
+        ]
+    )
+
+    def digest_row(self, week: str) -> dict[str, Any] | None:
+        cursor = self.db.execute("SELECT * FROM digests WHERE week = ?", [week])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+    def save_digest(self, week: str, *, attempts_increment: bool = False, **fields: Any) -> None:
+        """Create or update a week's row; committed at once (it is the send's journal)."""
+        unknown = set(fields) - self.DIGEST_COLUMNS
+        if unknown:
+            raise ValueError(f"not a digests column: {', '.join(sorted(unknown))}")
+        with self._write(f"recording the digest of {week}") as db:
+            db.execute(
+                "INSERT INTO digests (week, status) VALUES (?, ?) ON CONFLICT (week) DO NOTHING",
+                [week, fields.get("status", "pending")],
+            )
+            assignments = [f"{name} = ?" for name in fields]
+            if attempts_increment:
+                assignments.append("attempts = attempts + 1")
+            if assignments:
+                db.execute(
+                    f"UPDATE digests SET {', '.join(assignments)} WHERE week = ?",
+                    [*fields.values(), week],
+                )
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 

@@ -74,7 +74,8 @@ WriteConfig = Callable[..., Config]
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> WriteConfig:
-    """write_config(sources=[...], network={...}, members=[...]) -> a loaded Config on disk."""
+    """write_config(sources=[...], network={...}, members=[...], digest={...}) -> a loaded
+    Config on disk."""
 
     def write(
         *,
@@ -82,6 +83,8 @@ def write_config(tmp_path: Path) -> WriteConfig:
         network: dict[str, Any] | None = None,
         members: list[dict[str, Any]] | None = None,
         topics: dict[str, Any] | None = None,
+        digest: dict[str, Any] | None = None,
+        schedule: dict[str, Any] | None = None,
         name: str = "sources.yaml",
     ) -> Config:
         data = {
@@ -98,6 +101,10 @@ def write_config(tmp_path: Path) -> WriteConfig:
             "network": {**FAST_NETWORK, **(network or {})},
             "topics": topics or {},
         }
+        if digest is not None:
+            data["digest"] = digest
+        if schedule is not None:
+            data["schedule"] = schedule
         path = tmp_path / name
         with path.open("w", encoding="utf-8") as handle:
             YAML().dump(data, handle)

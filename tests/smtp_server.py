@@ -1,0 +1,142 @@
+"""A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives and fails on demand.
+
+    with SmtpServer() as smtp:
+        smtp.refuse = {"bounce@example.org"}    # 550 for that recipient
+        smtp.data_reply = "451 4.3.0 try later"  # refuse the message after DATA
+        smtp.drop_after_data = True              # close the connection instead of answering
+        ... smtp.messages                        # email.message.Message objects received
+
+Also ``BusyServer``: a socket that greets every client with 421 and hangs up.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    """aiosmtpd's Controller cannot take port 0: ask the kernel for a free port first."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class _Handler:
+    received: list[Received] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    data_reply: str | None = None
+    drop_after_data: bool = False
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address in self.refuse:
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.drop_after_data:
+            server.transport.close()
+            return "250 never seen by the client"
+        if self.data_reply:
+            return self.data_reply
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.handler = _Handler()
+        self.port = free_port()
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    @property
+    def refuse(self) -> set[str]:
+        return self.handler.refuse
+
+    @refuse.setter
+    def refuse(self, value: set[str]) -> None:
+        self.handler.refuse = value
+
+    @property
+    def data_reply(self) -> str | None:
+        return self.handler.data_reply
+
+    @data_reply.setter
+    def data_reply(self, value: str | None) -> None:
+        self.handler.data_reply = value
+
+    @property
+    def drop_after_data(self) -> bool:
+        return self.handler.drop_after_data
+
+    @drop_after_data.setter
+    def drop_after_data(self, value: bool) -> None:
+        self.handler.drop_after_data = value
+
+    def env(self) -> dict[str, str]:
+        """The environment veille reads its SMTP settings from, for this server."""
+        return {
+            "VEILLE_SMTP_HOST": "127.0.0.1",
+            "VEILLE_SMTP_PORT": str(self.port),
+            "VEILLE_SMTP_SECURITY": "none",
+        }
+
+
+class BusyServer:
+    """Greets with ``421 4.3.2 too busy`` and closes: a server refusing service for now."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.port = int(self._sock.getsockname()[1])
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.sendall(b"421 4.3.2 mx.example.org too busy, try again later\r\n")
+
+    def __enter__(self) -> BusyServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
