@@ -1,0 +1,254 @@
+"""SSRF matrix: links discovered in a trusted feed never reach a private address.
+
+A configured feed on 127.0.0.1 (trusted: the operator wrote its URL) carries an entry
+that links to a private address, directly or through a redirect. The sources fetch
+article pages (``fetch_articles: true``) under the default policy
+(``allow_private: false``). For every address the test asserts that
+
+- nothing but the feed was requested from the server on 127.0.0.1 (which answers on
+  every loopback spelling's port, so a regression would show in its log);
+- no connection was attempted to a non-loopback address at all: a guard beneath
+  asyncio and httpx (``loopback_connections_only``) fails the connect and records it,
+  so a regression fails the test instead of sending packets to 10/8 or 169.254/16;
+- the article is kept, without text, and ``articles.text_status`` says it was refused.
+
+Redirect hops need a first hop that is allowed: a second server on 127.0.0.2 stands
+in for a public site (the policy is told that this one address is public); its
+``/_/redirect-to`` route sends veille to each private address in turn.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+import pipeline.fetch
+from pipeline.dedupe import canonical_url
+from pipeline.run import run
+from tests.conftest import WriteConfig
+from tests.fixture_server import FixtureServer, loopback_connections_only
+
+PUBLIC_STAND_IN = "127.0.0.2"  # treated as a public address by these tests only
+RESOLVES_TO_LOOPBACK = "intranet.veille-test.example"
+
+# host as written in the link -> a word of the refusal (the address as veille reads it)
+TARGETS: dict[str, str] = {
+    "127.0.0.1": "127.0.0.1 is loopback",
+    "localhost": "localhost is loopback",
+    "0.0.0.0": "0.0.0.0 is 'this network'",
+    "10.0.0.1": "10.0.0.1 is private",
+    "172.16.0.1": "172.16.0.1 is private",
+    "192.168.1.1": "192.168.1.1 is private",
+    "169.254.169.254": "169.254.169.254 is link-local",
+    "100.64.0.1": "100.64.0.1 is shared carrier-grade NAT",
+    "[::1]": "::1 is loopback",
+    "[fc00::1]": "fc00::1 is unique local",
+    "[fe80::1]": "fe80::1 is link-local",
+    "[::ffff:127.0.0.1]": "127.0.0.1 is loopback (inside the IPv6 address",
+    "2130706433": "127.0.0.1 is loopback",
+    "0x7f.0.0.1": "127.0.0.1 is loopback",
+    # httpx refuses this spelling as an invalid URL before the policy sees it (in a link,
+    # or in a Location header): no connection either
+    "0177.0.0.1": "Invalid IPv4 address: '0177.0.0.1'",
+    RESOLVES_TO_LOOPBACK: f"{RESOLVES_TO_LOOPBACK} resolves to 127.0.0.1 is loopback",
+}
+
+
+def feed(links: list[tuple[str, str]]) -> str:
+    items = "".join(
+        f"<item><title>{title}</title><link>{link.replace('&', '&amp;')}</link>"
+        "<description>Un lien vers une adresse interne.</description></item>"
+        for title, link in links
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Trusted feed</title>{items}</channel></rss>"
+    )
+
+
+@pytest.fixture
+def internal(tmp_path: Path) -> Iterator[FixtureServer]:
+    """127.0.0.1: serves the trusted feed, and the 'internal' page no link may reach."""
+    root = tmp_path / "internal"
+    root.mkdir()
+    (root / "secret.html").write_text("<html><body><p>secret</p></body></html>", "utf-8")
+    (root / "robots.txt").write_text("User-agent: *\nAllow: /\n", "utf-8")
+    with FixtureServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def public(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FixtureServer]:
+    """127.0.0.2 standing in for a public site: the address policy lets this one through."""
+    root = tmp_path / "public"
+    root.mkdir()
+    real = pipeline.fetch.host_problem
+    monkeypatch.setattr(
+        pipeline.fetch,
+        "host_problem",
+        lambda host: None if host == PUBLIC_STAND_IN else real(host),
+    )
+    with FixtureServer(root, host=PUBLIC_STAND_IN) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def name_resolving_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One host name whose DNS answer is 127.0.0.1 (a rebinding or internal name)."""
+    guarded = socket.getaddrinfo  # conftest's loopback-only guard
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in (RESOLVES_TO_LOOPBACK, RESOLVES_TO_LOOPBACK.encode()):
+            return guarded("127.0.0.1", *args, **kwargs)
+        return guarded(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+@pytest.fixture(autouse=True)
+def no_traffic_beyond_loopback() -> Iterator[list[str]]:
+    with loopback_connections_only() as attempts:
+        yield attempts
+    assert attempts == [], f"connections attempted beyond loopback: {attempts}"
+
+
+def articles(db_path: Path) -> list[tuple[str, str | None, str | None]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT url, text, text_status FROM articles ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def target_url(host: str, port: int) -> str:
+    return f"http://{host}:{port}/secret.html"
+
+
+def configure(
+    write_config: WriteConfig, internal: FixtureServer, links: list[tuple[str, str]]
+) -> Any:
+    (internal.root / "feed.rss").write_text(feed(links), encoding="utf-8")
+    return write_config(
+        sources=[
+            {
+                "id": "trusted",
+                "kind": "feed",
+                "url": internal.url("feed.rss"),
+                "fetch_articles": True,
+            }
+        ],
+        network={"allow_private": False},
+    )
+
+
+@pytest.mark.parametrize("host", list(TARGETS))
+def test_a_link_to_a_private_address_is_never_requested(
+    host: str,
+    internal: FixtureServer,
+    write_config: WriteConfig,
+    db_path: Path,
+    no_traffic_beyond_loopback: list[str],
+) -> None:
+    link = target_url(host, internal.port)
+    report = run(configure(write_config, internal, [("Lien piégé", link)]), db_path=db_path)
+    assert report.status == "ok"  # the feed itself is fine: only the page is refused
+    assert [r.path for r in internal.requests] == ["/feed.rss"]
+    ((url, text, status),) = articles(db_path)
+    assert url == canonical_url(link)  # the entry is kept, under its own URL
+    assert text is None
+    assert status and status.startswith("error:"), status
+    assert TARGETS[host] in status, status
+    assert "refused to connect" in status or "Invalid IPv4" in status
+
+
+@pytest.mark.parametrize("host", list(TARGETS))
+def test_a_redirect_hop_to_a_private_address_is_never_followed(
+    host: str,
+    internal: FixtureServer,
+    public: FixtureServer,
+    write_config: WriteConfig,
+    db_path: Path,
+) -> None:
+    redirect = public.url("_/redirect-to?url=" + quote(target_url(host, internal.port), safe=""))
+    report = run(configure(write_config, internal, [("Lien redirigé", redirect)]), db_path=db_path)
+    assert report.status == "ok"
+    assert [r.path for r in internal.requests] == ["/feed.rss"]
+    # the public stand-in saw its robots.txt asked for and the redirecting page: nothing more
+    # (the page twice for 0177.0.0.1, whose Location httpx reads as a protocol error: retried)
+    assert {r.path.split("?")[0] for r in public.requests} == {"/_/redirect-to", "/robots.txt"}
+    ((url, text, status),) = articles(db_path)
+    assert url == canonical_url(redirect)
+    assert text is None
+    # recorded as a refusal, not mistaken for a robots.txt verdict
+    assert status and status.startswith("error:"), status
+    assert TARGETS[host] in status, status
+    assert "refused to connect" in status or "Invalid IPv4" in status
+
+
+def test_one_feed_linking_to_every_private_address_at_once(
+    internal: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    links = [(f"Lien {i}", target_url(host, internal.port)) for i, host in enumerate(TARGETS)]
+    run(configure(write_config, internal, links), db_path=db_path)
+    assert [r.path for r in internal.requests] == ["/feed.rss"]
+    stored = articles(db_path)
+    assert len(stored) == len(TARGETS)
+    assert all(s and ("refused to connect" in s or "Invalid IPv4" in s) for _, _, s in stored)
+
+
+def test_allow_private_is_what_lets_the_same_link_through(
+    internal: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    """The control: the refusals above come from the policy, not from a broken fixture."""
+    (internal.root / "feed.rss").write_text(
+        feed([("Lien", target_url("127.0.0.1", internal.port))]), encoding="utf-8"
+    )
+    config = write_config(
+        sources=[
+            {
+                "id": "trusted",
+                "kind": "feed",
+                "url": internal.url("feed.rss"),
+                "fetch_articles": True,
+            }
+        ],
+        network={"allow_private": True},
+    )
+    run(config, db_path=db_path)
+    assert "/secret.html" in [r.path for r in internal.requests]
+
+
+def test_the_connect_guard_refuses_and_records_private_addresses() -> None:
+    """The guard itself: what a regression would meet instead of the network."""
+    import asyncio
+
+    with loopback_connections_only() as attempts:
+        for address in (("10.0.0.1", 80), ("169.254.169.254", 80), ("fc00::1", 80, 0, 0)):
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            with socket.socket(family) as sock, pytest.raises(OSError, match="test guard"):
+                sock.connect(address)
+
+        async def via_asyncio() -> None:
+            with pytest.raises(OSError, match="test guard"):
+                await asyncio.open_connection("192.168.1.1", 80)
+
+        asyncio.run(via_asyncio())
+    assert attempts == ["10.0.0.1", "169.254.169.254", "fc00::1", "192.168.1.1"]
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("http://[::1]:8080/a/", "http://[::1]:8080/a"),
+        ("http://[FC00::1]/a?utm_source=x", "http://[fc00::1]/a"),
+        ("https://[2001:db8::1]:443/a", "https://[2001:db8::1]/a"),
+    ],
+)
+def test_canonical_urls_keep_the_brackets_of_ipv6_literals(url: str, canonical: str) -> None:
+    assert canonical_url(url) == canonical
