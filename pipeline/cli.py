@@ -295,6 +295,40 @@ def digest(
         )
 
 
+# ------------------------------------------------------------------ schedule
+
+
+@cli.command()
+@config_option
+@db_option
+def schedule(config_path: Path, db_path: Path) -> None:
+    """Run passes and send the digest at the times in sources.yaml's `schedule:`, until stopped.
+
+    Cron expressions in the schedule's time zone. Shares the run lock with
+    `veille run` from cron (whichever comes second skips its turn). On start, a
+    pass or a digest missed while the daemon was down is done at once. SIGTERM
+    or Ctrl-C stop it after the job in progress. Logs go to stderr (one line per
+    pass and per digest). Exit 0 when stopped, 2 on a configuration error, 75
+    when another daemon serves the same database.
+
+    \b
+    Example:
+
+        veille schedule --config sources.yaml --db storage/veille.db
+    """
+    from pipeline.schedule import Daemon
+
+    config = _load(config_path)
+    logging.getLogger("pipeline.schedule").setLevel(logging.INFO)
+    logging.getLogger("pipeline.send").setLevel(logging.INFO)
+    try:
+        Daemon(config, db_path=db_path).start()
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except VeilleError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
 # ------------------------------------------------------------------ check
 
 

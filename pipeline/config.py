@@ -240,8 +240,8 @@ class Schedule(_Model):
             if fire is None:
                 break
             if previous is not None:
-                gaps.append(fire - previous)
-            previous, moment = fire, fire + timedelta(seconds=1)
+                gaps.append(fire.astimezone(UTC) - previous.astimezone(UTC))
+            previous, moment = fire, fire.astimezone(UTC) + timedelta(seconds=1)
         return min(gaps, default=timedelta(days=1))
 
 

@@ -1,0 +1,289 @@
+"""`veille schedule`: fire times across clock changes (computed, not waited for), catch-up
+logic on a fake clock, and the real daemon in a subprocess running a pass and sending a
+digest through a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.config import Config
+from pipeline.digest import Week
+from pipeline.schedule import MAX_DIGEST_ATTEMPTS, Daemon, previous_fire
+from pipeline.store import Store
+from tests.conftest import WriteConfig
+from tests.fixture_server import FixtureServer
+from tests.smtp_server import SmtpServer
+
+PARIS = ZoneInfo("Europe/Paris")
+DIGEST = {"from": "veille@atlanpole.example", "recipients": ["communication@atlanpole.example"]}
+
+
+def fires(config: Config, which: str, start: datetime, count: int) -> list[datetime]:
+    trigger = config.schedule.trigger(which)  # type: ignore[arg-type]
+    out: list[datetime] = []
+    previous, moment = None, start
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, moment)
+        assert fire is not None
+        out.append(fire)
+        previous, moment = fire, fire.astimezone(UTC) + timedelta(seconds=1)
+    return out
+
+
+@pytest.fixture
+def config(write_config: WriteConfig, server: FixtureServer) -> Config:
+    return write_config(
+        sources=[{"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")}],
+        digest=DIGEST,
+        schedule={"run": "*/30 * * * *", "digest": "30 7 * * mon", "timezone": "Europe/Paris"},
+    )
+
+
+def test_runs_every_half_hour_through_both_clock_changes(config: Config) -> None:
+    spring = fires(config, "run", datetime(2026, 3, 29, 1, 0, tzinfo=PARIS), 4)
+    assert [f.isoformat() for f in spring] == [
+        "2026-03-29T01:00:00+01:00",
+        "2026-03-29T01:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",  # 02:00 does not exist: 30 minutes later in real time
+        "2026-03-29T03:30:00+02:00",
+    ]
+    autumn = fires(config, "run", datetime(2026, 10, 25, 1, 30, tzinfo=PARIS), 6)
+    assert [f.isoformat() for f in autumn] == [
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:00:00+01:00",  # the hour from 02:00 happens twice: so do its passes
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+    ]
+    for fired in (spring, autumn):
+        gaps = {b.astimezone(UTC) - a.astimezone(UTC) for a, b in pairwise(fired)}
+        assert gaps == {timedelta(minutes=30)}
+    assert config.schedule.run_interval() == timedelta(minutes=30)
+
+
+def test_the_digest_stays_at_half_past_seven_local(config: Config) -> None:
+    mondays = fires(config, "digest", datetime(2026, 3, 20, tzinfo=PARIS), 2)
+    assert [f.isoformat() for f in mondays] == [
+        "2026-03-23T07:30:00+01:00",  # 06:30 UTC in winter
+        "2026-03-30T07:30:00+02:00",  # 05:30 UTC in summer
+    ]
+    autumn = fires(config, "digest", datetime(2026, 10, 20, tzinfo=PARIS), 2)
+    assert [f.astimezone(UTC).strftime("%m-%d %H:%M") for f in autumn] == [
+        "10-26 06:30",
+        "11-02 06:30",
+    ]
+
+
+def test_previous_fire(config: Config) -> None:
+    trigger = config.schedule.trigger("digest")
+    monday_morning = datetime(2026, 11, 30, 8, 0, tzinfo=PARIS)
+    fired = previous_fire(trigger, monday_morning)
+    assert fired is not None and fired.isoformat() == "2026-11-30T07:30:00+01:00"
+    fired = previous_fire(trigger, datetime(2026, 11, 30, 7, 0, tzinfo=PARIS))
+    assert fired is not None and fired.isoformat() == "2026-11-23T07:30:00+01:00"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_missed_digest_is_due_until_sent(config: Config, db_path: Path, smtp: SmtpServer) -> None:
+    clock = Clock(datetime(2026, 11, 30, 6, 0, tzinfo=PARIS))
+    daemon = Daemon(config, db_path=db_path, env=smtp.env(), clock=clock)
+    Store.open(db_path).close()
+    assert daemon.due_digest() is None  # Monday 06:00: the digest's time has not come
+    clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
+    week = daemon.due_digest()
+    assert week == Week.parse("2026-W48", PARIS)
+    clock.now = datetime(2026, 12, 4, 18, 0, tzinfo=PARIS)  # still due on Friday
+    assert daemon.due_digest() == week
+
+    smtp.data_reply = "451 4.7.1 try again later"
+    daemon.catch_up_digest()
+    assert smtp.received == [] and daemon.due_digest() == week  # failed: still due
+    smtp.data_reply = None
+    daemon.catch_up_digest()
+    assert len(smtp.received) == 1 and "semaine 48" in smtp.received[0].message["Subject"]
+    assert daemon.due_digest() is None
+    daemon.catch_up_digest()  # and it stays sent
+    assert len(smtp.received) == 1
+
+    # a digest that keeps failing stops being retried
+    clock.now = datetime(2026, 12, 7, 9, 0, tzinfo=PARIS)
+    store = Store.open(db_path)
+    store.save_digest("2026-W49", status="failed")
+    store.db.execute(
+        "UPDATE digests SET attempts = ? WHERE week = '2026-W49'", [MAX_DIGEST_ATTEMPTS]
+    )
+    store.db.conn.commit()
+    store.close()
+    assert daemon.due_digest() is None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+# ---------------------------------------------------------------- the daemon itself
+
+
+def start_daemon(config: Config, db_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "schedule",
+            "--config",
+            config.path,
+            "--db",
+            str(db_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def runs(db_path: Path) -> list[tuple[str, str | None]]:
+    if not db_path.exists():
+        return []
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            return db.execute("SELECT status, finished_at FROM runs ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # the daemon has not created the table yet
+        return []
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    return process.returncode, err
+
+
+def test_the_daemon_catches_up_then_stops_on_sigterm(
+    config: Config, db_path: Path, smtp: SmtpServer
+) -> None:
+    daemon = start_daemon(config, db_path, smtp.env())
+    try:
+        # never run before: a pass at once, then last week's digest (its time has passed)
+        wait_for(lambda: any(r[1] for r in runs(db_path)), "the catch-up pass")
+        wait_for(lambda: len(smtp.received) == 1, "the catch-up digest")
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert "a pass was due while the daemon was down" in err
+    assert "SIGTERM received: stopping after the current job" in err
+    assert "veille schedule stopped" in err and "Traceback" not in err
+    last_week = Week.last_complete(datetime.now(UTC), PARIS)
+    assert smtp.received[0].message["X-Veille-Week"] == last_week.label
+    assert runs(db_path)[0][0] == "ok"
+
+    # started again: the digest is sent, nothing is sent twice
+    again = start_daemon(config, db_path, smtp.env())
+    try:
+        wait_for(lambda: _started(db_path, again), "the second start", 10)
+        time.sleep(2)
+    finally:
+        code, err = stop(again)
+    assert code == 0, err
+    assert "veille schedule started" in err
+    assert len(smtp.received) == 1
+
+
+def _started(db_path: Path, process: subprocess.Popen[str]) -> bool:
+    """The daemon holds its lock (the file names its pid)."""
+    lock = Path(f"{db_path}.schedule.lock")
+    return lock.exists() and f"pid {process.pid}," in lock.read_text()
+
+
+def test_sigterm_lets_the_pass_finish_and_the_lock_is_shared(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path, smtp: SmtpServer
+) -> None:
+    config = write_config(
+        sources=[
+            {"id": "slow", "kind": "feed", "url": server.url("_/slow/8/ouest-sante.rss")},
+            {"id": "pharma", "kind": "feed", "url": server.url("pharma-wire.rss")},
+        ],
+        network={"read_timeout": 15, "total_timeout": 30},
+        digest=DIGEST,
+        schedule={"run": "*/30 * * * *", "digest": "30 7 * * mon"},
+    )
+    daemon = start_daemon(config, db_path, smtp.env())
+    try:
+        wait_for(lambda: bool(runs(db_path)), "the pass to start")
+        daemon.send_signal(signal.SIGTERM)  # stops after the pass: the locks are held till then
+        # cron's `veille run` and a second daemon meet the locks
+        cron = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                "--config",
+                config.path,
+                "--db",
+                str(db_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cron.returncode == 75, cron.stderr
+        assert "veille schedule" in cron.stderr or "veille run" in cron.stderr
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "schedule",
+                "--config",
+                config.path,
+                "--db",
+                str(db_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 75 and "schedule.lock" in second.stderr
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert "SIGTERM received: stopping after the current job" in err
+    status, finished = runs(db_path)[-1]
+    assert status == "ok" and finished is not None  # finished, not interrupted
+    with sqlite3.connect(db_path) as db:
+        stored = db.execute(
+            "SELECT count(*) FROM article_sources WHERE source_id = 'slow'"
+        ).fetchone()[0]
+    assert stored == 6
