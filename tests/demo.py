@@ -1,4 +1,5 @@
-"""`make demo`: serve the bundled corpus on 127.0.0.1, run the pipeline twice into storage/demo.db.
+"""`make demo`: serve the bundled corpus on 127.0.0.1, run the pipeline twice into storage/demo.db,
+then write this week's digest and send it to an SMTP server on loopback.
 
 Offline end to end: the members are those of sources.yaml; the sources point at a
 local server that serves tests/fixtures/demo/feeds and misbehaves for a few of them.
@@ -10,18 +11,23 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
+from pipeline.digest import Week
 from tests.fixture_server import FixtureServer, closed_port
+from tests.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ROOT / "tests" / "fixtures" / "demo" / "feeds"
 WEB = ROOT / "tests" / "fixtures" / "demo" / "web"
 DEMO_DIR = ROOT / "storage" / "demo"
 DEMO_DB = ROOT / "storage" / "demo.db"
+DEMO_DIGEST = ROOT / "storage" / "demo-digest.html"
 
 # (id, name, lang, path on the local server)
 DEMO_SOURCES = [
@@ -99,6 +105,8 @@ def demo_config(server: FixtureServer) -> dict[str, Any]:
         }
     )
     config["sources"] = sources
+    # the digest links to the Datasette that `make datasette` serves
+    config["digest"] = {**config.get("digest", {}), "datasette_url": "http://127.0.0.1:8001"}
     config["network"] = {
         "contact": "https://www.atlanpolebiotherapies.com",
         "allow_private": True,  # the demo server is on loopback
@@ -112,9 +120,32 @@ def demo_config(server: FixtureServer) -> dict[str, Any]:
     return config
 
 
-def veille(*args: str) -> int:
-    print(f"\n$ veille {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "pipeline", *args], cwd=ROOT)
+def veille(*args: str, env: dict[str, str] | None = None) -> int:
+    shown = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+    print(f"\n$ {shown + ' ' if shown else ''}veille {' '.join(args)}", flush=True)
+    return subprocess.call(
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, env={**os.environ, **(env or {})}
+    )
+
+
+def digest(rel_config: str, rel_db: str) -> int:
+    """This week's digest (the demo's articles were all first seen today): written to
+    storage/demo-digest.html and .txt, then sent to an SMTP server on loopback."""
+    week = Week.containing(datetime.now(UTC), ZoneInfo("Europe/Paris")).label
+    print(f"\n# the weekly digest of {week}, as files, then by mail to a local SMTP server")
+    rel_out = str(DEMO_DIGEST.relative_to(ROOT))
+    common = ("--config", rel_config, "--db", rel_db, "--week", week)
+    if veille("digest", *common, "--out", rel_out) != 0:
+        return 1
+    with SmtpServer() as smtp:
+        code = veille("digest", *common, "--send", env=smtp.env())
+        again = veille("digest", *common, "--send", env=smtp.env())
+        for mail in smtp.received:
+            parts = ", ".join(p.get_content_type() for p in mail.message.iter_parts())
+            print(f"  the local SMTP server received: {mail.message['Subject']!r}")
+            print(f"    to {', '.join(mail.recipients)}; {parts}")
+        print(f"  {len(smtp.received)} message(s) received for two --send: a week is sent once")
+    return code or again
 
 
 def summary(db_path: Path) -> None:
@@ -200,7 +231,10 @@ def main() -> int:
         conditional = sum(1 for r in server.requests if "if-none-match" in r.headers)
         veille("sources", "--db", rel_db)
     summary(DEMO_DB)
+    sent = digest(rel_config, rel_db)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
+    print(f"\nThe digest: {DEMO_DIGEST.relative_to(ROOT)} (open it in a browser) and its text part")
+    print(f"  {DEMO_DIGEST.with_suffix('.txt').relative_to(ROOT)}")
     print("\nOpen it in Datasette (canned queries, facets, full-text search, dashboards):")
     print(f"  make datasette DB={rel_db}        # then http://127.0.0.1:8001/{DEMO_DB.stem}")
     print("\nNext steps:")
@@ -220,7 +254,7 @@ def main() -> int:
         f"  .venv/bin/veille restory --config {rel_config} --db {rel_db}    # rebuild the stories"
     )
     print("  edit sources.yaml, then: make check && make run")
-    return 0 if first == 0 and second == 0 else 1
+    return 0 if first == 0 and second == 0 and sent == 0 else 1
 
 
 if __name__ == "__main__":
