@@ -251,12 +251,17 @@ class FixtureServer:
     """``with FixtureServer(root) as server: server.url("feed.rss")``."""
 
     def __init__(
-        self, *roots: str | Path, host: str = "127.0.0.1", rewrite_hosts: bool = False
+        self,
+        *roots: str | Path,
+        host: str = "127.0.0.1",
+        rewrite_hosts: bool = False,
+        conditional: bool = True,
     ) -> None:
         self.roots = [Path(root) for root in roots]
         self.root = self.roots[0]
         self.host = host
         self.rewrite_hosts = rewrite_hosts
+        self.conditional = conditional  # False: never 304, every request reads the whole file
         self.requests: list[Request] = []
         self.routes: dict[str, Handler] = {}
         self._counters: dict[str, int] = {}
@@ -378,9 +383,12 @@ class FixtureServer:
         if gzipped:
             body, content_type = gzip.compress(body), "application/gzip"
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-        if handler.headers.get("If-None-Match") == etag or (
-            handler.headers.get("If-None-Match") is None
-            and handler.headers.get("If-Modified-Since") == LAST_MODIFIED
+        if self.conditional and (
+            handler.headers.get("If-None-Match") == etag
+            or (
+                handler.headers.get("If-None-Match") is None
+                and handler.headers.get("If-Modified-Since") == LAST_MODIFIED
+            )
         ):
             self.send(handler, 304, headers={"ETag": etag, "Last-Modified": LAST_MODIFIED})
             return
@@ -555,12 +563,16 @@ class FixtureServer:
 
 
 @contextlib.contextmanager
-def loopback_connections_only() -> Iterator[list[str]]:
+def loopback_connections_only(
+    connected: list[tuple[str, int]] | None = None,
+) -> Iterator[list[str]]:
     """Within the block, a socket of this process may connect to loopback (and to Unix
     sockets) only: any other address fails at once with ENETUNREACH and is recorded in
     the yielded list, so a regression in the address policy fails the test rather than
     sending a packet to 10/8, 169.254.169.254 or fc00::/7. asyncio connects through
-    ``socket.connect`` too, so the guard sits beneath httpx, httpcore and anyio."""
+    ``socket.connect`` too, so the guard sits beneath httpx, httpcore and anyio.
+    ``connected``, when given, receives every (address, port) a TCP connection was
+    allowed to, so a test can tell 127.0.0.1 from ::1 or ::ffff:127.0.0.1."""
     attempts: list[str] = []
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
@@ -576,16 +588,22 @@ def loopback_connections_only() -> Iterator[list[str]]:
             ip = ip.ipv4_mapped
         return ip.is_loopback
 
+    def note(address: Any) -> None:
+        if connected is not None and isinstance(address, tuple):
+            connected.append((str(address[0]), int(address[1])))
+
     def connect(sock: socket.socket, address: Any) -> None:
         if not allowed(address):
             attempts.append(str(address[0]))
             raise OSError(errno.ENETUNREACH, f"test guard: no connection to {address[0]}")
+        note(address)
         real_connect(sock, address)
 
     def connect_ex(sock: socket.socket, address: Any) -> int:
         if not allowed(address):
             attempts.append(str(address[0]))
             return errno.ENETUNREACH
+        note(address)
         return real_connect_ex(sock, address)
 
     socket.socket.connect = connect  # type: ignore[method-assign]

@@ -111,11 +111,23 @@ def name_resolving_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
 
+@pytest.fixture
+def connected() -> list[tuple[str, int]]:
+    """Every (address, port) a TCP connection was made to during the test."""
+    return []
+
+
 @pytest.fixture(autouse=True)
-def no_traffic_beyond_loopback() -> Iterator[list[str]]:
-    with loopback_connections_only() as attempts:
+def no_traffic_beyond_loopback(connected: list[tuple[str, int]]) -> Iterator[list[str]]:
+    with loopback_connections_only(connected) as attempts:
         yield attempts
     assert attempts == [], f"connections attempted beyond loopback: {attempts}"
+
+
+def assert_connected_only_to(connected: list[tuple[str, int]], *servers: FixtureServer) -> None:
+    """Loopback has many spellings (::1, ::ffff:127.0.0.1): only the servers' own count."""
+    allowed = {(server.host, server.port) for server in servers}
+    assert set(connected) <= allowed, set(connected) - allowed
 
 
 def articles(db_path: Path) -> list[tuple[str, str | None, str | None]]:
@@ -153,12 +165,13 @@ def test_a_link_to_a_private_address_is_never_requested(
     internal: FixtureServer,
     write_config: WriteConfig,
     db_path: Path,
-    no_traffic_beyond_loopback: list[str],
+    connected: list[tuple[str, int]],
 ) -> None:
     link = target_url(host, internal.port)
     report = run(configure(write_config, internal, [("Lien piégé", link)]), db_path=db_path)
     assert report.status == "ok"  # the feed itself is fine: only the page is refused
     assert [r.path for r in internal.requests] == ["/feed.rss"]
+    assert_connected_only_to(connected, internal)
     ((url, text, status),) = articles(db_path)
     assert url == canonical_url(link)  # the entry is kept, under its own URL
     assert text is None
@@ -174,11 +187,13 @@ def test_a_redirect_hop_to_a_private_address_is_never_followed(
     public: FixtureServer,
     write_config: WriteConfig,
     db_path: Path,
+    connected: list[tuple[str, int]],
 ) -> None:
     redirect = public.url("_/redirect-to?url=" + quote(target_url(host, internal.port), safe=""))
     report = run(configure(write_config, internal, [("Lien redirigé", redirect)]), db_path=db_path)
     assert report.status == "ok"
     assert [r.path for r in internal.requests] == ["/feed.rss"]
+    assert_connected_only_to(connected, internal, public)
     # the public stand-in saw its robots.txt asked for and the redirecting page: nothing more
     # (the page twice for 0177.0.0.1, whose Location httpx reads as a protocol error: retried)
     assert {r.path.split("?")[0] for r in public.requests} == {"/_/redirect-to", "/robots.txt"}
