@@ -86,8 +86,8 @@ Check = Callable[[DB, FixtureServer], None]
 
 @dataclass(frozen=True)
 class Fault:
-    """``path``: where the bad source lives on the fixture server (or ``{closed}`` for a
-    port nothing listens on). ``error``: words its last_error must hold, in order; None
+    """``path``: where the bad source lives on the fixture server (``{closed}``: a port
+    nothing listens on; ``{port}``: the server's; ``{http-date+3h}``: an HTTP date). ``error``: words its last_error must hold, in order; None
     when the source is usable and ``check`` looks at what was stored instead."""
 
     path: str
@@ -290,7 +290,7 @@ FAULTS: dict[str, Fault] = {
         "_/retry-after/429/7200", ("HTTP 429 Too Many Requests",), check_retry_after_seconds
     ),
     "503-retry-after-http-date": Fault(
-        "_/retry-after/503/" + http_date(timedelta(hours=3)),
+        "_/retry-after/503/{http-date+3h}",
         ("HTTP 503 Service Unavailable",),
         check_retry_after_date,
     ),
@@ -301,7 +301,7 @@ FAULTS: dict[str, Fault] = {
         network={"retries": 1},
     ),
     "503-short-retry-after-date-then-ok": Fault(
-        f"_/retry-once/503/{http_date(timedelta(seconds=1))}/{GOOD_FEED}",
+        "_/retry-once/503/{http-date+1s}/" + GOOD_FEED,
         None,
         check_short_retry_after_waited,
         network={"retries": 1},
@@ -423,7 +423,13 @@ def test_a_hostile_source_beside_a_good_one(
     if fault.path.startswith("{closed}"):
         url = f"http://127.0.0.1:{closed_port()}" + fault.path.removeprefix("{closed}")
     else:
-        url = server.url(fault.path.replace("{port}", str(server.port)))
+        # placeholders resolved now, not at collection: a date three hours ahead stays so
+        path = (
+            fault.path.replace("{port}", str(server.port))
+            .replace("{http-date+3h}", http_date(timedelta(hours=3)))
+            .replace("{http-date+1s}", http_date(timedelta(seconds=1)))
+        )
+        url = server.url(path)
     config = write_config(
         sources=[
             {"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)},
