@@ -14,12 +14,16 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -64,10 +68,58 @@ class _Handler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """``tls``: None (plain), "starttls" (STARTTLS required) or "ssl" (TLS from the first
+    byte), with a certificate for ``localhost`` from a throwaway CA (``ca_file``).
+    ``login``: (user, password) the server requires, after TLS only."""
+
+    def __init__(
+        self,
+        *,
+        tls: str | None = None,
+        login: tuple[str, str] | None = None,
+        ca_dir: Path | None = None,
+    ) -> None:
         self.handler = _Handler()
         self.port = free_port()
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.tls = tls
+        self.ca_file: Path | None = None
+        self.logins: list[str] = []
+        kwargs: dict[str, Any] = {}
+        if tls:
+            assert ca_dir is not None, "a TLS server needs a directory for its CA file"
+            ca = trustme.CA()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("localhost").configure_cert(context)
+            self.ca_file = ca_dir / "smtp-ca.pem"
+            ca.cert_pem.write_to_path(str(self.ca_file))
+            if tls == "starttls":
+                kwargs.update(tls_context=context, require_starttls=True)
+            else:
+                kwargs["ssl_context"] = context
+        if login is not None:
+
+            def authenticate(
+                server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+            ) -> AuthResult:
+                ok = (
+                    isinstance(auth_data, LoginPassword)
+                    and (
+                        auth_data.login.decode(),
+                        auth_data.password.decode(),
+                    )
+                    == login
+                )
+                if ok:
+                    self.logins.append(auth_data.login.decode())
+                return AuthResult(success=ok, handled=False)  # the server answers 235 or 535
+
+            # aiosmtpd cannot tell that an implicit-TLS ("ssl") connection is encrypted
+            kwargs.update(
+                authenticator=authenticate, auth_required=True, auth_require_tls=tls != "ssl"
+            )
+        self._controller = Controller(
+            self.handler, hostname="localhost" if tls else "127.0.0.1", port=self.port, **kwargs
+        )
 
     def __enter__(self) -> SmtpServer:
         self._controller.start()
@@ -106,11 +158,14 @@ class SmtpServer:
 
     def env(self) -> dict[str, str]:
         """The environment veille reads its SMTP settings from, for this server."""
-        return {
-            "VEILLE_SMTP_HOST": "127.0.0.1",
+        env = {
+            "VEILLE_SMTP_HOST": "localhost" if self.tls else "127.0.0.1",
             "VEILLE_SMTP_PORT": str(self.port),
-            "VEILLE_SMTP_SECURITY": "none",
+            "VEILLE_SMTP_SECURITY": self.tls or "none",
         }
+        if self.ca_file is not None:
+            env["VEILLE_SMTP_CAFILE"] = str(self.ca_file)
+        return env
 
 
 class BusyServer:

@@ -467,6 +467,38 @@ def test_smtp_settings_come_from_the_environment() -> None:
     )
 
 
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+# the implicit-TLS server cannot know its connections are encrypted (see SmtpServer)
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_sending_over_tls_with_a_login(
+    stored: Config, db_path: Path, tmp_path: Path, tls: str
+) -> None:
+    secret = "Tls-0nly-p4ss"
+    with SmtpServer(tls=tls, login=("veille", secret), ca_dir=tmp_path) as smtp:
+        env = {**smtp.env(), "VEILLE_SMTP_USER": "veille", "VEILLE_SMTP_PASSWORD": "wrong"}
+        with pytest.raises(MailError, match="refused the login of veille: 535") as caught:
+            send_digest(stored, db_path=db_path, week=this_week(), env=env, now=datetime.now(UTC))
+        assert "wrong" not in str(caught.value)
+        env["VEILLE_SMTP_PASSWORD"] = secret
+        result = send_digest(
+            stored, db_path=db_path, week=this_week(), env=env, now=datetime.now(UTC)
+        )
+        assert result.status == "sent" and smtp.logins == ["veille"]
+        assert len(smtp.received) == 1
+        # without the private CA the server's certificate is not trusted: nothing is sent
+        del env["VEILLE_SMTP_CAFILE"]
+        with pytest.raises(MailError, match="TLS with SMTP server localhost"):
+            send_digest(
+                stored,
+                db_path=db_path,
+                week=this_week(),
+                env=env,
+                now=datetime.now(UTC),
+                force=True,
+            )
+    assert secret.encode() not in db_path.read_bytes()
+
+
 # ---------------------------------------------------------------- the command
 
 
