@@ -1,7 +1,7 @@
 """`make crashtest`: kill veille with SIGKILL at random moments, then check that nothing was lost,
 doubled or corrupted.
 
-    python -m tests.crashtest [--trials 20] [--seed S] [--scenario run] [--keep DIR]
+    python -m tests.crashtest [--trials 20] [--seed S] [--scenario run|digest-send|all] [--keep DIR]
 
 The demo corpus is served on 127.0.0.1 (tests/demo.py's server and configuration). A
 clean ``veille run`` into a fresh database gives the reference and the typical run
@@ -14,9 +14,10 @@ same article text status, with no duplicate or orphan rows, no run left "running
 and ``PRAGMA integrity_check`` = ok after every kill.
 
 Scenarios are pluggable (``SCENARIOS``): a scenario says how to prepare its world,
-which command to kill, how to finish, and how to compare. A "digest --send killed
-mid-send" scenario can be added as a subclass of ``Scenario`` registered under
-``SCENARIOS["digest-send"]`` (see the docstring of ``Scenario``).
+which command to kill, how to finish, and how to compare. ``digest-send`` kills
+``veille digest --send`` mid-send, one week per trial, against an SMTP server on
+loopback: every week must end recorded as sent and received, never recorded as sent
+and lost. ``make crashtest`` runs both.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
+from pipeline.digest import Week
 from tests.demo import FEEDS, ROOT, WEB, demo_config
 from tests.fixture_server import FixtureServer
+from tests.smtp_server import SmtpServer
 
 KILL_GRACE = 10.0  # seconds to wait for a killed process group to be reaped
 RUN_TIMEOUT = 300.0  # a run that has not finished by then is a finding too
@@ -320,7 +325,102 @@ class RunScenario(Scenario):
         ]
 
 
-SCENARIOS: dict[str, type[Scenario]] = {"run": RunScenario}
+class DigestSendScenario(RunScenario):
+    """``veille digest --send`` killed mid-send, one ISO week per trial, against an SMTP
+    server on loopback that takes a moment to accept each message.
+
+    After the kills every week is sent to completion; each must then be recorded as sent
+    and have reached the server at least once: never recorded as sent and lost. A week
+    whose send was killed after the server took the message but before the row said so
+    is sent again in full (counted, and allowed)."""
+
+    name = "digest-send"
+
+    def prepare(self, workdir: Path, stack: contextlib.ExitStack) -> None:
+        super().prepare(workdir, stack)
+        template = workdir / "template.db"
+        result = run_to_end(super().command(template))
+        if result.returncode != 0:
+            raise RuntimeError(f"the run that fills the database failed: {result.stderr[-500:]}")
+        for name in ("clean.db", "crashed.db"):
+            source, target = sqlite3.connect(template), sqlite3.connect(workdir / name)
+            with contextlib.closing(source), contextlib.closing(target):
+                source.backup(target)
+        self.smtp = stack.enter_context(SmtpServer())
+        self.smtp.handler.data_delay = 2.0  # a wide window for kills mid-send
+        saved = {k: os.environ.get(k) for k in self.smtp.env()}
+        os.environ.update(self.smtp.env())  # the commands inherit the SMTP settings
+
+        def restore() -> None:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+        stack.callback(restore)
+        self.this_week = Week.containing(datetime.now(UTC), ZoneInfo("Europe/Paris"))
+        self.weeks: dict[Path, list[Week]] = {}
+        self.first_mail: dict[Path, int] = {}
+
+    def _send(self, db_path: Path, week: Week) -> list[str]:
+        return veille_command(
+            "digest", "--config", str(self.config_path), "--db", str(db_path),
+            "--week", week.label, "--send",
+        )  # fmt: skip
+
+    def command(self, db_path: Path) -> list[str]:
+        if db_path not in self.weeks:  # the mails before belong to the other database
+            self.first_mail[db_path] = len(self.smtp.received)
+        weeks = self.weeks.setdefault(db_path, [])
+        weeks.append(self.this_week.shift(-len(weeks)))  # a fresh week for every trial
+        return self._send(db_path, weeks[-1])
+
+    def finish(self, db_path: Path) -> list[str]:
+        problems = []
+        for week in self.weeks.get(db_path, []):
+            result = run_to_end(self._send(db_path, week))
+            if result.returncode != 0:
+                problems.append(
+                    f"final send of {week} exited {result.returncode}: {result.stderr[-300:]}"
+                )
+        return problems
+
+    def progress(self, db_path: Path) -> str:
+        conn = sqlite3.connect(db_path)
+        with contextlib.closing(conn):
+            try:
+                rows = conn.execute(
+                    "SELECT status, count(*) FROM digests GROUP BY status"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return "no digests yet"
+        received = len(self.smtp.received)
+        return ", ".join(f"{n} {status}" for status, n in rows) + f"; {received} mails received"
+
+    def check(self, clean_db: Path, crashed_db: Path) -> list[str]:
+        mine = self.smtp.received[self.first_mail.get(crashed_db, 0) :]
+        per_week = Counter(str(m.message["X-Veille-Week"]) for m in mine)
+        problems: list[str] = []
+        self.resent = 0
+        conn = sqlite3.connect(crashed_db)
+        with contextlib.closing(conn):
+            rows = dict(conn.execute("SELECT week, status FROM digests").fetchall())
+        for week in self.weeks.get(crashed_db, []):
+            status, received = rows.get(week.label), per_week[week.label]
+            if status != "sent":
+                problems.append(f"{week}: recorded as {status!r} after the final send")
+            if received == 0:
+                problems.append(f"{week}: recorded as {status!r} but never received: lost")
+            self.resent += max(0, received - 1)
+        return problems + [f"crashed database: {p}" for p in consistency(crashed_db)]
+
+
+SCENARIOS: dict[str, type[Scenario]] = {"run": RunScenario, "digest-send": DigestSendScenario}
+WHAT_IS_COMPARED = {
+    "run": "articles, carriers, mentions, stories, text",
+    "digest-send": "every week recorded as sent and received at least once",
+}
 
 
 # ------------------------------------------------------------------ the trials
@@ -337,6 +437,7 @@ class CrashReport:
     integrity_failures: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     interrupted_runs: int = 0
+    notes: list[str] = field(default_factory=list)  # scenario-specific figures
 
     @property
     def ok(self) -> bool:
@@ -348,13 +449,13 @@ class CrashReport:
             f"{self.finished_early} finished before the kill "
             f"(delays 0-{self.typical_duration:.1f} s: the clean run's duration, then the last "
             "uninterrupted pass's)",
-            f"  runs marked interrupted afterwards: {self.interrupted_runs}",
+            *(f"  {note}" for note in self.notes),
             f"  integrity: {'ok after every kill' if not self.integrity_failures else 'FAILED'}",
         ]
         lines += [f"    {p}" for p in self.integrity_failures]
         lines.append(
             f"  differences from a clean run: {len(self.differences)}"
-            + ("" if self.differences else " (articles, carriers, mentions, stories, text)")
+            + ("" if self.differences else f" ({WHAT_IS_COMPARED.get(self.scenario, '')})")
         )
         lines += [f"    {d}" for d in self.differences]
         lines.append("crashtest: " + ("OK" if self.ok else "FAILED"))
@@ -422,11 +523,17 @@ def crash_trials(
         if verdict != "ok":
             report.integrity_failures.append(f"after the final {scenario}: {verdict}")
         report.differences += world.check(clean_db, crashed_db)
+        if isinstance(world, DigestSendScenario):
+            report.notes.append(
+                f"weeks sent: {len(world.weeks.get(crashed_db, []))}; sent again in full after "
+                f"a kill that came after the server took the message: {world.resent} (allowed)"
+            )
         if scenario == "run" and crashed_db.exists():
             conn = sqlite3.connect(crashed_db)
             with contextlib.closing(conn):
                 statuses = Counter(r[0] for r in conn.execute("SELECT status FROM runs"))
             report.interrupted_runs = statuses.get("interrupted", 0)
+            report.notes.append(f"runs marked interrupted afterwards: {report.interrupted_runs}")
     return report
 
 
@@ -434,22 +541,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.crashtest", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--trials", type=int, default=20, help="kills (default 20)")
+    parser.add_argument("--trials", type=int, default=20, help="kills per scenario (default 20)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="run")
+    parser.add_argument(
+        "--scenario", choices=[*sorted(SCENARIOS), "all"], default="all", help="default: all"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    print(f"crashtest {args.scenario}: {args.trials} trials, seed {seed}", flush=True)
-    report = crash_trials(
-        trials=args.trials,
-        seed=seed,
-        scenario=args.scenario,
-        workdir=args.keep,
-        log=lambda line: print(line, flush=True),
-    )
-    print(report.summary(), flush=True)
-    return 0 if report.ok else 1
+    scenarios = sorted(SCENARIOS, reverse=True) if args.scenario == "all" else [args.scenario]
+    reports = []
+    for scenario in scenarios:
+        print(f"crashtest {scenario}: {args.trials} trials, seed {seed}", flush=True)
+        report = crash_trials(
+            trials=args.trials,
+            seed=seed,
+            scenario=scenario,
+            workdir=args.keep / scenario if args.keep else None,
+            log=lambda line: print(line, flush=True),
+        )
+        reports.append(report)
+    print("", flush=True)
+    for report in reports:
+        print(report.summary(), flush=True)
+    return 0 if all(r.ok for r in reports) else 1
 
 
 if __name__ == "__main__":

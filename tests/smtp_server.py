@@ -11,6 +11,7 @@ Also ``BusyServer``: a socket that greets every client with 421 and hangs up.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -46,6 +47,7 @@ class _Handler:
     refuse: set[str] = field(default_factory=set)
     data_reply: str | None = None
     drop_after_data: bool = False
+    data_delay: float = 0.0  # seconds between the end of DATA and the reply
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -56,6 +58,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.drop_after_data:
             server.transport.close()
             return "250 never seen by the client"
