@@ -358,10 +358,20 @@ def check(config_path: Path, probe: bool) -> None:
     click.echo(f"  cluster   {config.cluster.name} ({len(config.cluster.aliases)} aliases)")
     click.echo(f"  members   {len(config.members)}")
     click.echo(f"  sources   {len(config.specs)} configured ({kinds}) -> {feeds} to poll")
+    from datetime import UTC, datetime
+
+    next_digest = config.schedule.trigger("digest").get_next_fire_time(None, datetime.now(UTC))
     click.echo(
         f"  schedule  runs '{config.schedule.run}', digest '{config.schedule.digest}' "
-        f"({config.schedule.timezone})"
+        f"({config.schedule.timezone}; next digest "
+        f"{next_digest.strftime('%a %Y-%m-%d %H:%M') if next_digest else 'never'})"
     )
+    digest_to = (
+        f"from {config.digest.from_} to {len(config.digest.recipients)} recipient(s)"
+        if config.digest.from_ and config.digest.recipients
+        else "not sendable: set digest.from and digest.recipients"
+    )
+    click.echo(f"  digest    {config.digest.language}, {digest_to}")
     click.echo(
         f"  network   {config.network.agent!r}, private addresses "
         f"{'allowed' if config.network.allow_private else 'refused'}"
