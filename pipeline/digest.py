@@ -267,12 +267,13 @@ def week_counts(store: Store, week: Week) -> dict[str, tuple[int, int]]:
 
 
 def _totals(store: Store, week: Week) -> tuple[int, int, int]:
-    """(stories, articles, mentions) in a week."""
+    """(stories, articles, mentions) in a week, counting only articles that name the
+    cluster or a member: the others are in the database, not in the digest."""
     row = store.db.execute(
         f"""
-        SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(*),
-               coalesce(sum((SELECT count(*) FROM mentions m WHERE m.article_id = a.id)), 0)
-        FROM articles a WHERE {_IN_WEEK}
+        SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
+        FROM articles a JOIN mentions m ON m.article_id = a.id
+        WHERE {_IN_WEEK}
         """,
         _bounds(week),
     ).fetchone()

@@ -149,6 +149,13 @@ def test_digest_groups_stories_by_member(stored: Config, db_path: Path) -> None:
     assert f"semaine {week.number}" in rendered.subject
     assert f"{content.stories} sujets" in rendered.subject
     assert f"{content.mentions} mentions" in rendered.subject
+    # the header counts what the sections show: stories naming the cluster or a member
+    shown = {
+        story.story_key
+        for section in [*content.sections, *([content.cluster] if content.cluster else [])]
+        for story in section.stories
+    }
+    assert content.stories == len(shown)
     names = [section.member.name for section in content.sections]
     assert {"Xenothera", "Valneva", "GlioCure"} <= set(names)
 
