@@ -1,7 +1,8 @@
 """URL + stored validators -> Fetched bytes, politely and within bounds (the only httpx user).
 
-One AsyncClient per run. Limits: a global concurrency cap, a per-host cap with a
-delay between request starts, connect/read/total timeouts, a cap on the body that
+A few small AsyncClients per run (httpx spends CPU per request in proportion to its
+pool's size: one pool of 50 connections cost several times the CPU of five pools of
+10). Limits: a global concurrency cap, a per-host cap with a delay between request starts, connect/read/total timeouts, a cap on the body that
 also holds after decompression (we decode gzip/deflate ourselves, bounded), and a
 redirect limit with every hop checked. Transient failures are retried with
 exponential backoff; 429/503 honour Retry-After when it is short enough to wait.
@@ -13,8 +14,12 @@ import asyncio
 import dataclasses
 import email.utils
 import errno
+import importlib.util
 import logging
+import select
 import socket
+import ssl
+import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -35,12 +40,32 @@ from pipeline.netpolicy import address_problem, host_problem, parse_ip
 
 logger = logging.getLogger(__name__)
 
+# httpcore asks which async library runs by importing sniffio on every request, and
+# anyio 4 no longer installs it: each failed import searches the whole sys.path (about
+# a third of httpx's CPU per request here). Without sniffio httpcore assumes asyncio,
+# which is what veille runs; a None entry makes the failed import immediate.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Data or end of stream waiting on an idle connection (the server closed it)."""
+    if sock.fileno() < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 ACCEPT_FEEDS = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 READ_CHUNK = 64 * 1024
+SHARD_CONNECTIONS = 10  # connections per client: httpx's per-request cost grows with its pool
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Returns a reason to refuse the URL, or None to allow it. Called on every redirect hop.
@@ -83,6 +108,65 @@ def scheme_policy(url: str) -> str | None:
     return None
 
 
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's anyio stream with the raw socket looked up once.
+
+    httpcore asks every idle connection of a pool whether it is readable before each
+    request it places; anyio rebuilds a table of socket attributes (and calls
+    getpeername) on every such question. Same answers, a fraction of the CPU.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "socket" and self._socket is not None:
+            return self._socket
+        if info == "is_readable" and self._socket is not None:
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.AnyIOBackend):
+    """httpcore's anyio backend, its streams wrapped in _Stream."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(
+            await super().connect_tcp(
+                host,
+                port,
+                timeout=timeout,
+                local_address=local_address,
+                socket_options=socket_options,
+            )
+        )
+
+
 class AddressRefused(httpcore.ConnectError):
     """A connection refused by the address policy (raised inside httpcore, found in the chain)."""
 
@@ -98,7 +182,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     """
 
     def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = _Backend()
 
     async def connect_tcp(
         self,
@@ -161,9 +245,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on a connection pool whose network backend is GuardedBackend."""
+    """httpx's transport on a connection pool with our network backend: GuardedBackend
+    for everything not written by the operator, _Backend for the rest."""
 
-    def __init__(self, backend: GuardedBackend, *, limits: httpx.Limits) -> None:
+    def __init__(self, backend: httpcore.AsyncNetworkBackend, *, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx builds its pool without a way to pass a network backend: build the same
         # pool (public httpcore API) with ours. Tests prove the guard is in the path.
@@ -259,11 +344,13 @@ class _Host:
 class Fetcher:
     """One per run: ``async with Fetcher(network) as f: await f.fetch(url, etag=...)``.
 
-    Two connection pools: URLs the operator wrote in sources.yaml are fetched as they
-    are (``trusted=True``, first hop only); everything else, every redirect hop
-    included, goes through the pool whose connections are guarded by GuardedBackend,
-    unless ``network.allow_private`` is set. Keeping the pools apart means a
+    Two sets of connection pools: URLs the operator wrote in sources.yaml are fetched
+    as they are (``trusted=True``, first hop only); everything else, every redirect hop
+    included, goes through pools whose connections are guarded by GuardedBackend,
+    unless ``network.allow_private`` is set. Keeping the sets apart means a
     keep-alive connection opened for a trusted URL is never reused for a hostile one.
+    Each set is a few small clients (SHARD_CONNECTIONS each), an origin always served
+    by the same one.
     """
 
     def __init__(
@@ -276,11 +363,14 @@ class Fetcher:
         self.policy = policy
         self._global = asyncio.Semaphore(network.concurrency)
         self._hosts: dict[str, _Host] = {}
+        self._shard_of: dict[str, int] = {}  # origin -> index of the client that serves it
         self.bytes_received = 0
-        limits = httpx.Limits(
-            max_connections=network.concurrency,
-            max_keepalive_connections=min(network.concurrency, 20),
-        )
+        # Each origin is served by one small client (its keep-alive connections stay
+        # together), origins dealt to the clients in turn. A client holds at least the
+        # per-host cap, so one busy host never waits on its own client's pool.
+        shards = max(1, -(-network.concurrency // SHARD_CONNECTIONS))
+        size = max(-(-network.concurrency // shards), network.per_host_concurrency)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         common: dict[str, Any] = {
             "timeout": httpx.Timeout(
                 connect=network.connect_timeout,
@@ -297,13 +387,18 @@ class Fetcher:
             "follow_redirects": False,  # every hop is checked by _request
             "trust_env": False,  # no proxy or netrc picked up behind the operator's back
         }
-        self._trusted = httpx.AsyncClient(**common)
+        self._trusted = [
+            httpx.AsyncClient(**common, transport=GuardedTransport(_Backend(), limits=limits))
+            for _ in range(shards)
+        ]
         if network.allow_private:
             self._guarded = self._trusted
         else:
-            self._guarded = httpx.AsyncClient(
-                **common, transport=GuardedTransport(GuardedBackend(), limits=limits)
-            )
+            backend = GuardedBackend()
+            self._guarded = [
+                httpx.AsyncClient(**common, transport=GuardedTransport(backend, limits=limits))
+                for _ in range(shards)
+            ]
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -317,9 +412,22 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._trusted.aclose()
-        if self._guarded is not self._trusted:
-            await self._guarded.aclose()
+        clients = self._trusted + ([] if self._guarded is self._trusted else self._guarded)
+        for client in clients:
+            await client.aclose()
+
+    def _client(self, url: str, *, trusted: bool) -> httpx.AsyncClient:
+        """The client for ``url``'s origin, from the trusted or the guarded set.
+
+        The two sets never share a connection: a keep-alive connection opened for a
+        trusted URL is never reused for a hostile one.
+        """
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        shard = self._shard_of.get(origin)
+        if shard is None:
+            shard = self._shard_of[origin] = len(self._shard_of) % len(self._trusted)
+        return (self._trusted if trusted else self._guarded)[shard]
 
     def _host(self, url: str) -> _Host:
         key = (urlsplit(url).hostname or "").lower()
@@ -420,7 +528,7 @@ class Fetcher:
         started = time.monotonic()
         current = url
         for hop in range(self.network.max_redirects + 1):
-            client = self._trusted if trusted and hop == 0 else self._guarded
+            client = self._client(current, trusted=trusted and hop == 0)
             try:
                 async with client.stream("GET", current, headers=headers) as response:
                     status = response.status_code

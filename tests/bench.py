@@ -1,15 +1,26 @@
 """`make bench`: figures measured here, each beside a baseline from the same run.
 
-Matching: veille's matcher (folding included) on synthetic French and English text
-with 1,000 aliases, beside a single compiled regular-expression alternation of the
-same aliases and a bare Aho-Corasick scan of already folded text. Medians of
-repeated runs; nothing here is a pass/fail test.
+A seeded synthetic press corpus (200 feeds x 50 entries, 2,000 article pages of 60 to
+120 KB at --scale 1) is served on loopback by an aiohttp server in another process
+with 50 ms of latency per request; `veille run` runs against it as a subprocess.
+Sections (--only NAME, repeatable):
+
+    e2e       1-2. first run and steady-state rerun (wall, entries/s, peak memory, bytes)
+    fetch     3. Fetcher against bare aiohttp at concurrency 50
+    parse     4. parse_feed_guarded against bare feedparser
+    extract   5. extract_guarded against trafilatura in-process; use of the cores
+    matching  6. veille's matcher against a regex alternation and a bare Aho-Corasick scan
+    remention, stories   6. whole-store passes
+    queries   7. canned queries (100,000 articles; 1,000,000 with --big)
+    growth    7. a run adding 500 entries to stores of 10k and 100k articles (1M with --big)
+
+Medians of repeated runs; at the end, one table: measure, veille, baseline, ratio,
+target, met. Nothing here is a pass/fail test.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import re
 import statistics
@@ -17,9 +28,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-import ahocorasick
+from tests.bench_common import Row, Section, fmt, machine
 
-from pipeline.mentions import AliasRule, Matcher, fold
+# This module is the main module: the sandbox's children import it again (multiprocessing
+# does so for a main module run with -m), so it imports nothing heavy at the top.
 
 WORDS = [
     "la",
@@ -125,7 +137,11 @@ def median_seconds(func: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) -> None:
+def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) -> Section:
+    import ahocorasick
+
+    from pipeline.mentions import AliasRule, Matcher, fold
+
     rng = random.Random(seed)
     names = synthetic_aliases(aliases, rng)
     text = synthetic_text(int(megabytes * 1_000_000), names, rng)
@@ -159,9 +175,34 @@ def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) ->
     print(
         f"  veille / regex: {regex_s / veille_s:.1f}x   (targets: >= 20 MB/s and >= 20x the regex)"
     )
+    section = Section("6. matching")
+    section.notes.append(
+        f"{size_mb:.1f} MB of text, {aliases} aliases, {found} mentions, median of {repeat}"
+    )
+    section.rows += [
+        Row(
+            "matching",
+            "matcher (fold + scan + rules)",
+            size_mb / veille_s,
+            "MB/s",
+            baseline=size_mb / regex_s,
+            baseline_label="one regex alternation",
+            target=">= 20 MB/s and >= 20x regex",
+            met=size_mb / veille_s >= 20 and regex_s / veille_s >= 20,
+        ),
+        Row(
+            "matching",
+            "matcher (fold + scan + rules)",
+            size_mb / veille_s,
+            "MB/s",
+            baseline=size_mb / bare_s,
+            baseline_label="bare Aho-Corasick on folded text",
+        ),
+    ]
+    return section
 
 
-def bench_remention(*, articles: int, seed: int) -> None:
+def bench_remention(*, articles: int, seed: int) -> Section:
     """`veille remention` over a synthetic store of ``articles`` articles (2 KB of text each)."""
     import sqlite3
     import tempfile
@@ -202,6 +243,17 @@ def bench_remention(*, articles: int, seed: int) -> None:
         f"{report.fundings_after:,} funding events"
     )
     print(f"  {took:.1f} s, {articles / took:,.0f} articles/s")
+    section = Section("6. remention")
+    section.rows.append(
+        Row(
+            "remention",
+            f"veille remention, {articles:,} stored articles",
+            articles / took,
+            "articles/s",
+            note="no baseline",
+        )
+    )
+    return section
 
 
 def _synthetic_store(db_path: object, articles: int, rng: random.Random) -> None:
@@ -238,7 +290,7 @@ def _synthetic_store(db_path: object, articles: int, rng: random.Random) -> None
     conn.close()
 
 
-def bench_stories(*, articles: int, seed: int, repeat: int) -> None:
+def bench_stories(*, articles: int, seed: int, repeat: int) -> Section:
     """Stories built per second on a synthetic store, then the cost of one more article."""
     import tempfile
     from datetime import UTC, datetime
@@ -288,9 +340,27 @@ def bench_stories(*, articles: int, seed: int, repeat: int) -> None:
     print(
         f"  one more article into that store (key + lookup + save): median {statistics.median(costs) * 1000:.1f} ms"
     )
+    section = Section("6. stories")
+    section.rows += [
+        Row(
+            "stories",
+            f"restory, {articles:,} articles",
+            articles / report.duration,
+            "articles/s",
+            note=f"{report.stories:,} stories",
+        ),
+        Row(
+            "stories",
+            "one more article into that store",
+            statistics.median(costs) * 1000,
+            "ms",
+            higher_is_better=False,
+        ),
+    ]
+    return section
 
 
-def bench_queries(*, articles: int, seed: int, repeat: int) -> None:
+def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
     """Every canned query of storage/metadata.yml on a synthetic store of ``articles``
     articles and twice as many mentions (no text: the queries never read it)."""
     import sqlite3
@@ -375,6 +445,7 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> None:
         queries = load_metadata()["databases"]["veille"]["queries"]
         # a search term found in 1% of the articles, as a member's name would be
         params = {"week": latest_week, "member": "member-7", "q": "mot42"}
+        rows: list[Row] = []
         print(
             f"canned queries: {articles:,} articles, {mentions:,} mentions, median of {repeat} (target < 200 ms)"
         )
@@ -385,31 +456,192 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> None:
                 lambda sql=sql, wanted=wanted: conn.execute(sql, wanted).fetchall(), repeat
             )
             print(f"  {name:28} {took * 1000:8.1f} ms")
+            rows.append(
+                Row(
+                    "queries",
+                    f"canned query {name}",
+                    took * 1000,
+                    "ms",
+                    target="< 200 ms",
+                    met=took < 0.2,
+                    higher_is_better=False,
+                )
+            )
         conn.close()
+    section = Section(f"7. canned queries, {articles:,} articles")
+    section.rows = rows
+    return section
+
+
+SECTIONS = (
+    "e2e",
+    "fetch",
+    "parse",
+    "extract",
+    "matching",
+    "remention",
+    "stories",
+    "queries",
+    "growth",
+)
+
+
+def print_table(sections: list[Section]) -> None:
+    header = ("measure", "veille", "baseline", "ratio", "target", "met")
+    lines: list[tuple[str, ...]] = []
+    for section in sections:
+        for row in section.rows:
+            ratio = row.ratio
+            baseline = fmt(row.baseline, row.unit)
+            if row.baseline_label and row.baseline is not None:
+                baseline += f" ({row.baseline_label})"
+            met = "-" if row.met is None else ("met" if row.met else "NOT MET")
+            measure = row.measure + (f" [{row.note}]" if row.note else "")
+            lines.append(
+                (
+                    f"{row.section}: {measure}",
+                    fmt(row.veille, row.unit),
+                    baseline,
+                    "-" if ratio is None else f"{ratio:.2f}x",
+                    row.target or "-",
+                    met,
+                )
+            )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(header)
+    ]
+    widths[0] = min(widths[0], 78)
+    widths[2] = min(widths[2], 60)
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full corpus")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions of the quick measures")
+    parser.add_argument(
+        "--e2e-repeat", type=int, default=3, help="repetitions of the end-to-end runs"
+    )
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="only this section")
+    parser.add_argument(
+        "--big", action="store_true", help="1,000,000-article stores for queries and growth"
+    )
     parser.add_argument("--megabytes", type=float, default=5.0, help="text size for matching")
     parser.add_argument("--aliases", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
         "--articles", type=int, default=20_000, help="stored articles for remention and stories"
     )
     parser.add_argument(
-        "--query-articles", type=int, default=1_000_000, help="articles for the canned queries"
+        "--query-articles",
+        type=int,
+        default=None,
+        help="articles for the canned queries (100,000; 1,000,000 with --big)",
     )
     args = parser.parse_args()
+    import tempfile
+    from pathlib import Path
+
+    wanted = args.only or list(SECTIONS)
+    scale = args.scale
+    began = time.perf_counter()
+    print(machine())
     print(
-        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+        f"scale {scale:g}, repeat {args.repeat} (end to end {args.e2e_repeat}), seed {args.seed}, "
+        f"sections: {', '.join(wanted)}"
+        + ("" if args.big else "; 1,000,000-article stores are opt-in (--big)"),
+        flush=True,
     )
-    bench_matching(
-        megabytes=args.megabytes, aliases=args.aliases, repeat=args.repeat, seed=args.seed
+    sections: list[Section] = []
+
+    def run(name: str, label: str, make: Callable[[], Section]) -> None:
+        if name not in wanted:
+            return
+        print(f"\n== {label}", flush=True)
+        started = time.perf_counter()
+        section = make()
+        for note in section.notes:
+            print(f"  {note}")
+        print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+        sections.append(section)
+
+    from tests import bench_e2e, bench_growth, bench_micro
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        run(
+            "e2e",
+            "1-2. end to end",
+            lambda: bench_e2e.bench_end_to_end(scale=scale, seed=args.seed, repeat=args.e2e_repeat),
+        )
+        run(
+            "fetch",
+            "3. fetch throughput",
+            lambda: bench_micro.bench_fetch(scale=scale, repeat=args.repeat, tmp=tmp),
+        )
+        corpus = None
+        if "parse" in wanted or "extract" in wanted:
+            corpus = bench_micro.corpus_for_stages(seed=args.seed, scale=scale)
+        if corpus is not None:
+            stage_corpus = corpus
+            run(
+                "parse",
+                "4. parsing",
+                lambda: bench_micro.bench_parse(stage_corpus, repeat=args.repeat),
+            )
+            run(
+                "extract",
+                "5. extraction",
+                lambda: bench_micro.bench_extract(
+                    stage_corpus, scale=scale, repeat=max(1, args.repeat // 2)
+                ),
+            )
+    run(
+        "matching",
+        "6. matching",
+        lambda: bench_matching(
+            megabytes=args.megabytes * min(1.0, max(scale, 0.2)),
+            aliases=args.aliases,
+            repeat=args.repeat,
+            seed=args.seed,
+        ),
     )
-    bench_remention(articles=args.articles, seed=args.seed)
-    bench_stories(articles=args.articles, seed=args.seed, repeat=args.repeat)
-    bench_queries(articles=args.query_articles, seed=args.seed, repeat=args.repeat)
+    articles = max(1000, round(args.articles * min(scale, 1.0)))
+    run("remention", "6. remention", lambda: bench_remention(articles=articles, seed=args.seed))
+    run(
+        "stories",
+        "6. stories",
+        lambda: bench_stories(articles=articles, seed=args.seed, repeat=args.repeat),
+    )
+    query_articles = args.query_articles or (
+        1_000_000 if args.big else max(10_000, round(100_000 * min(scale, 1.0)))
+    )
+    run(
+        "queries",
+        "7. canned queries",
+        lambda: bench_queries(articles=query_articles, seed=args.seed, repeat=args.repeat),
+    )
+    sizes = [10_000, 100_000] + ([1_000_000] if args.big else [])
+    if scale < 1.0:
+        sizes = [max(1000, round(n * scale)) for n in sizes]
+    run(
+        "growth",
+        "7. growth",
+        lambda: bench_growth.bench_growth(
+            sizes=sizes, seed=args.seed, repeat=max(1, min(args.repeat, 3))
+        ),
+    )
+    print_table(sections)
+    print()
+    print(f"bench took {time.perf_counter() - began:.0f} s")
+    print(machine())
 
 
 if __name__ == "__main__":
