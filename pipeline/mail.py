@@ -7,6 +7,7 @@ contains the password.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,8 @@ from pipeline.netpolicy import parse_ip
 ENV_PREFIX = "VEILLE_SMTP_"
 SECURITY_MODES = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # connecting and each command
+DATA_TIMEOUT = 600.0  # the reply after the message: RFC 5321 asks clients to wait 10 minutes
 
 
 class MailError(VeilleError):
@@ -70,6 +72,12 @@ class SmtpSettings:
             else:
                 problems.append(f"{ENV_PREFIX}PORT={raw_port!r}: not a port number")
         user, password = get("USER"), env.get(ENV_PREFIX + "PASSWORD") or None
+        for name, value in (("USER", user), ("PASSWORD", password)):
+            if value and not value.isascii():
+                # smtplib sends credentials as ASCII; never quote the value itself
+                problems.append(
+                    f"{ENV_PREFIX}{name} has non-ASCII characters, which SMTP AUTH cannot send here"
+                )
         if password and not user:
             problems.append(f"{ENV_PREFIX}PASSWORD is set but {ENV_PREFIX}USER is not")
         if user and security == "none" and host and not _is_loopback(host):
@@ -141,22 +149,27 @@ def deliver(
         raise MailError(f"TLS with SMTP server {where} failed: {exc.reason or exc}") from None
     except OSError as exc:
         raise MailError(f"cannot reach SMTP server {where}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise MailError(f"cannot reach SMTP server {where} ({type(exc).__name__})") from None
 
+    accepted = False
     try:
-        with client:
-            client.ehlo_or_helo_if_needed()
-            if settings.security == "starttls":
-                if not client.has_extn("starttls"):
-                    raise MailError(
-                        f"SMTP server {where} does not offer STARTTLS: set "
-                        f"{ENV_PREFIX}SECURITY=ssl, or none for a local relay",
-                        temporary=False,
-                    )
-                client.starttls(context=_tls_context(settings))
-                client.ehlo()
-            if settings.user:
-                client.login(settings.user, settings.password or "")
-            refused = client.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+        client.ehlo_or_helo_if_needed()
+        if settings.security == "starttls":
+            if not client.has_extn("starttls"):
+                raise MailError(
+                    f"SMTP server {where} does not offer STARTTLS: set "
+                    f"{ENV_PREFIX}SECURITY=ssl, or none for a local relay",
+                    temporary=False,
+                )
+            client.starttls(context=_tls_context(settings))
+            client.ehlo()
+        if settings.user:
+            client.login(settings.user, settings.password or "")
+        if client.sock is not None:
+            client.sock.settimeout(max(settings.timeout, DATA_TIMEOUT))
+        refused = client.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+        accepted = True
     except MailError:
         raise
     except smtplib.SMTPAuthenticationError as exc:
@@ -178,8 +191,9 @@ def deliver(
         ) from None
     except smtplib.SMTPServerDisconnected:
         raise MailError(
-            f"SMTP server {where} closed the connection before confirming the message; "
-            "it is recorded as not sent and the next attempt sends it again"
+            f"SMTP server {where} closed the connection or stopped answering before confirming "
+            "the message; it may or may not have been delivered, and is recorded as not sent: "
+            "the next attempt sends it again"
         ) from None
     except smtplib.SMTPResponseException as exc:
         raise MailError(
@@ -197,4 +211,15 @@ def deliver(
         raise MailError(
             f"connection to SMTP server {where} failed: {exc.strerror or exc}"
         ) from None
+    except Exception as exc:  # never chained: smtplib's errors may quote what was sent
+        raise MailError(
+            f"sending through SMTP server {where} failed ({type(exc).__name__})"
+        ) from None
+    finally:
+        # once the server has taken the message, how it says goodbye does not matter
+        with contextlib.suppress(Exception):
+            if accepted:
+                client.quit()
+        with contextlib.suppress(Exception):
+            client.close()
     return {address: _reply(code, text) for address, (code, text) in refused.items()}

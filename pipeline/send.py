@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.digest import Week, build, message, render
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.lock import run_lock
 from pipeline.mail import MailError, SmtpSettings, deliver
 from pipeline.store import Store, iso
@@ -28,6 +30,7 @@ from pipeline.store import Store, iso
 logger = logging.getLogger(__name__)
 
 DONE = ("sent", "skipped")
+RECORD_ATTEMPTS = 4
 
 
 @dataclass
@@ -74,6 +77,22 @@ def send_digest(
             store.close()
 
 
+def _record_delivery(store: Store, week: Week, **fields: Any) -> None:
+    """The server has the mail: write that down, trying hard (a busy database or a full
+    disk must not turn a delivered digest into one sent again)."""
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            store.save_digest(week.label, **fields)
+            return
+        except StoreError as exc:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise StoreError(
+                    f"the digest of {week} was delivered but could not be recorded ({exc}); "
+                    "do not send it again: fix the database, then mark the week as sent"
+                ) from None
+            time.sleep(2**attempt)
+
+
 def _send(
     config: Config,
     store: Store,
@@ -91,6 +110,15 @@ def _send(
             status="already-" + row["status"],
             subject=row["subject"] or "",
             sent_at=row["sent_at"],
+        )
+    if now < week.end and not force:
+        raise ConfigError(
+            [
+                f"--week {week}: the week is not over until "
+                f"{week.end.isoformat(timespec='minutes')}; sent now, the articles of its last "
+                "days would never be sent (--force sends it anyway)"
+            ],
+            path="command line",
         )
     delivered: list[str] = [] if force or not row else json.loads(row["delivered"])
     pending = [r for r in recipients if r not in delivered]
@@ -129,14 +157,23 @@ def _send(
     try:
         refused = deliver(settings, msg, sender=sender, recipients=pending)
     except MailError as exc:
-        store.save_digest(week.label, status="failed", last_error=str(exc))
+        store.save_digest(
+            week.label,
+            status="failed",
+            last_error=str(exc),
+            permanent_error=int(not exc.temporary),
+        )
+        raise
+    except BaseException:  # a bug or Ctrl-C: nothing is known to be delivered
+        store.save_digest(week.label, status="failed", last_error="interrupted while sending")
         raise
     accepted = [r for r in pending if r not in refused]
     all_delivered = delivered + accepted
     complete = all(r in all_delivered for r in recipients)
     status = "sent" if complete else "partial"
-    store.save_digest(
-        week.label,
+    _record_delivery(
+        store,
+        week,
         status=status,
         sent_at=iso(now) if complete else None,
         delivered=json.dumps(all_delivered),
@@ -144,6 +181,7 @@ def _send(
         last_error=None
         if complete
         else "refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()),
+        permanent_error=0,
     )
     logger.info(
         "digest week=%s status=%s delivered=%d refused=%d",

@@ -374,7 +374,8 @@ def _m8_digests(db: sqlite_utils.Database) -> None:
             article_count INTEGER NOT NULL DEFAULT 0,
             mention_count INTEGER NOT NULL DEFAULT 0,
             attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT
+            last_error TEXT,
+            permanent_error INTEGER NOT NULL DEFAULT 0
         )
         """
     )
@@ -808,6 +809,7 @@ class Store:
             "article_count",
             "mention_count",
             "last_error",
+            "permanent_error",
         ]
     )
 

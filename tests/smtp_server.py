@@ -48,6 +48,7 @@ class _Handler:
     data_reply: str | None = None
     drop_after_data: bool = False
     data_delay: float = 0.0  # seconds between the end of DATA and the reply
+    quit_reply: str | None = None  # answer QUIT with this instead of 221
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -56,6 +57,9 @@ class _Handler:
             return f"550 5.1.1 <{address}>: mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.quit_reply or "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_delay:

@@ -296,6 +296,30 @@ def test_an_empty_week(stored: Config, db_path: Path) -> None:
 # ---------------------------------------------------------------- sending
 
 
+def monday_after() -> datetime:
+    """Sending time: Monday 07:30 after this week, when every week up to it is over."""
+    return this_week().end + timedelta(hours=7, minutes=30)
+
+
+def test_a_week_that_is_not_over_is_not_sent_without_force(
+    stored: Config, db_path: Path, smtp: SmtpServer
+) -> None:
+    week = this_week()
+    saturday = week.start + timedelta(days=5, hours=10)
+    with pytest.raises(ConfigError, match="is not over until"):
+        send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=saturday)
+    assert smtp.received == []
+    store = Store.open(db_path)
+    try:
+        assert store.digest_row(week.label) is None
+    finally:
+        store.close()
+    forced = send_digest(
+        stored, db_path=db_path, week=week, env=smtp.env(), now=saturday, force=True
+    )
+    assert forced.status == "sent" and len(smtp.received) == 1
+
+
 def sent(db_path: Path, week: Week) -> dict[str, Any]:
     store = Store.open(db_path)
     try:
@@ -308,7 +332,7 @@ def sent(db_path: Path, week: Week) -> dict[str, Any]:
 
 def test_send_once_then_nothing_then_force(stored: Config, db_path: Path, smtp: SmtpServer) -> None:
     week = this_week()
-    now = datetime.now(UTC)
+    now = monday_after()
     result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=now)
     assert result.status == "sent" and result.delivered == RECIPIENTS
     assert len(smtp.received) == 1
@@ -344,14 +368,14 @@ def test_a_failed_send_is_retried_by_the_next(
     week = this_week()
     smtp.data_reply = "451 4.3.0 Temporary local problem, try later"
     with pytest.raises(MailError, match=r"451 4\.3\.0 Temporary local problem"):
-        send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC))
+        send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=monday_after())
     row = sent(db_path, week)
     assert row["status"] == "failed" and row["sent_at"] is None
     assert "451" in row["last_error"] and json.loads(row["delivered"]) == []
     assert smtp.received == []
 
     smtp.data_reply = None
-    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC))
+    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=monday_after())
     assert result.status == "sent" and len(smtp.received) == 1
     assert sent(db_path, week)["attempts"] == 2
 
@@ -361,7 +385,7 @@ def test_only_refused_recipients_are_retried(
 ) -> None:
     week = this_week()
     smtp.refuse = {RECIPIENTS[1]}
-    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC))
+    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=monday_after())
     assert result.status == "partial"
     assert result.delivered == [RECIPIENTS[0]] and list(result.refused) == [RECIPIENTS[1]]
     assert "550" in result.refused[RECIPIENTS[1]]
@@ -371,7 +395,7 @@ def test_only_refused_recipients_are_retried(
     assert [m.recipients for m in smtp.received] == [[RECIPIENTS[0]]]
 
     smtp.refuse = set()
-    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC))
+    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=monday_after())
     assert result.status == "sent" and result.delivered == [RECIPIENTS[1]]
     assert [m.recipients for m in smtp.received] == [[RECIPIENTS[0]], [RECIPIENTS[1]]]
     assert json.loads(sent(db_path, week)["delivered"]) == RECIPIENTS
@@ -386,7 +410,7 @@ def test_mail_faults_leave_the_week_pending(
     expected = {
         "refused": "refused the connection",
         "busy": "421 4.3.2",
-        "dropped": "closed the connection before confirming",
+        "dropped": "closed the connection or stopped answering before confirming",
         "every-recipient": "refused every recipient",
     }[fault]
     busy = BusyServer()
@@ -401,7 +425,7 @@ def test_mail_faults_leave_the_week_pending(
         smtp.refuse = set(RECIPIENTS)
     try:
         with pytest.raises(MailError, match=re.escape(expected)):
-            send_digest(stored, db_path=db_path, week=week, env=env, now=datetime.now(UTC))
+            send_digest(stored, db_path=db_path, week=week, env=env, now=monday_after())
     finally:
         busy.__exit__()
     row = sent(db_path, week)
@@ -410,8 +434,19 @@ def test_mail_faults_leave_the_week_pending(
     assert smtp.received == []
     # the fault cleared, the next attempt delivers to everyone, once
     smtp.drop_after_data, smtp.refuse = False, set()
-    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC))
+    result = send_digest(stored, db_path=db_path, week=week, env=smtp.env(), now=monday_after())
     assert result.status == "sent" and [m.recipients for m in smtp.received] == [RECIPIENTS]
+
+
+def test_a_mail_the_server_took_is_sent_whatever_its_goodbye(
+    stored: Config, db_path: Path, smtp: SmtpServer
+) -> None:
+    smtp.handler.quit_reply = "421 4.4.2 closing connection"
+    result = send_digest(
+        stored, db_path=db_path, week=this_week(), env=smtp.env(), now=monday_after()
+    )
+    assert result.status == "sent" and len(smtp.received) == 1
+    assert sent(db_path, this_week())["status"] == "sent"
 
 
 def test_empty_week_mail_or_skip(
@@ -420,14 +455,12 @@ def test_empty_week_mail_or_skip(
     config = _config(write_config, server)
     run(config, db_path=db_path)
     old = this_week().shift(-30)
-    result = send_digest(config, db_path=db_path, week=old, env=smtp.env(), now=datetime.now(UTC))
+    result = send_digest(config, db_path=db_path, week=old, env=smtp.env(), now=monday_after())
     assert result.status == "sent" and "rien cette semaine" in smtp.received[0].message["Subject"]
 
     skipping = _config(write_config, server, skip_empty=True)
     older = old.shift(-1)
-    result = send_digest(
-        skipping, db_path=db_path, week=older, env=smtp.env(), now=datetime.now(UTC)
-    )
+    result = send_digest(skipping, db_path=db_path, week=older, env=smtp.env(), now=monday_after())
     assert result.status == "skipped" and len(smtp.received) == 1
     assert sent(db_path, older)["status"] == "skipped"
 
@@ -454,6 +487,16 @@ def test_smtp_settings_come_from_the_environment() -> None:
     assert "VEILLE_SMTP_HOST is not set" in message
     assert "VEILLE_SMTP_PORT='smtp'" in message and "VEILLE_SMTP_SECURITY='tls'" in message
     assert "VEILLE_SMTP_USER is not" in message and secret not in message
+    accented = "pässwörd-s3cret"
+    with pytest.raises(ConfigError, match="VEILLE_SMTP_PASSWORD has non-ASCII") as caught:
+        SmtpSettings.from_env(
+            {
+                "VEILLE_SMTP_HOST": "smtp.example.org",
+                "VEILLE_SMTP_USER": "veille",
+                "VEILLE_SMTP_PASSWORD": accented,
+            }
+        )
+    assert accented not in str(caught.value) and "ä" not in str(caught.value)
     with pytest.raises(ConfigError, match="password in clear"):
         SmtpSettings.from_env(
             {
@@ -484,12 +527,10 @@ def test_sending_over_tls_with_a_login(
     with SmtpServer(tls=tls, login=("veille", secret), ca_dir=tmp_path) as smtp:
         env = {**smtp.env(), "VEILLE_SMTP_USER": "veille", "VEILLE_SMTP_PASSWORD": "wrong"}
         with pytest.raises(MailError, match="refused the login of veille: 535") as caught:
-            send_digest(stored, db_path=db_path, week=this_week(), env=env, now=datetime.now(UTC))
+            send_digest(stored, db_path=db_path, week=this_week(), env=env, now=monday_after())
         assert "wrong" not in str(caught.value)
         env["VEILLE_SMTP_PASSWORD"] = secret
-        result = send_digest(
-            stored, db_path=db_path, week=this_week(), env=env, now=datetime.now(UTC)
-        )
+        result = send_digest(stored, db_path=db_path, week=this_week(), env=env, now=monday_after())
         assert result.status == "sent" and smtp.logins == ["veille"]
         assert len(smtp.received) == 1
         # without the private CA the server's certificate is not trusted: nothing is sent
@@ -500,7 +541,7 @@ def test_sending_over_tls_with_a_login(
                 db_path=db_path,
                 week=this_week(),
                 env=env,
-                now=datetime.now(UTC),
+                now=monday_after(),
                 force=True,
             )
     assert secret.encode() not in db_path.read_bytes()
@@ -536,7 +577,9 @@ def test_the_digest_command(
 
     secret = "n0t-in-any-log"
     env = {**smtp.env(), "VEILLE_SMTP_USER": "veille", "VEILLE_SMTP_PASSWORD": secret}
-    failed = veille("digest", *common, "--send", env=env)  # this relay offers no AUTH
+    early = veille("digest", *common, "--send", env=smtp.env())  # the week is not over
+    assert early.returncode == 2 and "is not over until" in early.stderr
+    failed = veille("digest", *common, "--send", "--force", env=env)  # the relay has no AUTH
     assert failed.returncode == 1
     assert "not sent" in failed.stderr and "Traceback" not in failed.stderr
     assert secret not in failed.stderr + failed.stdout
@@ -544,7 +587,7 @@ def test_the_digest_command(
     wal = Path(f"{db_path}-wal")
     assert not wal.exists() or secret.encode() not in wal.read_bytes()
 
-    first = veille("digest", *common, "--send", env=smtp.env())
+    first = veille("digest", *common, "--send", "--force", env=smtp.env())
     assert first.returncode == 0, first.stderr
     assert "sent to 2 recipient(s)" in first.stderr
     second = veille("digest", *common, "--send", env=smtp.env())
