@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit
@@ -245,10 +246,22 @@ class Schedule(_Model):
         return min(gaps, default=timedelta(days=1))
 
 
+def _check_address(value: str) -> str:
+    """An e-mail address, optionally with a display name: "Veille <veille@example.org>"."""
+    _, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain or any(c.isspace() for c in address) or "\n" in value:
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return value
+
+
+EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(_check_address)]
+
+
 class Digest(_Model):
     language: Literal["fr", "en"] = "fr"
-    from_: str | None = Field(default=None, alias="from")
-    recipients: tuple[str, ...] = ()
+    from_: EmailAddress | None = Field(default=None, alias="from")
+    recipients: tuple[EmailAddress, ...] = ()
     datasette_url: HttpUrl | None = None
     skip_empty: bool = False
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -200,6 +200,11 @@ def safe_url(url: str | None) -> str | None:
     return url.strip()
 
 
+def line(text: object) -> str:
+    """One line of text: feed text may hold newlines that would forge lines in the text part."""
+    return " ".join(str(text or "").split())
+
+
 def emphasise(snippet: str, alias: str) -> list[Segment]:
     """The snippet cut around every occurrence of the alias, those marked strong."""
     if not alias:
@@ -236,15 +241,21 @@ def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
 
 
 # The articles of a week: first seen in it, not a back catalogue, not a story told before.
-_IN_WEEK = """
+# A story was told before when an earlier copy named someone and was fresh (published at
+# most BACKLOG_DAYS before it was first seen: stricter than the rule of its own week, so
+# a doubt reports a story twice rather than never).
+_IN_WEEK = f"""
     a.first_seen_at >= :start AND a.first_seen_at < :end
     AND (a.published_at IS NULL OR a.published_at >= :oldest)
     AND (a.story_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM stories st WHERE st.id = a.story_id AND st.first_seen_at < :start))
+        SELECT 1 FROM articles b JOIN mentions mb ON mb.article_id = b.id
+        WHERE b.story_id = a.story_id AND b.first_seen_at < :start
+          AND (b.published_at IS NULL OR b.published_at >=
+               strftime('%Y-%m-%dT%H:%M:%SZ', b.first_seen_at, '-{BACKLOG_DAYS} days'))))
 """
 
 
-def _bounds(week: Week) -> dict[str, str]:
+def week_bounds(week: Week) -> dict[str, str]:
     return {
         "start": iso(week.start),
         "end": iso(week.end),
@@ -261,7 +272,7 @@ def week_counts(store: Store, week: Week) -> dict[str, tuple[int, int]]:
         WHERE {_IN_WEEK}
         GROUP BY m.member_id
         """,
-        _bounds(week),
+        week_bounds(week),
     ).fetchall()
     return {member: (stories, mentions) for member, stories, mentions in rows}
 
@@ -273,16 +284,17 @@ def _totals(store: Store, week: Week) -> tuple[int, int, int]:
         f"""
         SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
         FROM articles a JOIN mentions m ON m.article_id = a.id
+        JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
         WHERE {_IN_WEEK}
         """,
-        _bounds(week),
+        week_bounds(week),
     ).fetchone()
     return int(row[0]), int(row[1]), int(row[2])
 
 
 def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
     """Every story of the week with its copies (up to the week's end) and who it names."""
-    bounds = _bounds(week)
+    bounds = week_bounds(week)
     keys = [
         row[0]
         for row in store.db.execute(
@@ -320,10 +332,10 @@ def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
             record["when"] = _when(record["published_at"]) or _when(record["first_seen_at"])
         records.sort(key=lambda r: (r["when"] or datetime.max.replace(tzinfo=UTC), r["id"]))
         first = records[0]
-        outlet = first["outlet"] or first["source"] or ""
+        outlet = line(first["outlet"] or first["source"])
         others: list[str] = []
         for record in records[1:]:
-            name = record["outlet"] or record["source"] or ""
+            name = line(record["outlet"] or record["source"])
             if name and name != outlet and name not in others:
                 others.append(name)
         topics: list[str] = []
@@ -333,7 +345,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
                     topics.append(topic)
         stories[key] = Story(
             story_key=key,
-            title=first["title"] or first["url"],
+            title=line(first["title"] or first["url"]),
             url=safe_url(first["url"]) or safe_url(first["link"]),
             when=(first["when"] or week.start).astimezone(zone),
             outlet=outlet,
@@ -357,7 +369,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
             key = by_article[article_id]
             rank = order[article_id]
             if (key, member_id) not in found or rank < found[(key, member_id)][0]:
-                found[(key, member_id)] = (rank, emphasise(text, alias))
+                found[(key, member_id)] = (rank, emphasise(line(text), line(alias)))
     for (key, member_id), (_, segments) in found.items():
         stories[key].snippets[member_id] = segments
     return stories
@@ -414,8 +426,8 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             amount=amount,
             currency=currency,
             amount_eur=amount_eur,
-            phrase=phrase,
-            title=title,
+            phrase=line(phrase),
+            title=line(title),
             url=safe_url(url) or safe_url(link),
         )
         for name, amount, currency, amount_eur, phrase, title, link, url in store.db.execute(
@@ -426,7 +438,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             WHERE {_IN_WEEK}
             ORDER BY coalesce(f.amount_eur, f.amount) DESC
             """,
-            _bounds(week),
+            week_bounds(week),
         )
     )
     problem_rows = store.db.execute(
@@ -438,7 +450,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         """
     ).fetchall()
     problems = [
-        SourceProblem(name=n, error=e, failures=f, since=s)
+        SourceProblem(name=line(n), error=line(e), failures=f, since=s)
         for n, e, f, s in problem_rows[:MAX_ERRORS_LISTED]
     ]
     return Content(
@@ -489,8 +501,9 @@ def _datasette_links(config: Config, week: Week, db_name: str) -> list[tuple[str
     if not base:
         return []
     root = f"{base.rstrip('/')}/{quote(db_name)}"
+    bounds = "&".join(f"{k}={quote(v)}" for k, v in week_bounds(week).items())
     return [
-        ("mentions", f"{root}/mentions_this_week?week={week.label}"),
+        ("mentions", f"{root}/digest_mentions?{bounds}"),
         ("stories", f"{root}/multi_outlet_stories"),
         ("fundings", f"{root}/funding_events"),
         ("sources", f"{root}/sources?consecutive_failures__gt=0"),
@@ -708,7 +721,7 @@ def message(
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now.astimezone(UTC))
-    domain = sender.rpartition("@")[2] or "veille.invalid"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "veille.invalid"
     msg["Message-ID"] = make_msgid(idstring=f"digest-{week.label}", domain=domain)
     msg["X-Veille-Week"] = week.label
     msg.set_content(rendered.text, cte="quoted-printable")

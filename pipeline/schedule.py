@@ -40,7 +40,7 @@ from pipeline.digest import Week
 from pipeline.errors import LockHeld, VeilleError
 from pipeline.lock import run_lock
 from pipeline.send import DONE, send_digest
-from pipeline.store import Store
+from pipeline.store import Store, iso
 
 logger = logging.getLogger(__name__)
 
@@ -149,20 +149,29 @@ class Daemon:
     def due_digest(self) -> Week | None:
         """The week whose digest time has passed and which is not sent yet, if any."""
         now = self.clock()
-        week = Week.last_complete(now, self.zone)
         fired = previous_fire(self.digest_trigger, now)
-        if fired is None or fired < week.end:
-            return None  # its time has not come yet (Monday 06:00 for a 07:30 digest)
+        if fired is None:
+            return None
+        # the week that the last digest time was for (down for a week and a day: still it)
+        week = Week.last_complete(fired, self.zone)
         if not self.db_path.exists():
             return None
         store = Store.open(self.db_path)
         try:
             row = store.digest_row(week.label)
+            # a week before veille's first pass has nothing to tell (a new installation)
+            watched = store.db.execute(
+                "SELECT 1 FROM runs WHERE started_at < ? LIMIT 1", [iso(week.end)]
+            ).fetchone()
         finally:
             store.close()
         if row is None:
-            return week
-        if row["status"] in DONE or row["attempts"] >= MAX_DIGEST_ATTEMPTS:
+            return week if watched else None
+        if (
+            row["status"] in DONE
+            or row["attempts"] >= MAX_DIGEST_ATTEMPTS
+            or row["permanent_error"]  # a refused login or no TLS: retrying will not help
+        ):
             return None
         return week
 
@@ -193,7 +202,12 @@ class Daemon:
         return datetime.fromisoformat(row[0].replace("Z", "+00:00")) < fired
 
     def _job_failed(self, event: JobExecutionEvent) -> None:
-        logger.error("job %s crashed: %r; the daemon goes on", event.job_id, event.exception)
+        # the type only: an exception's text may quote what it was given (credentials)
+        logger.error(
+            "job %s crashed (%s); the daemon goes on",
+            event.job_id,
+            type(event.exception).__name__,
+        )
 
     # ---------------------------------------------------------------- life
 
@@ -205,8 +219,15 @@ class Daemon:
         }
 
     def stop(self, signum: int, frame: FrameType | None = None) -> None:
-        logger.warning("%s received: stopping after the current job", signal.Signals(signum).name)
+        """The signal handler: only a flag and a thread. Shutting down takes locks the
+        interrupted main thread may hold, and logging from a handler can re-enter a write."""
         self._stopping = True
+        threading.Thread(
+            target=self._shutdown, args=(signal.Signals(signum).name,), daemon=True
+        ).start()
+
+    def _shutdown(self, why: str) -> None:
+        logger.warning("%s received: stopping after the current job", why)
         with contextlib.suppress(SchedulerNotRunningError):  # not started yet, or a second signal
             self.scheduler.shutdown(wait=False)
 
@@ -224,7 +245,11 @@ class Daemon:
                 if self.missed_run():
                     logger.info("a pass was due while the daemon was down: running one now")
                     self.scheduler.add_job(
-                        self.run_job, id="catch-up", name="missed pass", next_run_time=self.clock()
+                        self.run_job,
+                        id="catch-up",
+                        name="missed pass",
+                        next_run_time=self.clock(),
+                        misfire_grace_time=None,  # however late it starts, it runs
                     )
                 else:
                     self.catch_up_digest_soon()
@@ -247,7 +272,11 @@ class Daemon:
     def catch_up_digest_soon(self) -> None:
         """A catch-up digest as a job, so it runs in the pool like the others."""
         self.scheduler.add_job(
-            self.catch_up_digest, id="catch-up", name="missed digest", next_run_time=self.clock()
+            self.catch_up_digest,
+            id="catch-up",
+            name="missed digest",
+            next_run_time=self.clock(),
+            misfire_grace_time=None,  # however late it starts, it runs
         )
 
 

@@ -111,6 +111,22 @@ def test_schedule_is_cron_in_a_time_zone(tmp_path: Path) -> None:
     assert fire.isoformat() == "2026-11-30T08:00:00+01:00"
 
 
+def test_digest_addresses_are_checked(tmp_path: Path) -> None:
+    good = MINIMAL + (
+        "digest: {from: 'Veille Atlanpole <veille@atlanpole.example>', "
+        "recipients: [communication@atlanpole.example]}\n"
+    )
+    assert load_config(write(tmp_path, good)).digest.from_ == (
+        "Veille Atlanpole <veille@atlanpole.example>"
+    )
+    bad = MINIMAL + "digest: {from: veille, recipients: ['a@b.example', 'not an address']}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bad))
+    message = str(caught.value)
+    assert "digest.from: not an e-mail address: 'veille'" in message
+    assert "digest.recipients[1]: not an e-mail address" in message
+
+
 def test_schedule_mistakes_are_reported(tmp_path: Path) -> None:
     text = MINIMAL + (
         "schedule: {run: '*/30 * * *', digest: '30 7 * * 1', timezone: Europe/Nantes}\n"

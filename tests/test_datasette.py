@@ -9,14 +9,17 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from datasette.app import Datasette
 from ruamel.yaml import YAML
 
 from pipeline.config import load_config
+from pipeline.digest import Week, week_bounds
 from pipeline.run import run
 from pipeline.serve import load_metadata, metadata_for
 from tests.conftest import DEMO_FEEDS, FAST_NETWORK
@@ -125,6 +128,25 @@ def test_every_canned_query_answers_with_the_expected_rows(built: Path) -> None:
     assert [(r["id"], r["last_error"]) for r in errors] == [
         ("broken", "HTTP 500 Internal Server Error")
     ]
+    # the digest's link: the week's bounds as the digest computes them
+    conn = sqlite3.connect(built)
+    first_seen = conn.execute(
+        "SELECT first_seen_at FROM articles WHERE title LIKE 'Xenothera lève%'"
+    ).fetchone()[0]
+    conn.close()
+    paris = Week.containing(
+        datetime.fromisoformat(first_seen.replace("Z", "+00:00")), ZoneInfo("Europe/Paris")
+    )
+    bounds = "&".join(f"{k}={v}" for k, v in week_bounds(paris).items())
+    digest_rows = rows(built, "digest_mentions", bounds)
+    assert any(
+        r["member"] == "Xenothera" and r["title"].startswith("Xenothera lève") for r in digest_rows
+    )
+    assert not rows(
+        built,
+        "digest_mentions",
+        "start=2000-01-01T00:00:00Z&end=2000-01-08T00:00:00Z&oldest=1999-12-18T00:00:00Z",
+    )
     multi = rows(built, "multi_outlet_stories")
     assert multi and all(r["article_count"] > 1 for r in multi)
     assert any(r["article_count"] == 3 and "GlioCure" in r["title"] for r in multi)

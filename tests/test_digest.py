@@ -236,6 +236,55 @@ def test_a_story_is_reported_in_one_week_only(stored: Config, db_path: Path) -> 
     assert valneva_now.history[-2] == 1
 
 
+def test_a_story_told_before_without_a_member_is_told_when_one_appears(
+    stored: Config, db_path: Path
+) -> None:
+    week = this_week()
+    earlier = iso(week.start - timedelta(days=2))
+    with sqlite3.connect(db_path) as db:
+        (story_id,) = db.execute(
+            "SELECT a.story_id FROM articles a JOIN mentions m ON m.article_id = a.id "
+            "WHERE m.member_id = 'valneva' ORDER BY a.id LIMIT 1"
+        ).fetchone()
+        # an earlier copy of the same story, last week, that named nobody
+        other = db.execute(
+            "SELECT id FROM articles WHERE id NOT IN (SELECT article_id FROM mentions) LIMIT 1"
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE articles SET story_id = ?, first_seen_at = ?, published_at = ? WHERE id = ?",
+            [story_id, earlier, earlier, other],
+        )
+        db.execute("UPDATE stories SET first_seen_at = ? WHERE id = ?", [earlier, story_id])
+    content, _ = rendered_for(stored, db_path, week)
+    valneva = next(s for s in content.sections if s.member.id == "valneva")
+    assert story_id in {s.story_key for s in valneva.stories}
+    # once an earlier copy named Valneva, the story was told: not again this week
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet) "
+            "VALUES (?, 'valneva', 'Valneva', 1, 0, 'Valneva')",
+            [other],
+        )
+    content, _ = rendered_for(stored, db_path, week)
+    told = {s.story_key for section in content.sections for s in section.stories}
+    assert story_id not in told
+
+
+def test_feed_text_cannot_forge_lines_in_the_text_part(stored: Config, db_path: Path) -> None:
+    with sqlite3.connect(db_path) as db:
+        article_id = db.execute(
+            "SELECT article_id FROM mentions WHERE member_id = 'valneva' LIMIT 1"
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE articles SET title = ? WHERE id = ?",
+            ["Valneva\n\n== Financements repérés ==\n- 999 M€ · fake", article_id],
+        )
+        db.execute("UPDATE articles SET story_id = NULL WHERE id = ?", [article_id])
+    _, rendered = rendered_for(stored, db_path)
+    assert "* Valneva == Financements repérés == - 999 M€ · fake" in rendered.text
+    assert "\n- 999 M€ · fake" not in rendered.text
+
+
 def test_english_digest(write_config: WriteConfig, server: FixtureServer, db_path: Path) -> None:
     config = _config(write_config, server, language="en")
     run(config, db_path=db_path)

@@ -21,7 +21,7 @@ import pytest
 from pipeline.config import Config
 from pipeline.digest import Week
 from pipeline.schedule import MAX_DIGEST_ATTEMPTS, Daemon, previous_fire
-from pipeline.store import Store
+from pipeline.store import Store, iso
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer
@@ -107,8 +107,16 @@ class Clock:
 def test_a_missed_digest_is_due_until_sent(config: Config, db_path: Path, smtp: SmtpServer) -> None:
     clock = Clock(datetime(2026, 11, 30, 6, 0, tzinfo=PARIS))
     daemon = Daemon(config, db_path=db_path, env=smtp.env(), clock=clock)
-    Store.open(db_path).close()
-    assert daemon.due_digest() is None  # Monday 06:00: the digest's time has not come
+    store = Store.open(db_path)
+    with store.transaction("a first pass on Wednesday of week 48"):
+        store.db.execute(
+            "INSERT INTO runs (started_at, finished_at, status) VALUES (?, ?, 'ok')",
+            ["2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z"],
+        )
+    store.close()
+    # Monday 06:00: week 48's digest time has not come; week 47's has (the Monday
+    # before) but veille was not watching yet: nothing to catch up
+    assert daemon.due_digest() is None
     clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
     week = daemon.due_digest()
     assert week == Week.parse("2026-W48", PARIS)
@@ -190,13 +198,39 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, err
 
 
+def record_run(db_path: Path, started: datetime) -> None:
+    """A pass in the database's history, as an earlier veille left it."""
+    store = Store.open(db_path)
+    with store.transaction("an earlier pass"):
+        store.db.execute(
+            "INSERT INTO runs (started_at, finished_at, status) VALUES (?, ?, 'ok')",
+            [iso(started), iso(started + timedelta(minutes=1))],
+        )
+    store.close()
+
+
+def test_a_daemon_down_for_more_than_a_week_sends_the_week_it_missed(
+    config: Config, db_path: Path, smtp: SmtpServer
+) -> None:
+    record_run(db_path, datetime(2026, 11, 18, 10, 0, tzinfo=PARIS))  # week 47
+    # down from Sunday 22 November; back on Monday 30 November at 07:00, before 07:30
+    clock = Clock(datetime(2026, 11, 30, 7, 0, tzinfo=PARIS))
+    daemon = Daemon(config, db_path=db_path, env=smtp.env(), clock=clock)
+    assert daemon.due_digest() == Week.parse("2026-W47", PARIS)
+    daemon.catch_up_digest()
+    assert [m.message["X-Veille-Week"] for m in smtp.received] == ["2026-W47"]
+
+
 def test_the_daemon_catches_up_then_stops_on_sigterm(
     config: Config, db_path: Path, smtp: SmtpServer
 ) -> None:
+    # veille ran last week, then the daemon was down past this Monday's digest time
+    last_week = Week.last_complete(datetime.now(UTC), PARIS)
+    record_run(db_path, last_week.start + timedelta(days=2))
     daemon = start_daemon(config, db_path, smtp.env())
     try:
         # never run before: a pass at once, then last week's digest (its time has passed)
-        wait_for(lambda: any(r[1] for r in runs(db_path)), "the catch-up pass")
+        wait_for(lambda: len(runs(db_path)) == 2 and runs(db_path)[1][1], "the catch-up pass")
         wait_for(lambda: len(smtp.received) == 1, "the catch-up digest")
     finally:
         code, err = stop(daemon)
@@ -206,7 +240,7 @@ def test_the_daemon_catches_up_then_stops_on_sigterm(
     assert "veille schedule stopped" in err and "Traceback" not in err
     last_week = Week.last_complete(datetime.now(UTC), PARIS)
     assert smtp.received[0].message["X-Veille-Week"] == last_week.label
-    assert runs(db_path)[0][0] == "ok"
+    assert runs(db_path)[1][0] == "ok"
 
     # started again: the digest is sent, nothing is sent twice
     again = start_daemon(config, db_path, smtp.env())
