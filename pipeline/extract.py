@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
+from typing import Any
 from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
@@ -174,21 +175,29 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
     """Extract in this process (the bounded child, or a test). Raises ParseError."""
     import trafilatura
 
-    document = trafilatura.bare_extraction(
-        html,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        favor_precision=True,
-        deduplicate=False,
-        date_extraction_params={"extensive_search": False, "original_date": True},
-    )
-    if isinstance(document, dict):
-        fields = document
-    else:
-        fields = document.as_dict() if document is not None else {}
-    text = str(fields.get("text") or "")[:MAX_TEXT].strip()
+    def attempt(fast: bool) -> tuple[dict[str, Any], str]:
+        document = trafilatura.bare_extraction(
+            html,
+            url=url,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            favor_precision=True,
+            fast=fast,
+            deduplicate=False,
+            date_extraction_params={"extensive_search": False, "original_date": True},
+        )
+        if isinstance(document, dict):
+            fields = document
+        else:
+            fields = document.as_dict() if document is not None else {}
+        return fields, str(fields.get("text") or "")[:MAX_TEXT].strip()
+
+    # trafilatura alone first; its fallback extractors (about as long again) only for a
+    # page where it finds too little
+    fields, text = attempt(fast=True)
+    if len(text.split()) < MIN_WORDS:
+        fields, text = attempt(fast=False)
     if len(text.split()) < MIN_WORDS:
         raise ParseError("no article text found on the page")
     document = fields

@@ -404,13 +404,17 @@ def article_mentions(
 
 def _word_in(word: str, haystack: str, *, skip: tuple[int, int] = (0, 0)) -> bool:
     """``word`` as a whole word in ``haystack``, outside the span ``skip``."""
-    for match in re.finditer(re.escape(word), haystack):
-        if skip[0] <= match.start() < skip[1]:
-            continue
-        before = haystack[match.start() - 1] if match.start() > 0 else " "
-        after = haystack[match.end()] if match.end() < len(haystack) else " "
-        if not before.isalnum() and not after.isalnum():
-            return True
+    if not word:
+        return False
+    start = haystack.find(word)
+    while start != -1:  # str.find: no pattern to build for every word and document
+        end = start + len(word)
+        if not skip[0] <= start < skip[1]:
+            before = haystack[start - 1] if start > 0 else " "
+            after = haystack[end] if end < len(haystack) else " "
+            if not before.isalnum() and not after.isalnum():
+                return True
+        start = haystack.find(word, start + 1)
     return False
 
 

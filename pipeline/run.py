@@ -7,6 +7,7 @@ written once, here; the stages never call each other.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pipeline.analyse import Analyser, Analysis
+from pipeline.analyse import Analyser, Analysis, analyse_batch
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url, same_site, to_articles
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
@@ -29,7 +30,7 @@ from pipeline.parse import parse_feed_guarded
 from pipeline.parse.listing import ListingSpec, parse_listing_guarded
 from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
 from pipeline.robots import DISALLOWED, RobotsCache
-from pipeline.sandbox import Limits
+from pipeline.sandbox import Limits, run_bounded
 from pipeline.store import Store, utcnow
 from pipeline.stories import StoryKey, story_key
 
@@ -40,6 +41,7 @@ T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
+ANALYSIS_TIMEOUT = 60.0  # seconds for a source's new articles, plus 50 ms each
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
@@ -171,6 +173,7 @@ class _Pass:
         self.fetcher = fetcher
         self.robots = RobotsCache(fetcher)
         self.analyser = Analyser(config)
+        self.analysis_key = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
         self.run_id = run_id
         net = config.network
         self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
@@ -270,17 +273,32 @@ class _Pass:
         return [a for a in articles if a.text or not ({a.url, *a.aliases} & known)]
 
     def analyse(self, articles: list[Article]) -> tuple[dict[str, Analysis], dict[str, StoryKey]]:
-        """Mentions, topics, funding events and story keys (pure: safe in a worker thread)."""
-        analyses = {
-            a.url: self.analyser.analyse(title=a.title, summary=a.summary, text=a.text)
-            for a in articles
-        }
-        keys = {
-            a.url: story_key(
-                title=a.title, summary=a.summary, text=a.text, published_at=a.published_at
+        """Mentions, topics, funding events and story keys, in a worker process: the run's
+        own process keeps fetching and storing meanwhile. Blocking (call it in a thread)."""
+        if not articles:
+            return {}, {}
+        items = [(a.title, a.summary, a.text, a.published_at) for a in articles]
+        try:
+            results = run_bounded(
+                analyse_batch,
+                (self.analysis_key, self.config, items),
+                limits=Limits(
+                    timeout=ANALYSIS_TIMEOUT + 0.05 * len(items),
+                    memory_mb=self.parse_limits.memory_mb,
+                ),
+                what="analysing the articles",
             )
-            for a in articles
-        }
+        except ParseError as exc:  # the texts are ours by now: analyse them here instead
+            logger.warning("%s; analysing %d articles in the run's process", exc, len(items))
+            results = [
+                (
+                    self.analyser.analyse(title=t, summary=s, text=x),
+                    story_key(title=t, summary=s, text=x, published_at=p),
+                )
+                for t, s, x, p in items
+            ]
+        analyses = {a.url: analysis for a, (analysis, _) in zip(articles, results, strict=True)}
+        keys = {a.url: key for a, (_, key) in zip(articles, results, strict=True)}
         return analyses, keys
 
     async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:

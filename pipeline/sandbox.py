@@ -1,11 +1,17 @@
 """Run a parser on hostile bytes in a child process bounded in wall time and memory.
 
-``run_bounded(func, payload, limits=...)`` calls ``func(payload)`` in a child that
-first caps its own address space, then receives the payload. A regular-expression
-blow-up, an entity bomb that slipped through or a parser bug costs that one input
-(ParseError with a sentence), never the run. Children come from a forkserver: a
-clean single-threaded process with the parsers already imported, so each fork is
-cheap and never inherits the run's threads or sockets.
+``run_bounded(func, payload, limits=...)`` calls ``func(payload)`` in a worker process
+that capped its own address space when it started. A regular-expression blow-up, an
+entity bomb that slipped through or a parser bug costs that one input (ParseError
+with a sentence), never the run.
+
+Workers come from a forkserver (a clean single-threaded process with the parsers
+already imported, so a fork never inherits the run's threads or sockets) and are
+reused: starting a process and warming trafilatura costs far more than most
+documents. A worker is replaced after a timeout (it is killed), after any failure
+(its state is not trusted any more), after ``MAX_USES`` documents, or when its memory
+has grown past half of its allowance, so every document starts with at least half
+of ``memory_mb`` free under the cap.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +30,19 @@ from pipeline.errors import ParseError
 
 T = TypeVar("T")
 
-PRELOAD = ["pipeline.parse", "pipeline.extract", "feedparser", "bs4", "lxml.etree", "trafilatura"]
+# pipeline.cli: a child started for the `veille` script imports that script again as
+# its main module; preloaded, that import costs nothing
+PRELOAD = [
+    "pipeline.parse",
+    "pipeline.extract",
+    "feedparser",
+    "bs4",
+    "lxml.etree",
+    "trafilatura",
+    "pipeline.cli",
+]
+MAX_USES = 200  # documents per worker before it is replaced
+MAX_IDLE = 8  # idle workers kept per memory allowance
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +59,131 @@ def _vm_bytes() -> int:
         return 0
 
 
-def _child(
-    conn: multiprocessing.connection.Connection,
-    func: Callable[[Any], Any],
-    limits: Limits,
-    what: str,
-) -> None:
-    """Child process: cap the address space first, then receive the input and work on it."""
+def _work(func: Callable[[Any], Any], payload: Any, what: str, memory_mb: int) -> tuple[str, Any]:
+    try:
+        return "ok", func(payload)
+    except ParseError as exc:
+        return "error", str(exc)
+    except MemoryError:
+        return "fatal", f"refused: {what} needs more than {memory_mb} MB of memory"
+    except RecursionError:
+        return "fatal", "refused: the document nests elements too deeply"
+    except Exception as exc:  # a parser bug on hostile input must cost one input, not the run
+        return "fatal", f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _serve(conn: multiprocessing.connection.Connection, memory_mb: int) -> None:
+    """Worker process: cap the address space, then answer one request after another.
+
+    Each answer carries the worker's memory use, so the parent can retire a worker
+    whose heap has grown. After a "fatal" answer the parent retires it too.
+    """
+    start = _vm_bytes()
     try:
         import resource
 
-        ceiling = _vm_bytes() + limits.memory_mb * 1024 * 1024
+        ceiling = start + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     except (ImportError, ValueError, OSError):
         pass  # not on Linux: the wall-clock limit still holds
-    try:
-        payload = conn.recv()
-        conn.send(("ok", func(payload)))
-    except ParseError as exc:
-        conn.send(("error", str(exc)))
-    except MemoryError:
-        conn.send(("error", f"refused: {what} needs more than {limits.memory_mb} MB of memory"))
-    except RecursionError:
-        conn.send(("error", "refused: the document nests elements too deeply"))
-    except Exception as exc:  # a parser bug on hostile input must cost one input, not the run
-        conn.send(("error", f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}"))
-    finally:
-        conn.close()
+    conn.send(("ready", start))
+    while True:
+        try:
+            func, payload, what = conn.recv()
+        except (EOFError, OSError):
+            return
+        except MemoryError:  # the payload itself does not fit
+            with contextlib.suppress(Exception):
+                conn.send(("fatal", f"refused: the input needs more than {memory_mb} MB of memory"))
+            return
+        status, result = _work(func, payload, what, memory_mb)
+        del payload
+        try:
+            conn.send((status, result, _vm_bytes()))
+        except Exception:
+            return
+        if status == "fatal":
+            return
 
 
+class _Worker:
+    def __init__(self, ctx: Any, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_serve, args=(child, memory_mb), daemon=True)
+        self.process.start()
+        child.close()
+        self.uses = 0
+        self.start_vm = 0
+        self.vm = 0
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> bool:
+        if self.ready:
+            return True
+        if not self.conn.poll(timeout):
+            return False
+        try:
+            status, start = self.conn.recv()
+        except (EOFError, OSError):
+            return False
+        self.ready = status == "ready"
+        self.start_vm = self.vm = int(start)
+        return self.ready
+
+    @property
+    def fresh_enough(self) -> bool:
+        grown = self.vm - self.start_vm
+        return (
+            self.process.is_alive()
+            and self.uses < MAX_USES
+            and grown < self.memory_mb * 1024 * 1024 // 2
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+
+class _Pool:
+    """Idle workers per memory allowance; any thread may take one and give it back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[int, list[_Worker]] = {}
+        self._pid = os.getpid()
+
+    def take(self, ctx: Any, memory_mb: int) -> _Worker:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked copy of the pool: its workers are not ours
+                self._idle, self._pid = {}, os.getpid()
+            idle = self._idle.get(memory_mb, [])
+            if idle:
+                return idle.pop()
+        return _Worker(ctx, memory_mb)
+
+    def give_back(self, worker: _Worker) -> None:
+        if worker.fresh_enough:
+            with self._lock:
+                idle = self._idle.setdefault(worker.memory_mb, [])
+                if len(idle) < MAX_IDLE:
+                    idle.append(worker)
+                    return
+        worker.stop()
+
+    def close(self) -> None:
+        """Stop every idle worker (tests and long-lived processes may call it)."""
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            self._idle = {}
+        for worker in workers:
+            worker.stop()
+
+
+_pool = _Pool()
 _context: Any = None  # a ForkServerContext or SpawnContext, made on first use
 
 
@@ -84,37 +199,47 @@ def _mp_context() -> Any:
     return _context
 
 
+def close_workers() -> None:
+    _pool.close()
+
+
 def run_bounded(
     func: Callable[[Any], T], payload: Any, *, limits: Limits, what: str = "parsing"
 ) -> T:
-    """``func(payload)`` in a bounded child. Blocking; raises ParseError on any failure.
+    """``func(payload)`` in a bounded worker. Blocking; raises ParseError on any failure.
 
     ``func`` must be a module-level function (it is pickled by name).
     """
-    ctx = _mp_context()
-    parent, child = ctx.Pipe(duplex=True)
-    process = ctx.Process(target=_child, args=(child, func, limits, what), daemon=True)
     started = time.monotonic()
-    process.start()
-    child.close()
-    message: tuple[str, Any] | None = None
+    worker = _pool.take(_mp_context(), limits.memory_mb)
+    healthy = False
+    message: tuple[Any, ...] | None = None
     try:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            parent.send(payload)  # a child that died before reading is reported below
+        # a new worker's start-up counts toward the limit: a cold start is bounded too
+        if not worker.wait_ready(max(0.0, limits.timeout - (time.monotonic() - started))):
+            raise ParseError(f"{what} died: the worker process did not start")
+        # a worker that died reading the input may have left its last words: read below
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            worker.conn.send((func, payload, what))
         remaining = max(0.0, limits.timeout - (time.monotonic() - started))
-        if parent.poll(remaining):
-            with contextlib.suppress(EOFError, OSError):  # the child died mid-answer
-                message = parent.recv()
+        if worker.conn.poll(remaining):
+            with contextlib.suppress(EOFError, OSError):  # the worker died mid-answer
+                message = worker.conn.recv()
+        if message is None:
+            if time.monotonic() - started >= limits.timeout:
+                raise ParseError(f"refused: {what} took longer than {limits.timeout:g} s")
+            worker.process.join(1)
+            raise ParseError(f"{what} died (exit code {worker.process.exitcode})")
+        status, result = message[0], message[1]
+        worker.uses += 1
+        if len(message) > 2:
+            worker.vm = int(message[2])
+        healthy = status in ("ok", "error")
+        if status == "ok":
+            return result  # type: ignore[no-any-return]
+        raise ParseError(str(result))
     finally:
-        parent.close()
-        if process.is_alive():
-            process.kill()
-        process.join(5)
-    if message is None:
-        if time.monotonic() - started >= limits.timeout:
-            raise ParseError(f"refused: {what} took longer than {limits.timeout:g} s")
-        raise ParseError(f"{what} died (exit code {process.exitcode})")
-    status, result = message
-    if status == "ok":
-        return result  # type: ignore[no-any-return]
-    raise ParseError(str(result))
+        if healthy:
+            _pool.give_back(worker)
+        else:
+            worker.stop()
