@@ -583,7 +583,17 @@ class Fetcher:
                 raise FetchError(
                     f"cannot connect: {_reason(exc)}", url=url, kind="connect"
                 ) from None
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            except httpx.RemoteProtocolError as exc:
+                if "location header" in str(exc).lower():
+                    # httpx rejects the Location before we see it (http://0177.0.0.1/...):
+                    # nothing was sent there, and asking again would get the same answer
+                    raise FetchError(
+                        f"redirect to an invalid URL: {_reason(exc)}", url=url, kind="refused"
+                    ) from None
+                raise FetchError(
+                    f"connection broken: {_reason(exc)}", url=url, kind="protocol"
+                ) from None
+            except (httpx.ReadError, httpx.WriteError) as exc:
                 raise FetchError(
                     f"connection broken: {_reason(exc)}", url=url, kind="protocol"
                 ) from None
