@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from tests.bench_common import Row, Section, fmt, machine
 
@@ -445,6 +446,18 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
         queries = load_metadata()["databases"]["veille"]["queries"]
         # a search term found in 1% of the articles, as a member's name would be
         params = {"week": latest_week, "member": "member-7", "q": "mot42"}
+        # the digest's link: the bounds of the week of the latest article, as a digest has them
+        from pipeline.digest import Week, week_bounds
+
+        latest_seen = conn.execute("SELECT max(first_seen_at) FROM articles").fetchone()[0]
+        params.update(
+            week_bounds(
+                Week.containing(
+                    datetime.fromisoformat(latest_seen.replace("Z", "+00:00")),
+                    ZoneInfo("Europe/Paris"),
+                )
+            )
+        )
         rows: list[Row] = []
         print(
             f"canned queries: {articles:,} articles, {mentions:,} mentions, median of {repeat} (target < 200 ms)"
