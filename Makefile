@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install veille with its development tools
 
-demo: $(STAMP)  ## serve the bundled corpus on 127.0.0.1 and run the pipeline into storage/demo.db (offline)
+demo: $(STAMP)  ## offline: serve the bundled corpus on 127.0.0.1, run the pipeline into storage/demo.db, write and mail the digest
 	$(BIN)/python -m tests.demo
 
 test: $(STAMP)  ## run the test suite (offline, loopback only)
@@ -47,7 +47,7 @@ eval: $(STAMP)  ## precision and recall of the mention matcher and of the story 
 	$(BIN)/python -m tests.eval_mentions
 	$(BIN)/python -m tests.eval_stories
 
-bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS=--articles 100000)
+bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS="--scale 0.1" for a quick look)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 crashtest: $(STAMP)  ## kill runs and sends with SIGKILL at random moments, then compare with a clean run (CRASH_ARGS=--trials 40)
