@@ -156,12 +156,6 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
             report = run_once(
                 config, db_path=db_path, source_ids=source_ids, progress=progress, on_start=start
             )
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except LockHeld as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         _fail(
             "interrupted; sources already saved are kept, the run is marked as an error",
@@ -202,6 +196,7 @@ def digest(
     Without --out or --send the text part is printed. A week is sent once: a
     second --send says so and sends nothing, unless --force. After a failure the
     next --send retries; when some recipients were refused, only they are retried.
+    A week that is not over yet is sent only with --force.
     Exit 0 when done (or already sent), 1 when the mail was not (fully) delivered,
     2 on a configuration or usage error, 75 when another send is running.
 
@@ -237,14 +232,11 @@ def digest(
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
 
     if out is not None or not send:
+        store = Store.open(db_path)
         try:
-            store = Store.open(db_path)
-            try:
-                content = build(config, store, chosen, now=now, db_name=db_path.stem)
-            finally:
-                store.close()
-        except StoreError as exc:
-            _fail(str(exc), EXIT_FAILED)
+            content = build(config, store, chosen, now=now, db_name=db_path.stem)
+        finally:
+            store.close()
         rendered = render(config, content)
         if out is not None:
             html_path, text_path = write_preview(rendered, out)
@@ -260,12 +252,6 @@ def digest(
         result = send_digest(
             config, db_path=db_path, week=chosen, env=os.environ, now=now, force=force
         )
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except LockHeld as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_FAILED)
     except MailError as exc:
         _fail(
             f"digest {chosen} not sent: {exc}. Nothing is recorded as delivered; "
@@ -321,12 +307,7 @@ def schedule(config_path: Path, db_path: Path) -> None:
     config = _load(config_path)
     logging.getLogger("pipeline.schedule").setLevel(logging.INFO)
     logging.getLogger("pipeline.send").setLevel(logging.INFO)
-    try:
-        Daemon(config, db_path=db_path).start()
-    except LockHeld as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except VeilleError as exc:
-        _fail(str(exc), EXIT_FAILED)
+    Daemon(config, db_path=db_path).start()
 
 
 # ------------------------------------------------------------------ check
@@ -579,23 +560,18 @@ def _rebuild(label: str, job: Any, config_path: Path, db_path: Path) -> None:
     config = _load(config_path)
     if not db_path.exists():
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
-    try:
-        if sys.stderr.isatty():
-            from rich.progress import Progress
+    if sys.stderr.isatty():
+        from rich.progress import Progress
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task(label, total=None)
-                report = job(
-                    config,
-                    db_path=db_path,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
-        else:
-            report = job(config, db_path=db_path)
-    except LockHeld as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        with Progress(transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            report = job(
+                config,
+                db_path=db_path,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        report = job(config, db_path=db_path)
     click.echo(report.summary(), err=True)
 
 
@@ -662,5 +638,10 @@ def main() -> None:
     """Entry point of the `veille` script."""
     try:
         cli.main(standalone_mode=True)
-    except VeilleError as exc:  # a library error a command did not map: still a clean line
+    # the exit codes of the library's errors, for every command: one clean line, no traceback
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except LockHeld as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except VeilleError as exc:
         _fail(str(exc), EXIT_FAILED)

@@ -130,7 +130,6 @@ class MemberRow:
     kind: str
     stories: int
     mentions: int
-    previous_stories: int
     previous_mentions: int
     history: list[int]  # mentions per week, oldest first, this week last
 
@@ -161,7 +160,6 @@ class SourceProblem:
     name: str
     error: str
     failures: int
-    since: str | None
 
 
 @dataclass
@@ -397,7 +395,6 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
                 kind=kind,
                 stories=this.get(member_id, (0, 0))[0],
                 mentions=this.get(member_id, (0, 0))[1],
-                previous_stories=previous.get(member_id, (0, 0))[0],
                 previous_mentions=previous.get(member_id, (0, 0))[1],
                 history=[c.get(member_id, (0, 0))[1] for c in counts],
             )
@@ -443,15 +440,14 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
     )
     problem_rows = store.db.execute(
         """
-        SELECT name, coalesce(last_error, last_status, 'failed'), consecutive_failures,
-               last_success_at
+        SELECT name, coalesce(last_error, last_status, 'failed'), consecutive_failures
         FROM sources WHERE in_config = 1 AND enabled = 1 AND consecutive_failures > 0
         ORDER BY consecutive_failures DESC, name
         """
     ).fetchall()
     problems = [
-        SourceProblem(name=line(n), error=line(e), failures=f, since=s)
-        for n, e, f, s in problem_rows[:MAX_ERRORS_LISTED]
+        SourceProblem(name=line(n), error=line(e), failures=f)
+        for n, e, f in problem_rows[:MAX_ERRORS_LISTED]
     ]
     return Content(
         week=week,

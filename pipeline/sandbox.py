@@ -174,14 +174,6 @@ class _Pool:
                     return
         worker.stop()
 
-    def close(self) -> None:
-        """Stop every idle worker (tests and long-lived processes may call it)."""
-        with self._lock:
-            workers = [w for idle in self._idle.values() for w in idle]
-            self._idle = {}
-        for worker in workers:
-            worker.stop()
-
 
 _pool = _Pool()
 _context: Any = None  # a ForkServerContext or SpawnContext, made on first use
@@ -197,10 +189,6 @@ def _mp_context() -> Any:
         else:
             _context = multiprocessing.get_context("spawn")
     return _context
-
-
-def close_workers() -> None:
-    _pool.close()
 
 
 def run_bounded(

@@ -244,15 +244,9 @@ class Daemon:
             try:
                 if self.missed_run():
                     logger.info("a pass was due while the daemon was down: running one now")
-                    self.scheduler.add_job(
-                        self.run_job,
-                        id="catch-up",
-                        name="missed pass",
-                        next_run_time=self.clock(),
-                        misfire_grace_time=None,  # however late it starts, it runs
-                    )
+                    self._catch_up(self.run_job, "missed pass")  # the digest is checked after it
                 else:
-                    self.catch_up_digest_soon()
+                    self._catch_up(self.catch_up_digest, "missed digest")
                 upcoming = self.next_times()
                 logger.info(
                     "veille schedule started (pid %d, %s): next pass %s, next digest %s",
@@ -269,12 +263,12 @@ class Daemon:
                     signal.signal(sig, handler)
         logger.warning("veille schedule stopped")
 
-    def catch_up_digest_soon(self) -> None:
-        """A catch-up digest as a job, so it runs in the pool like the others."""
+    def _catch_up(self, job: Callable[[], None], name: str) -> None:
+        """Run ``job`` at once, as a job in the pool like the others."""
         self.scheduler.add_job(
-            self.catch_up_digest,
+            job,
             id="catch-up",
-            name="missed digest",
+            name=name,
             next_run_time=self.clock(),
             misfire_grace_time=None,  # however late it starts, it runs
         )

@@ -29,65 +29,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tests.bench_common import Row, Section, fmt, machine
+from tests.bench_common import WORDS, Row, Section, fmt, machine
 
 # This module is the main module: the sandbox's children import it again (multiprocessing
 # does so for a main module run with -m), so it imports nothing heavy at the top.
 
-WORDS = [
-    "la",
-    "société",
-    "nantaise",
-    "annonce",
-    "une",
-    "levée",
-    "de",
-    "fonds",
-    "pour",
-    "financer",
-    "son",
-    "essai",
-    "clinique",
-    "de",
-    "phase",
-    "the",
-    "company",
-    "said",
-    "that",
-    "its",
-    "trial",
-    "met",
-    "the",
-    "primary",
-    "endpoint",
-    "and",
-    "will",
-    "file",
-    "for",
-    "approval",
-    "this",
-    "year",
-    "biotech",
-    "vaccin",
-    "anticorps",
-    "production",
-    "usine",
-    "partenariat",
-    "accord",
-    "licence",
-    "recherche",
-    "patients",
-    "Nantes",
-    "Angers",
-    "Rennes",
-    "Tours",
-    "Saint-Herblain",
-    "Montaigu",
-    "millions",
-    "d’euros",
-    "résultats",
-    "données",
-]
 SYLLABLES = [
     "ga",
     "lo",

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.bench_common import Row, Section, median, run_tree, veille, write_config
+from tests.bench_common import WORDS, Row, Section, median, run_tree, veille, write_config
 from tests.bench_e2e import BENCH_NETWORK, corpus_sources, serve_corpus
 
 
@@ -43,35 +43,6 @@ def build_store(db_path: Path, articles: int, *, seed: int) -> float:
     conn.execute(
         "INSERT OR IGNORE INTO sources (id, name, kind, url) VALUES ('old', 'Old source', 'feed', 'https://old.example/rss')"
     )
-    words = [
-        "la",
-        "société",
-        "nantaise",
-        "annonce",
-        "une",
-        "levée",
-        "de",
-        "fonds",
-        "pour",
-        "financer",
-        "son",
-        "essai",
-        "clinique",
-        "the",
-        "company",
-        "said",
-        "its",
-        "trial",
-        "met",
-        "the",
-        "primary",
-        "endpoint",
-        "and",
-        "will",
-        "file",
-        "for",
-        "approval",
-    ]
     now = datetime.now(UTC)
     batch = 20_000
     for start in range(0, articles, batch):
@@ -84,7 +55,7 @@ def build_store(db_path: Path, articles: int, *, seed: int) -> float:
         for i in range(start, min(articles, start + batch)):
             when = now - timedelta(minutes=i * 525_600 // max(articles, 1))
             stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-            text = " ".join(rng.choice(words) for _ in range(230))
+            text = " ".join(rng.choice(WORDS) for _ in range(230))
             url = f"https://old.example/{i}"
             story = i // 2 + 1
             if i % 2 == 0:
