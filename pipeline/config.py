@@ -264,6 +264,9 @@ class Digest(_Model):
     recipients: tuple[EmailAddress, ...] = ()
     datasette_url: HttpUrl | None = None
     skip_empty: bool = False
+    # an article published this many days before its week began is a back catalogue
+    # (a new source's archive), left out of the digest
+    backlog_days: int = Field(default=14, ge=0, le=3650)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -3,7 +3,7 @@
 A week is Monday 00:00 to Monday 00:00 in the schedule's time zone. An article belongs
 to the week in which veille first saw it, so every article is in exactly one digest
 (nothing missed when a site publishes late, nothing twice). Two rules keep a digest
-about news: an article published more than ``BACKLOG_DAYS`` before the week began (a
+about news: an article published more than ``digest.backlog_days`` (14) before the week began (a
 new source's back catalogue) is left out, and a story already reported in an earlier
 week is not reported again when more outlets pick it up.
 
@@ -240,28 +240,36 @@ def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
 
 # The articles of a week: first seen in it, not a back catalogue, not a story told before.
 # A story was told before when an earlier copy named someone and was fresh (published at
-# most BACKLOG_DAYS before it was first seen: stricter than the rule of its own week, so
+# most backlog_days before it was first seen: stricter than the rule of its own week, so
 # a doubt reports a story twice rather than never).
-_IN_WEEK = f"""
+_IN_WEEK = """
     a.first_seen_at >= :start AND a.first_seen_at < :end
     AND (a.published_at IS NULL OR a.published_at >= :oldest)
     AND (a.story_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM articles b JOIN mentions mb ON mb.article_id = b.id
         WHERE b.story_id = a.story_id AND b.first_seen_at < :start
           AND (b.published_at IS NULL OR b.published_at >=
-               strftime('%Y-%m-%dT%H:%M:%SZ', b.first_seen_at, '-{BACKLOG_DAYS} days'))))
+               strftime('%Y-%m-%dT%H:%M:%SZ', b.first_seen_at, :backlog))))
 """
 
 
-def week_bounds(week: Week) -> dict[str, str]:
+def week_bounds(week: Week, backlog_days: int = BACKLOG_DAYS) -> dict[str, str]:
+    """The week's bounds in UTC, and the oldest publication date it takes (the parameters
+    of the `digest_mentions` canned query)."""
     return {
         "start": iso(week.start),
         "end": iso(week.end),
-        "oldest": iso(week.start - timedelta(days=BACKLOG_DAYS)),
+        "oldest": iso(week.start - timedelta(days=backlog_days)),
     }
 
 
-def week_counts(store: Store, week: Week) -> dict[str, tuple[int, int]]:
+def _params(week: Week, backlog_days: int) -> dict[str, str]:
+    return {**week_bounds(week, backlog_days), "backlog": f"-{backlog_days} days"}
+
+
+def week_counts(
+    store: Store, week: Week, backlog_days: int = BACKLOG_DAYS
+) -> dict[str, tuple[int, int]]:
     """member id -> (stories, mentions) in a week; a mention is an article naming the member."""
     rows = store.db.execute(
         f"""
@@ -270,12 +278,12 @@ def week_counts(store: Store, week: Week) -> dict[str, tuple[int, int]]:
         WHERE {_IN_WEEK}
         GROUP BY m.member_id
         """,
-        week_bounds(week),
+        _params(week, backlog_days),
     ).fetchall()
     return {member: (stories, mentions) for member, stories, mentions in rows}
 
 
-def _totals(store: Store, week: Week) -> tuple[int, int, int]:
+def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]:
     """(stories, articles, mentions) in a week, counting only articles that name the
     cluster or a member: the others are in the database, not in the digest."""
     row = store.db.execute(
@@ -285,14 +293,14 @@ def _totals(store: Store, week: Week) -> tuple[int, int, int]:
         JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
         WHERE {_IN_WEEK}
         """,
-        week_bounds(week),
+        _params(week, backlog_days),
     ).fetchone()
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def _stories(store: Store, week: Week, zone: ZoneInfo) -> dict[int, Story]:
+def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dict[int, Story]:
     """Every story of the week with its copies (up to the week's end) and who it names."""
-    bounds = week_bounds(week)
+    bounds = _params(week, backlog_days)
     keys = [
         row[0]
         for row in store.db.execute(
@@ -381,7 +389,8 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         for row in store.db.execute("SELECT id, name, kind FROM members WHERE kind != 'person'")
     }
     chart_weeks = [week.shift(offset) for offset in range(-(CHART_WEEKS - 1), 1)]
-    counts = [week_counts(store, w) for w in chart_weeks]
+    backlog_days = config.digest.backlog_days
+    counts = [week_counts(store, w, backlog_days) for w in chart_weeks]
     this, previous = counts[-1], counts[-2]
     rows: list[MemberRow] = []
     for member_id in set(this) | set(previous):
@@ -401,7 +410,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         )
     rows.sort(key=lambda r: (r.kind != "cluster", -r.mentions, -r.previous_mentions, r.name))
 
-    stories = _stories(store, week, zone)
+    stories = _stories(store, week, zone, backlog_days)
     cluster: Section | None = None
     sections: list[Section] = []
     for row in rows:
@@ -415,8 +424,8 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         else:
             sections.append(section)
 
-    story_total, articles, mention_total = _totals(store, week)
-    previous_stories, _, previous_mentions = _totals(store, week.shift(-1))
+    story_total, articles, mention_total = _totals(store, week, backlog_days)
+    previous_stories, _, previous_mentions = _totals(store, week.shift(-1), backlog_days)
     fundings = _one_per_deal(
         Funding(
             member=name,
@@ -435,7 +444,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             WHERE {_IN_WEEK}
             ORDER BY coalesce(f.amount_eur, f.amount) DESC
             """,
-            week_bounds(week),
+            _params(week, backlog_days),
         )
     )
     problem_rows = store.db.execute(
@@ -497,7 +506,9 @@ def _datasette_links(config: Config, week: Week, db_name: str) -> list[tuple[str
     if not base:
         return []
     root = f"{base.rstrip('/')}/{quote(db_name)}"
-    bounds = "&".join(f"{k}={quote(v)}" for k, v in week_bounds(week).items())
+    bounds = "&".join(
+        f"{k}={quote(v)}" for k, v in week_bounds(week, config.digest.backlog_days).items()
+    )
     return [
         ("mentions", f"{root}/digest_mentions?{bounds}"),
         ("stories", f"{root}/multi_outlet_stories"),

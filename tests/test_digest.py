@@ -31,7 +31,13 @@ from tests.smtp_server import BusyServer, SmtpServer
 
 PARIS = ZoneInfo("Europe/Paris")
 RECIPIENTS = ["communication@atlanpole.example", "direction@atlanpole.example"]
-DIGEST = {"from": "veille@atlanpole.example", "recipients": RECIPIENTS, "language": "fr"}
+# the feeds are dated November 2026: a wide backlog window keeps the tests true later
+DIGEST = {
+    "from": "veille@atlanpole.example",
+    "recipients": RECIPIENTS,
+    "language": "fr",
+    "backlog_days": 3650,
+}
 MEMBERS = [
     {"name": "Xenothera", "aliases": ["Xénothera"]},
     {"name": "Valneva"},
@@ -216,14 +222,14 @@ def test_a_story_is_reported_in_one_week_only(stored: Config, db_path: Path) -> 
             "WHERE id = ?)",
             [earlier, article_id],
         )
-        # a back catalogue article, published two months ago, is in no digest
+        # a back catalogue article, published before the backlog window, is in no digest
         old_id, old_title = db.execute(
             "SELECT a.id, a.title FROM articles a JOIN mentions m ON m.article_id = a.id "
             "WHERE m.member_id = 'gliocure' ORDER BY a.id LIMIT 1"
         ).fetchone()
         db.execute(
             "UPDATE articles SET published_at = ? WHERE id = ?",
-            [iso(week.start - timedelta(days=60)), old_id],
+            [iso(week.start - timedelta(days=DIGEST["backlog_days"] + 30)), old_id],
         )
     this, _ = rendered_for(stored, db_path, week)
     last, _ = rendered_for(stored, db_path, week.shift(-1))

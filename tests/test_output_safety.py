@@ -149,7 +149,12 @@ def test_the_digest_reads_while_a_run_writes(
             for i, name in enumerate(feeds)
         ]
         + [{"id": "ouest", "kind": "feed", "url": server.url("ouest-sante.rss")}],
-        digest={"from": "veille@atlanpole.example", "recipients": ["c@atlanpole.example"]},
+        # the feeds are dated November 2026: keep them in the current week's digest
+        digest={
+            "from": "veille@atlanpole.example",
+            "recipients": ["c@atlanpole.example"],
+            "backlog_days": 3650,
+        },
     )
     Store.open(db_path).close()
     writer = subprocess.Popen(
