@@ -31,7 +31,12 @@ _CURRENCIES = {
     "£": "GBP", "gbp": "GBP", "livre": "GBP", "livres": "GBP",
     "chf": "CHF", "francs suisses": "CHF", "franc suisse": "CHF",
 }  # fmt: skip
-_NUMBER = r"\d{1,3}(?:[ .,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+# Every pattern here runs over fetched text and is linear in it: a match may start only
+# where no digit or separator precedes it, and each start does a bounded amount of work.
+# The thousands groups are bounded (5 reach the trillions): unbounded, "000 000 000 ..."
+# made every group a start that rescanned the rest of the run (quadratic, minutes on
+# 200 KB). tests/test_linear.py checks the growth of each pattern on such input.
+_NUMBER = r"\d{1,3}(?:[ .,]\d{3}){1,5}(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _MULT = r"milliards?|mds|md|mrd|billions?|bn|millions?|mln|mille|m|k"
 _CUR_BEFORE = r"us\$|€|\$|£|eur|usd|gbp|chf"
 _CUR_AFTER = r"francs? suisses?|euros?|eur|€|dollars?|usd|us\$|\$|livres?|gbp|£|chf"
@@ -94,7 +99,7 @@ def find_amounts(sentence: str) -> list[tuple[int, int, float, str]]:
         currency_word = " ".join(currency_word.split())
         currency = _CURRENCIES.get(currency_word)
         value = parse_number(number, has_multiplier=bool(mult))
-        if value is None or currency is None:
+        if value is None or value <= 0 or currency is None:
             continue
         found.append((match.start(), match.end(), value * _MULTIPLIERS.get(mult, 1.0), currency))
     return found
@@ -188,8 +193,11 @@ class Analyser:
 _ANALYSERS: dict[str, Analyser] = {}  # in a worker: the Analyser of the last configuration seen
 
 
+AnalysisItem = tuple[str, str, str | None, datetime | None]  # title, summary, text, published
+
+
 def analyse_batch(
-    payload: tuple[str, Config, list[tuple[str, str, str | None, datetime | None]]],
+    payload: tuple[str, Config, list[AnalysisItem]],
 ) -> list[tuple[Analysis, StoryKey]]:
     """Analysis and story key of each article, for ``run_bounded`` (a worker process keeps
     the Analyser of the configuration named by the key, so the automaton is built once)."""

@@ -290,6 +290,11 @@ class Network(_Model):
     extract_timeout: float = Field(default=20.0, gt=0, le=300)  # one article page
     max_page_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)  # article pages
     parse_memory_mb: int = Field(default=384, ge=128, le=16_384)
+    analysis_timeout: float = Field(default=60.0, gt=0, le=600)  # one source's new articles
+    # all the article pages of one source, per run; what is left waits for the next run
+    source_timeout: float = Field(default=300.0, gt=0, le=3600)
+    # the whole run, in seconds; default: half the gap between two scheduled runs
+    run_timeout: float | None = Field(default=None, gt=0, le=24 * 3600)
     allow_private: bool = False
 
     @property
@@ -320,6 +325,16 @@ class RawConfig(_Model):
     digest: Digest = Digest()
     network: Network = Network()
 
+    @model_validator(mode="after")
+    def _run_ends_before_the_next(self) -> RawConfig:
+        interval = self.schedule.run_interval().total_seconds()
+        if self.network.run_timeout is not None and self.network.run_timeout >= interval:
+            raise ValueError(
+                f"network.run_timeout: {self.network.run_timeout:g} s is not below the "
+                f"{interval:g} s between two scheduled runs (schedule.run)"
+            )
+        return self
+
 
 class Config(_Model):
     """The validated configuration, with news-search sources expanded per member."""
@@ -333,6 +348,13 @@ class Config(_Model):
     schedule: Schedule
     digest: Digest
     network: Network
+
+    def run_deadline(self) -> float:
+        """Seconds a run may take before what is left waits for the next one: well below
+        the gap between two scheduled runs, so a run never overlaps the next."""
+        if self.network.run_timeout is not None:
+            return self.network.run_timeout
+        return self.schedule.run_interval().total_seconds() / 2
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:

@@ -39,8 +39,10 @@ class LockHeld(VeilleError):
 class FetchError(VeilleError):
     """A source could not be fetched.
 
-    ``kind`` is one of: timeout, connect, status, too-large, redirect, refused
-    (the address policy or an unusable URL), robots, encoding, protocol.
+    ``kind`` is one of: timeout, slow (the whole answer took longer than the total
+    timeout: a trickling server, not retried within the run, since it would trickle
+    again), connect, status, too-large, redirect, refused (the address policy or an
+    unusable URL), robots, encoding, protocol.
     """
 
     def __init__(

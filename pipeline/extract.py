@@ -8,6 +8,7 @@ so a page that makes the extractor spin costs that one article.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
@@ -19,7 +20,7 @@ from pipeline.sandbox import Limits, run_bounded
 
 MAX_TEXT = 200_000  # characters kept of one article's main text
 MIN_WORDS = 15  # fewer is a menu or a caption, not an article
-_HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
+_LANG_ATTRIBUTE = re.compile(rb"""(?<![\w-])lang\s*+=\s*+["']?([A-Za-z]{2,3})""", re.IGNORECASE)
 _WORD = re.compile(r"[a-zà-ÿ']+")
 # The commonest short words of each language: enough to tell French from English
 # in a paragraph, and both from anything else.
@@ -141,19 +142,47 @@ def detect_lang(text: str) -> str | None:
     return None
 
 
-_LINK_TAG = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
-_ATTRIBUTE = re.compile(rb"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+# Patterns over fetched bytes are linear in their input: a tag is found by its name
+# and closed with one find(), never by a pattern that could rescan the rest of the page
+# from every "<link" (which made "<link <link <link ..." quadratic); an attribute name
+# starts only where no name character precedes it, so a long word is scanned once.
+_TAG_NAME = {
+    name: re.compile(rb"<" + name + rb"(?![\w-])", re.IGNORECASE) for name in (b"link", b"html")
+}
+_ATTRIBUTE = re.compile(
+    rb"""(?<![a-zA-Z-])([a-zA-Z-]++)\s*+=\s*+(?:"([^"]*+)"|'([^']*+)'|([^\s>]++))"""
+)
+
+
+def tags(html: bytes, name: bytes) -> Iterator[bytes]:
+    """Each ``<name ...>`` tag of ``html``, in one pass (a tag never closed ends the search)."""
+    opening = _TAG_NAME[name]
+    pos = 0
+    while match := opening.search(html, pos):
+        close = html.find(b">", match.end())
+        if close < 0:
+            return
+        yield html[match.start() : close + 1]
+        pos = close + 1
+
+
+def html_lang(html: bytes) -> str | None:
+    """The ``lang`` attribute of the page's first <html> tag."""
+    for tag in tags(html, b"html"):
+        match = _LANG_ATTRIBUTE.search(tag)
+        return match.group(1).decode() if match else None
+    return None
 
 
 def canonical_link(html: bytes, *, url: str) -> str | None:
     """The page's <link rel="canonical"> as an absolute http(s) URL (og:url is not trusted:
     templates often set it to the home page)."""
-    for tag in _LINK_TAG.finditer(html[:500_000]):
+    for tag in tags(html[:500_000], b"link"):
         attributes = {
             m.group(1).lower(): (m.group(2) or m.group(3) or m.group(4) or b"").decode(
                 "utf-8", "replace"
             )
-            for m in _ATTRIBUTE.finditer(tag.group(0))
+            for m in _ATTRIBUTE.finditer(tag)
         }
         if "canonical" in attributes.get(b"rel", "").lower().split() and attributes.get(b"href"):
             target = urljoin(url, unescape(attributes[b"href"].strip()))
@@ -201,8 +230,7 @@ def extract_html(html: bytes, *, url: str) -> Extracted:
     if len(text.split()) < MIN_WORDS:
         raise ParseError("no article text found on the page")
     document = fields
-    match = _HTML_LANG.search(html[:20_000])
-    lang = normalise_lang(match.group(1).decode() if match else None) or detect_lang(text)
+    lang = normalise_lang(html_lang(html[:20_000])) or detect_lang(text)
     canonical = canonical_link(html, url=url)
     title, author = document.get("title"), document.get("author")
     return Extracted(

@@ -513,7 +513,7 @@ class Fetcher:
                 raise FetchError(
                     f"no complete answer within {self.network.total_timeout:g} s",
                     url=url,
-                    kind="timeout",
+                    kind="slow",
                 ) from None
 
     async def _request(

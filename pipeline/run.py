@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pipeline.analyse import Analyser, Analysis, analyse_batch
+from pipeline.analyse import Analysis, AnalysisItem, analyse_batch
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url, same_site, to_articles
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
@@ -41,7 +41,8 @@ T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
-ANALYSIS_TIMEOUT = 60.0  # seconds for a source's new articles, plus 50 ms each
+ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
+ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
@@ -64,6 +65,11 @@ class RunReport:
         return [o for o in self.outcomes if o.failed]
 
     @property
+    def deferred(self) -> list[SourceOutcome]:
+        """Sources the run's deadline left untouched: due again for the next run."""
+        return [o for o in self.outcomes if o.status == "deferred"]
+
+    @property
     def new_articles(self) -> int:
         return sum(o.new_articles for o in self.outcomes)
 
@@ -78,7 +84,8 @@ class RunReport:
     @property
     def status(self) -> str:
         """ok, partial (some sources failed) or failed (every source that ran failed)."""
-        if self.outcomes and len(self.failed) == len(self.outcomes):
+        ran = len(self.outcomes) - len(self.deferred)
+        if ran and len(self.failed) == ran:
             return "failed"
         return "partial" if self.failed else "ok"
 
@@ -89,6 +96,7 @@ class RunReport:
             "sources_not_modified": self._count("not-modified"),
             "sources_failed": len(self.failed),
             "sources_skipped": len(self.not_due),
+            "sources_deferred": len(self.deferred),
             "entries": self.entries,
             "new_articles": self.new_articles,
         }
@@ -103,6 +111,8 @@ class RunReport:
         ]
         if self.not_due:
             parts.append(f"{len(self.not_due)} not due yet")
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} left for the next run (deadline)")
         return (
             f"veille run {self.run_id}: {', '.join(parts)}; {c['entries']} entries, "
             f"{c['new_articles']} new articles in {self.new_stories} new stories, {self.duration:.1f} s"
@@ -164,16 +174,90 @@ class _Collected:
         return self.status == 304
 
 
+def _analysis_key(config: Config) -> str:
+    """Names the configuration, so a worker process builds its Analyser once per config."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+AnalysisResult = tuple[Analysis, StoryKey] | str  # or why the article was not analysed
+
+
+def analyse_bounded(
+    config: Config, key: str, items: Sequence[AnalysisItem]
+) -> list[AnalysisResult]:
+    """Mentions, topics, funding events and story key of each item, in a bounded worker.
+
+    Blocking (call it in a thread). The batch has ``network.analysis_timeout`` plus 50 ms
+    an article. When the worker gives up on it (time, memory, a crash), each article is
+    analysed alone in a fresh worker, all of them within the same budget again: the
+    articles that still fail come back as a sentence saying why, recorded with them, and
+    are never analysed anywhere without a bound.
+    """
+    if not items:
+        return []
+    net = config.network
+    limits = Limits(
+        timeout=net.analysis_timeout + ANALYSIS_PER_ARTICLE * len(items),
+        memory_mb=net.parse_memory_mb,
+    )
+    what = "analysing the articles" if len(items) > 1 else "analysing the article"
+    try:
+        return list(
+            run_bounded(analyse_batch, (key, config, list(items)), limits=limits, what=what)
+        )
+    except ParseError as exc:
+        if len(items) == 1:
+            return [f"not analysed: {exc}"]
+        logger.warning("%s; analysing its %d articles one by one", exc, len(items))
+    budget_ends = time.monotonic() + limits.timeout
+    results: list[AnalysisResult] = []
+    for item in items:
+        remaining = budget_ends - time.monotonic()
+        if remaining <= 0:
+            results.append("not analysed: the batch's time budget ran out before this article")
+            continue
+        try:
+            results += run_bounded(
+                analyse_batch,
+                (key, config, [item]),
+                limits=Limits(
+                    timeout=min(ARTICLE_ANALYSIS_TIMEOUT, remaining), memory_mb=limits.memory_mb
+                ),
+                what="analysing the article",
+            )
+        except ParseError as exc:
+            results.append(f"not analysed: {exc}")
+    return results
+
+
+@dataclass
+class _Analysed:
+    """What the analysis stage gives the store, per article URL."""
+
+    analyses: dict[str, Analysis] = field(default_factory=dict)
+    story_keys: dict[str, StoryKey] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # why an article was not analysed
+
+
 class _Pass:
     """The shared machinery of one run: fetcher, robots cache, CPU slots, article tasks."""
 
-    def __init__(self, config: Config, store: Store, fetcher: Fetcher, *, run_id: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        fetcher: Fetcher,
+        *,
+        run_id: int,
+        deadline: float | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
         self.robots = RobotsCache(fetcher)
-        self.analyser = Analyser(config)
-        self.analysis_key = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+        # the event loop's clock when the run stops starting work (None: no deadline)
+        self.deadline = deadline
+        self.analysis_key = _analysis_key(config)
         self.run_id = run_id
         net = config.network
         self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
@@ -196,9 +280,13 @@ class _Pass:
         articles: list[Article] = []
         text_status: dict[str, str] = {}
         pages_fetched = 0
-        # 2. fetch and read the source itself (feed, listing page or sitemap), conditionally
+        # 2. fetch and read the source itself (feed, listing page or sitemap), conditionally;
+        # at the run's deadline it is left as it was, due again for the next run
         try:
-            collected = await self.collect(source, state)
+            async with asyncio.timeout_at(self.deadline):
+                collected = await self.collect(source, state)
+        except TimeoutError:
+            return _deferred(source)
         except FetchError as exc:
             # validators are not kept: the next run fetches and reads again
             outcome = SourceOutcome(
@@ -241,7 +329,7 @@ class _Pass:
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
         fresh = self.needing_analysis(articles)
-        analyses, story_keys = await self.bounded(self.analyse, fresh)
+        analysed = await self.bounded(self.analyse, fresh)
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
@@ -254,8 +342,9 @@ class _Pass:
             last_modified=last_modified,
             next_check_at=next_check(self.config, source, outcome, failures=failures, now=now),
             text_status=text_status,
-            analyses=analyses,
-            story_keys=story_keys,
+            analyses=analysed.analyses,
+            story_keys=analysed.story_keys,
+            analysis_errors=analysed.errors,
         )
         return replace(
             outcome,
@@ -272,34 +361,25 @@ class _Pass:
         known = self.store.known_urls([url for a in articles for url in (a.url, *a.aliases)])
         return [a for a in articles if a.text or not ({a.url, *a.aliases} & known)]
 
-    def analyse(self, articles: list[Article]) -> tuple[dict[str, Analysis], dict[str, StoryKey]]:
+    def analyse(self, articles: list[Article]) -> _Analysed:
         """Mentions, topics, funding events and story keys, in a worker process: the run's
         own process keeps fetching and storing meanwhile. Blocking (call it in a thread)."""
-        if not articles:
-            return {}, {}
         items = [(a.title, a.summary, a.text, a.published_at) for a in articles]
-        try:
-            results = run_bounded(
-                analyse_batch,
-                (self.analysis_key, self.config, items),
-                limits=Limits(
-                    timeout=ANALYSIS_TIMEOUT + 0.05 * len(items),
-                    memory_mb=self.parse_limits.memory_mb,
-                ),
-                what="analysing the articles",
+        out = _Analysed()
+        results = analyse_bounded(self.config, self.analysis_key, items)
+        for article, result in zip(articles, results, strict=True):
+            if isinstance(result, str):
+                out.errors[article.url] = result
+            else:
+                out.analyses[article.url], out.story_keys[article.url] = result
+        if out.errors:
+            logger.warning(
+                "source=%s %d articles not analysed, e.g. %s",
+                articles[0].source_id,
+                len(out.errors),
+                next(iter(out.errors.values())),
             )
-        except ParseError as exc:  # the texts are ours by now: analyse them here instead
-            logger.warning("%s; analysing %d articles in the run's process", exc, len(items))
-            results = [
-                (
-                    self.analyser.analyse(title=t, summary=s, text=x),
-                    story_key(title=t, summary=s, text=x, published_at=p),
-                )
-                for t, s, x, p in items
-            ]
-        analyses = {a.url: analysis for a, (analysis, _) in zip(articles, results, strict=True)}
-        keys = {a.url: key for a, (_, key) in zip(articles, results, strict=True)}
-        return analyses, keys
+        return out
 
     async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
         """Raises FetchError or ParseError for the source as a whole."""
@@ -430,10 +510,30 @@ class _Pass:
             status[article.url] = f"pending: more than {source.max_articles} new pages in one run"
         if not todo:
             return articles, status, 0, None
-        results = await asyncio.gather(*(self._page(a.url) for a in todo))
-        for article in todo:
-            self.pages.pop(article.url, None)  # saved next: later sources find it in the store
-        extracted = {a.url: result for a, result in zip(todo, results, strict=True)}
+        # 4a. the source's pages share network.source_timeout, and never outlast the run:
+        # what is still in flight then waits for the next run, not counted as an attempt
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.config.network.source_timeout
+        reason = (
+            f"pending: the source's {self.config.network.source_timeout:g} s for its pages ran out"
+        )
+        if self.deadline is not None and self.deadline < ends:
+            ends, reason = self.deadline, "pending: the run's deadline came first"
+        tasks = {a.url: self._page(a.url) for a in todo}
+        _done, unfinished = await asyncio.wait(
+            set(tasks.values()), timeout=max(0.0, ends - loop.time())
+        )
+        for task in unfinished:
+            task.cancel()  # a source sharing the page sees it cancelled: pending there too
+        extracted: dict[str, tuple[Extracted | None, str]] = {}
+        left = 0
+        for url, task in tasks.items():
+            self.pages.pop(url, None)  # saved next: later sources find it in the store
+            if task.cancelled() or task in unfinished:
+                status[url] = reason
+                left += 1
+            else:
+                extracted[url] = task.result()
         out: list[Article] = []
         failures: list[str] = []
         claimed: dict[str, str] = {}  # canonical URL -> the feed URL that led to it in this batch
@@ -455,10 +555,14 @@ class _Pass:
             claimed.setdefault(merged.url, article.url)
             status[merged.url] = "ok"
             out.append(merged)
-        warning = None
+        notes = []
         if failures:
-            warning = f"{len(failures)} of {len(todo)} article pages failed, e.g. {failures[0]}"
-        return out, status, len(todo), warning
+            notes.append(f"{len(failures)} of {len(todo)} article pages failed, e.g. {failures[0]}")
+        if left:
+            notes.append(
+                f"{left} article pages left for the next run ({reason.removeprefix('pending: ')})"
+            )
+        return out, status, len(todo) - left, "; ".join(notes) or None
 
     def _page(self, url: str) -> asyncio.Task[tuple[Extracted | None, str]]:
         """One task per URL while it is in flight: sources carrying the same new article share it."""
@@ -551,6 +655,10 @@ def _merge(article: Article, page: Extracted, *, source_url: str) -> Article:
     )
 
 
+def _deferred(source: Source) -> SourceOutcome:
+    return SourceOutcome(source.id, "deferred", error="the run's deadline came first")
+
+
 def _record_internal_error(
     config: Config, store: Store, source: Source, exc: Exception, *, run_id: int
 ) -> SourceOutcome:
@@ -584,13 +692,18 @@ async def run_sources(
     # A source holds its slot from fetch to store, so at most this many bodies are in
     # memory at once (each at most network.max_body_bytes).
     source_slots = asyncio.Semaphore(min(config.network.concurrency, SOURCES_IN_FLIGHT))
+    # past the deadline no source starts, and those in flight keep what they have read
+    deadline = asyncio.get_running_loop().time() + config.run_deadline()
     async with Fetcher(config.network) as fetcher:
-        work = _Pass(config, store, fetcher, run_id=run_id)
+        work = _Pass(config, store, fetcher, run_id=run_id, deadline=deadline)
 
         async def one(source: Source) -> SourceOutcome:
             async with source_slots:
                 try:
-                    outcome = await work.process(source)
+                    if asyncio.get_running_loop().time() >= deadline:
+                        outcome = _deferred(source)
+                    else:
+                        outcome = await work.process(source)
                 except StoreError:
                     raise  # the database itself is failing: no point going on
                 except Exception as exc:  # a bug on odd input: this source fails, the run goes on
@@ -679,6 +792,13 @@ def run(
                     errors=["run interrupted"],
                 )
                 raise
+            if report.deferred:
+                logger.warning(
+                    "the run's deadline (%g s) came: %d sources left for the next run: %s",
+                    config.run_deadline(),
+                    len(report.deferred),
+                    ", ".join(o.source_id for o in report.deferred[:10]),
+                )
             # 6. the run's row
             report.duration = time.monotonic() - started
             store.finish_run(
@@ -726,18 +846,23 @@ def remention(
         try:
             # 1. the registry as it is now -> members table (new members need their row)
             store.sync_config(config)
-            analyser = Analyser(config)
+            key = _analysis_key(config)
             report = RementionReport(
                 articles=store.count("articles"), mentions_before=store.count("mentions")
             )
             done = 0
             # 2. every article, batch by batch
+            # (stored text came from hostile pages: it is analysed in the bounded worker too)
             for batch in store.iter_articles():
-                analyses = {
-                    article_id: analyser.analyse(title=title, summary=summary, text=text)
-                    for article_id, title, summary, text in batch
-                }
-                store.save_analyses(analyses)
+                results = analyse_bounded(
+                    config, key, [(title, summary, text, None) for _, title, summary, text in batch]
+                )
+                store.save_analyses(
+                    {
+                        article_id: result if isinstance(result, str) else result[0]
+                        for (article_id, *_), result in zip(batch, results, strict=True)
+                    }
+                )
                 done += len(batch)
                 if progress:
                     progress(done, report.articles)

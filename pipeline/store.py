@@ -381,6 +381,12 @@ def _m8_digests(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m9_bounded_work(db: sqlite_utils.Database) -> None:
+    """Why an article was not analysed (NULL: analysed); sources a run left to the next."""
+    db.execute("ALTER TABLE articles ADD COLUMN analysis_error TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN sources_deferred INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -390,6 +396,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m6_faster_bookkeeping,
     _m7_views_for_analysts,
     _m8_digests,
+    _m9_bounded_work,
 )
 
 MAX_STORY_CANDIDATES = 200
@@ -521,9 +528,15 @@ def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analys
             ],
         )
     db.execute(
-        "UPDATE articles SET topics = ? WHERE id = ?",
+        "UPDATE articles SET topics = ?, analysis_error = NULL WHERE id = ?",
         [json.dumps(list(analysis.topics)) if analysis.topics else None, article_id],
     )
+
+
+def _write_analysis_error(db: sqlite_utils.Database, article_id: int, reason: str) -> None:
+    """The article stays stored, unanalysed, with the reason; no later run pays for it
+    again unless its text changes (or `veille remention` is asked for)."""
+    db.execute("UPDATE articles SET analysis_error = ? WHERE id = ?", [reason[:500], article_id])
 
 
 # ---------------------------------------------------------------- the store
@@ -725,11 +738,15 @@ class Store:
             yield [(int(r[0]), r[1] or "", r[2] or "", r[3]) for r in rows]
             last = int(rows[-1][0])
 
-    def save_analyses(self, analyses: dict[int, Analysis]) -> None:
-        """Replace the analyses of these articles, in one transaction."""
+    def save_analyses(self, analyses: dict[int, Analysis | str]) -> None:
+        """Replace the analyses of these articles, in one transaction (a string: why the
+        article could not be analysed)."""
         with self._write("saving mentions") as db:
             for article_id, analysis in analyses.items():
-                _write_analysis(db, article_id, analysis)
+                if isinstance(analysis, str):
+                    _write_analysis_error(db, article_id, analysis)
+                else:
+                    _write_analysis(db, article_id, analysis)
 
     def pages_to_retry(self, urls: Sequence[str], *, max_attempts: int) -> set[str]:
         """URLs of stored articles still without text whose page is worth another try."""
@@ -877,6 +894,7 @@ class Store:
             "sources_not_modified",
             "sources_failed",
             "sources_skipped",
+            "sources_deferred",
             "entries",
             "new_articles",
         }
@@ -909,14 +927,17 @@ class Store:
         text_status: dict[str, str] | None = None,
         analyses: dict[str, Analysis] | None = None,
         story_keys: dict[str, StoryKey] | None = None,
+        analysis_errors: dict[str, str] | None = None,
     ) -> Saved:
         """One source's result, atomically: its new articles, their links to it, its state.
 
         An article is matched on any of its URLs (``url`` and ``aliases``); ``text_status``
-        says, per URL, how fetching its page went ("ok", "robots", "error: ...").
+        says, per URL, how fetching its page went ("ok", "robots", "error: ...");
+        ``analysis_errors`` why an article was not analysed (it is stored all the same).
         """
         text_status = text_status or {}
         analyses = analyses or {}
+        analysis_errors = analysis_errors or {}
         story_keys = story_keys or {}
         stamp = iso(now)
         new = new_stories = 0
@@ -958,6 +979,8 @@ class Store:
                     ).fetchone()[0]
                     if article.url in analyses:
                         _write_analysis(db, article_id, analyses[article.url])
+                    elif article.url in analysis_errors:
+                        _write_analysis_error(db, article_id, analysis_errors[article.url])
                 else:
                     article_id = found[0]
                     if article.text:  # a copy that was fetched fills what the first one lacked
@@ -967,6 +990,8 @@ class Store:
                         ).rowcount
                         if filled and article.url in analyses:
                             _write_analysis(db, article_id, analyses[article.url])
+                        elif filled and article.url in analysis_errors:
+                            _write_analysis_error(db, article_id, analysis_errors[article.url])
                     elif article.url in text_status:  # tried again, still without text
                         db.execute(
                             "UPDATE articles SET text_status = ?, text_attempts = text_attempts + ? "

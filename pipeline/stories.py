@@ -48,7 +48,8 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
-_TITLE_SUFFIX = re.compile(r"\s+[-|–—]\s+[^-|–—]{2,60}$")
+# a run of spaces is a start only at its beginning: "a          b" is scanned once
+_TITLE_SUFFIX = re.compile(r"(?<!\s)\s+[-|–—]\s+[^-|–—]{2,60}$")
 
 
 @dataclass(frozen=True, slots=True)
