@@ -630,6 +630,39 @@ def sources(db_path: Path) -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
+# ------------------------------------------------------------------ members
+
+
+@cli.group()
+def members() -> None:
+    """The member directory: import the CRM's export, check the forms veille matches."""
+
+
+@members.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+def members_import(file: Path, config_path: Path, dry_run: bool) -> None:
+    """Merge a directory export (CSV) into the members file that sources.yaml names.
+
+    A header row names the columns: `name` or `nom` (required), `aliases` (separated
+    by ; or |), `website` or `site`, `city` or `ville`, `tags`, `joined`, `left`.
+    Comma or semicolon, UTF-8 (with or without BOM) or Windows-1252. A bad file is
+    refused with its line numbers and nothing is written; importing the same file
+    again changes nothing. Exit 0 when done, 2 when the file or the configuration
+    is refused.
+
+    \b
+    Example:
+
+        veille members import annuaire.csv --config sources.yaml
+    """
+    from pipeline.directory import import_directory
+
+    report = import_directory(file, config_path=config_path, dry_run=dry_run)
+    click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""), err=True)
+
+
 def _short(stamp: str | None) -> str:
     return stamp.replace("T", " ").removesuffix("Z")[:16] if stamp else "-"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,6 +51,7 @@ class AliasSpec(_Model):
     alias: str = Field(min_length=2)
     case_sensitive: bool = False  # match the capitals as written (acronyms, common words)
     context: bool = False  # only when one of the entity's context words is in the same text
+    use: bool = True  # false: never match this spelling (a derived form a person turned off)
 
 
 class _Entity(_Model):
@@ -66,7 +67,7 @@ class _Entity(_Model):
         specs = [a if isinstance(a, AliasSpec) else AliasSpec(alias=a) for a in self.aliases]
         if not any(spec.alias == self.name for spec in specs):
             specs.insert(0, AliasSpec(alias=self.name))
-        return specs
+        return [spec for spec in specs if spec.use]
 
     @property
     def alias_names(self) -> list[str]:
@@ -94,10 +95,22 @@ class Member(_Entity):
     tags: tuple[str, ...] = ()
     search: bool = True  # one news-search feed per member for `kind: search` sources
     query: str | None = None  # override of the news-search query
+    # false: only the name and the aliases as written, no derived forms (pipeline/members.py)
+    derive: bool = True
+    joined: date | None = None  # counted in digests and charts from this day ...
+    left: date | None = None  # ... until the day before this one; its history stays stored
 
     @property
     def slug(self) -> str:
         return self.id or slugify(self.name)
+
+    @model_validator(mode="after")
+    def _left_after_joined(self) -> Member:
+        if self.joined and self.left and self.left <= self.joined:
+            raise ValueError(f"left ({self.left}) must come after joined ({self.joined})")
+        if self.kind == "person" and (self.joined or self.left):
+            raise ValueError("joined and left are for members, not persons")
+        return self
 
 
 def _css(value: str | None) -> str | None:
@@ -316,9 +329,17 @@ class Lexicon(_Model):
 TopicId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
 
 
+class MembersFile(_Model):
+    """The members file a sources.yaml names (`members_file:`), written by `veille members import`."""
+
+    members: tuple[Member, ...] = ()
+
+
 class RawConfig(_Model):
     cluster: Cluster
     members: tuple[Member, ...] = ()
+    # a YAML file of more members, relative to sources.yaml (the imported directory)
+    members_file: str | None = Field(default=None, min_length=1)
     sources: tuple[SourceSpec, ...] = ()
     topics: dict[TopicId, Lexicon] = {}
     schedule: Schedule = Schedule()
@@ -341,7 +362,8 @@ class Config(_Model):
 
     path: str
     cluster: Cluster
-    members: tuple[Member, ...]
+    members: tuple[Member, ...]  # those of sources.yaml, then those of the members file
+    members_file: str | None = None  # its path, as resolved from sources.yaml
     specs: tuple[SourceSpec, ...]
     sources: tuple[Source, ...]
     topics: dict[str, Lexicon] = {}
@@ -403,8 +425,9 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError([f"invalid YAML: {exc}"], path=str(path)) from None
 
 
-def _duplicates(data: dict[str, Any]) -> list[str]:
-    """Cross-item checks pydantic cannot see: duplicate source ids and member slugs."""
+def _duplicates(data: dict[str, Any], file_members: list[Any], file_label: str) -> list[str]:
+    """Cross-item checks pydantic cannot see: duplicate source ids and member slugs (over
+    sources.yaml and the members file together)."""
     problems: list[str] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(data.get("sources") or []):
@@ -416,16 +439,17 @@ def _duplicates(data: dict[str, Any]) -> list[str]:
                 )
             else:
                 seen[sid] = index
-    members: dict[str, int] = {}
-    for index, item in enumerate(data.get("members") or []):
+    members: dict[str, str] = {}
+    inline = data.get("members") or []
+    labelled = [(f"members[{i}]", item) for i, item in enumerate(inline)]
+    labelled += [(f"{file_label}: members[{i}]", item) for i, item in enumerate(file_members)]
+    for where, item in labelled:
         if isinstance(item, dict) and isinstance(item.get("name"), str):
             slug = item.get("id") or slugify(item["name"])
             if slug in members:
-                problems.append(
-                    f'members[{index}]: duplicate member id "{slug}" (first at members[{members[slug]}])'
-                )
+                problems.append(f'{where}: duplicate member id "{slug}" (first at {members[slug]})')
             else:
-                members[slug] = index
+                members[slug] = where
     return problems
 
 
@@ -460,15 +484,49 @@ def _expand(
     return sources
 
 
+def members_file_path(config_path: str | Path, members_file: str) -> Path:
+    """The members file named in sources.yaml, relative to the directory of sources.yaml."""
+    return Path(config_path).parent / members_file
+
+
+def read_members_file(path: Path) -> list[Any]:
+    """The raw member entries of a members file (an absent file is an error, an empty one is not)."""
+    data = _read_yaml(path)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("members", []), list):
+        raise ConfigError(["the file must be a mapping with a `members:` list"], path=str(path))
+    members = data.get("members") or []
+    assert isinstance(members, list)
+    return members
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
-    """Read and validate a sources.yaml; raise ConfigError listing every problem."""
+    """Read and validate a sources.yaml (and the members file it names); raise ConfigError
+    listing every problem."""
     path = Path(path)
     data = _read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
             ["the file must be a mapping with at least `cluster` and `sources`"], path=str(path)
         )
-    problems = _duplicates(data)
+    file_members: list[Any] = []
+    members_name = data.get("members_file")
+    if isinstance(members_name, str) and members_name:
+        members_path = members_file_path(path, members_name)
+        try:
+            file_members = read_members_file(members_path)
+        except ConfigError as exc:
+            raise ConfigError(
+                [f"members_file: {members_path}: {p}" for p in exc.problems], path=str(path)
+            ) from None
+    return build_config(data, path=path, file_members=file_members)
+
+
+def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -> Config:
+    """Validate the data of a sources.yaml and of its members file into a Config."""
+    file_label = str(data.get("members_file") or "members_file")
+    problems = _duplicates(data, file_members, file_label)
     for index, item in enumerate(data.get("sources") or []):
         if isinstance(item, dict) and item.get("kind") == "search":
             url = str(item.get("url", ""))
@@ -476,18 +534,27 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
                 problems.append(
                     f"sources[{index}].url: a search source needs {{query}} or {{id}} in its URL"
                 )
+    raw: RawConfig | None = None
+    listed: MembersFile | None = None
     try:
         raw = RawConfig.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()] + problems
-        raise ConfigError(problems, path=str(path)) from None
-    if problems:
+    try:
+        listed = MembersFile.model_validate({"members": file_members})
+    except ValidationError as exc:
+        problems = problems + [
+            f"{file_label}: {_path(e['loc'])}: {_message(e)}" for e in exc.errors()
+        ]
+    if problems or raw is None or listed is None:
         raise ConfigError(problems, path=str(path))
-    sources = _expand(raw.sources, raw.cluster, raw.members)
+    members = raw.members + listed.members
+    sources = _expand(raw.sources, raw.cluster, members)
     return Config(
         path=str(path),
         cluster=raw.cluster,
-        members=raw.members,
+        members=members,
+        members_file=str(members_file_path(path, raw.members_file)) if raw.members_file else None,
         specs=raw.sources,
         sources=tuple(sources),
         topics=raw.topics,
