@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import ahocorasick
 
-from pipeline.config import Config, Member
+from pipeline.config import Config
 
 SNIPPET_CHARS = 200
 _APOSTROPHES = "'’‘ʼ`´′"
@@ -228,25 +228,40 @@ class Matcher:
 
     @classmethod
     def from_config(cls, config: Config) -> Matcher:
+        """The cluster's aliases as written; each member's forms as pipeline.members derives
+        them (hand-written rules first, then evidence from word frequency)."""
+        from pipeline.members import derive
+
         rules: list[AliasRule] = []
         context: dict[str, Sequence[str]] = {}
         exclude: dict[str, Sequence[str]] = {}
-        entities: list[tuple[str, Member | None]] = [(config.cluster.id, None)]
-        entities += [(m.slug, m) for m in config.members]
-        for entity_id, member in entities:
-            source = member if member is not None else config.cluster
-            for alias in source.alias_rules():
+        cluster = config.cluster
+        for alias in cluster.alias_rules():
+            rules.append(
+                AliasRule(
+                    member_id=cluster.id,
+                    member=cluster.name,
+                    alias=alias.alias,
+                    case_sensitive=alias.case_sensitive,
+                    needs_context=alias.context,
+                )
+            )
+        context[cluster.id] = cluster.context
+        exclude[cluster.id] = cluster.exclude
+        by_id = {m.slug: m for m in config.members}
+        for forms in derive(cluster, config.members):
+            for form in forms.used:
                 rules.append(
                     AliasRule(
-                        member_id=entity_id,
-                        member=source.name,
-                        alias=alias.alias,
-                        case_sensitive=alias.case_sensitive,
-                        needs_context=alias.context,
+                        member_id=forms.member_id,
+                        member=forms.name,
+                        alias=form.alias,
+                        case_sensitive=form.case_sensitive,
+                        needs_context=form.context,
                     )
                 )
-            context[entity_id] = source.context
-            exclude[entity_id] = source.exclude
+            context[forms.member_id] = forms.context
+            exclude[forms.member_id] = by_id[forms.member_id].exclude
         return cls(rules, context=context, exclude=exclude)
 
     # ---------------------------------------------------------------- matching

@@ -1,0 +1,192 @@
+"""Forms derived from bare names: legal suffixes and generic words dropped where what is
+left is distinctive, evidence from word frequency, the longer name first, hand rules first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from pipeline.config import Config, load_config
+from pipeline.members import MemberForms, derive
+from pipeline.mentions import Matcher
+
+CLUSTER = {"name": "Atlanpole Biotherapies", "aliases": ["Atlanpole Biothérapies"]}
+
+
+def configure(tmp_path: Path, members: list[dict[str, Any]]) -> Config:
+    path = tmp_path / "sources.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        YAML().dump({"cluster": CLUSTER, "members": members}, handle)
+    return load_config(path)
+
+
+def forms_of(config: Config) -> dict[str, MemberForms]:
+    return {f.member_id: f for f in derive(config.cluster, config.members)}
+
+
+def rules(forms: MemberForms) -> dict[str, str]:
+    return {f.alias: f.rule for f in forms.forms}
+
+
+NAMES = [
+    {"name": "Mablink Bioscience"},
+    {"name": "Step Pharma SAS"},
+    {"name": "Atlantic Bone Screen"},
+    {"name": "Vital Ouest"},
+    {"name": "Nova Cell"},
+    {"name": "Nova Cell Therapeutics"},
+    {"name": "OSE Immunotherapeutics"},
+    {"name": "Kelia Diagnostics"},
+    {"name": "Kelia Therapeutics"},
+    {"name": "Fast Track Diagnostics"},
+    {"name": "Biomarkers Ouest"},
+    {"name": "In-Cell-Art"},
+    {"name": "EFS Pays de la Loire"},
+    {"name": "Valneva SE"},
+]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return configure(tmp_path, NAMES)
+
+
+@pytest.fixture
+def matcher(config: Config) -> Matcher:
+    return Matcher.from_config(config)
+
+
+def test_legal_suffix_and_generic_word_are_dropped_where_the_rest_is_distinctive(
+    config: Config,
+) -> None:
+    forms = forms_of(config)
+    assert rules(forms["mablink-bioscience"]) == {
+        "Mablink Bioscience": "plain",
+        "Mablink": "plain",
+    }
+    assert rules(forms["valneva-se"]) == {"Valneva SE": "plain", "Valneva": "plain"}
+    step = forms["step-pharma-sas"]
+    assert rules(step) == {
+        "Step Pharma SAS": "capitals",
+        "Step Pharma": "capitals",
+        "Step": "not used",
+    }
+    (dropped,) = [f for f in step.forms if f.alias == "Step"]
+    assert "common word" in dropped.reason and "step 3.4/5.1" in dropped.reason
+
+
+def test_names_made_of_common_words_need_their_capitals(config: Config) -> None:
+    forms = forms_of(config)
+    assert rules(forms["atlantic-bone-screen"]) == {"Atlantic Bone Screen": "capitals"}
+    assert rules(forms["vital-ouest"]) == {"Vital Ouest": "capitals", "Vital": "not used"}
+    assert rules(forms["in-cell-art"]) == {"In-Cell-Art": "capitals"}
+
+
+def test_a_short_acronym_that_is_a_word_needs_capitals_and_context(config: Config) -> None:
+    ose = forms_of(config)["ose-immunotherapeutics"]
+    assert rules(ose)["OSE"] == "capitals + context"
+    assert "acronym that is a common word" in next(f.reason for f in ose.forms if f.alias == "OSE")
+    assert ose.derived_context and "biotech" in ose.context
+
+
+def test_shortened_phrases_of_common_words_and_trailing_function_words_are_not_used(
+    config: Config,
+) -> None:
+    forms = forms_of(config)
+    assert rules(forms["fast-track-diagnostics"])["Fast Track"] == "not used"
+    assert rules(forms["biomarkers-ouest"])["Biomarkers"] == "capitals + context"
+    assert set(rules(forms["efs-pays-de-la-loire"])) == {"EFS Pays de la Loire"}
+
+
+def test_a_longer_name_is_not_also_the_shorter_member_inside_it(
+    config: Config, matcher: Matcher
+) -> None:
+    therapeutics = forms_of(config)["nova-cell-therapeutics"]
+    (nova_cell,) = [f for f in therapeutics.forms if f.alias == "Nova Cell"]
+    assert not nova_cell.used and "Nova Cell" in nova_cell.reason
+    found = matcher.find("Nova Cell Therapeutics rachète une usine ; Nova Cell recrute.")
+    assert [m.member_id for m in found] == ["nova-cell-therapeutics", "nova-cell"]
+
+
+def test_a_form_two_members_share_is_used_by_neither(config: Config, matcher: Matcher) -> None:
+    forms = forms_of(config)
+    for member in ("kelia-diagnostics", "kelia-therapeutics"):
+        (kelia,) = [f for f in forms[member].forms if f.alias == "Kelia"]
+        assert not kelia.used and kelia.reason.startswith("shared with Kelia")
+    assert matcher.find("Kelia lève 4 millions d'euros.") == []
+    assert [m.member_id for m in matcher.find("Kelia Therapeutics lève 4 M€.")] == [
+        "kelia-therapeutics"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("La biotech Mablink lève 30 millions d'euros.", ["mablink-bioscience"]),
+        ("Step Pharma doses its first patient.", ["step-pharma-sas"]),
+        ("STEP PHARMA LÈVE DES FONDS", ["step-pharma-sas"]),
+        ("The next step: pharma companies must adapt.", []),
+        ("Each step pharma teams take is audited.", []),
+        ("Atlantic Bone Screen signe avec un laboratoire.", ["atlantic-bone-screen"]),
+        ("An atlantic bone screen of the cod population.", []),
+        ("Vital Ouest ouvre un site à Nantes.", ["vital-ouest"]),
+        ("Un enjeu vital ouest-africain.", []),
+        ("Il ose tout, même sans biotech.", []),
+        ("La biotech OSE publie ses résultats.", ["ose-immunotherapeutics"]),
+        ("OSE ! Le festival revient.", []),
+        ("Fast Track designation granted by the FDA.", []),
+        ("Biomarkers are measured in blood.", []),
+    ],
+)
+def test_derived_forms_in_text(matcher: Matcher, text: str, expected: list[str]) -> None:
+    assert [m.member_id for m in matcher.find(text)] == expected
+
+
+def test_hand_written_rules_override_derived_ones(tmp_path: Path) -> None:
+    config = configure(
+        tmp_path,
+        [
+            # a person says: "Step" alone, in capitals with context, is Step Pharma
+            {
+                "name": "Step Pharma",
+                "aliases": [{"alias": "Step", "case_sensitive": True, "context": True}],
+                "context": ["nucleoside", "Romainville"],
+            },
+            # and "Mablink" alone is not to be trusted
+            {"name": "Mablink Bioscience", "aliases": [{"alias": "Mablink", "use": False}]},
+            # and this one is matched only as written
+            {"name": "Kelia Therapeutics", "derive": False},
+        ],
+    )
+    forms = forms_of(config)
+    step = forms["step-pharma"]
+    assert rules(step)["Step"] == "capitals + context"
+    assert step.context == ("nucleoside", "Romainville") and not step.derived_context
+    assert rules(forms["mablink-bioscience"])["Mablink"] == "not used"
+    assert rules(forms["kelia-therapeutics"]) == {"Kelia Therapeutics": "plain"}
+    matcher = Matcher.from_config(config)
+    assert [m.member_id for m in matcher.find("Step lance un essai (nucleoside).")] == [
+        "step-pharma"
+    ]
+    assert matcher.find("Mablink lève des fonds.") == []
+    assert matcher.find("Kelia lève des fonds.") == []
+
+
+def test_plain_aliases_from_the_directory_get_derived_evidence(tmp_path: Path) -> None:
+    config = configure(tmp_path, [{"name": "Vital Ouest", "aliases": ["Vital", "VitalOuest"]}])
+    assert rules(forms_of(config)["vital-ouest"]) == {
+        "Vital Ouest": "capitals",
+        "Vital": "capitals + context",
+        "VitalOuest": "plain",
+    }
+
+
+def test_the_projects_sixteen_members_keep_their_tuned_rules() -> None:
+    config = load_config(Path(__file__).resolve().parent.parent / "sources.yaml")
+    forms = forms_of(config)
+    assert rules(forms["ose-immunotherapeutics"])["OSE"] == "capitals + context"
+    assert rules(forms["clean-cells"])["Clean Cells"] == "capitals"
+    assert rules(forms["ng-biotech"])["NG"] == "not used"
