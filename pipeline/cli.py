@@ -663,6 +663,54 @@ def members_import(file: Path, config_path: Path, dry_run: bool) -> None:
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""), err=True)
 
 
+@members.command("check")
+@config_option
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_DB_PATH,
+    show_default=True,
+    help="The SQLite database whose articles are matched again (forms only if it is absent).",
+)
+@click.option(
+    "--weeks", default=8, show_default=True, type=click.IntRange(1, 520), help="The window."
+)
+@click.option("--member", "member_id", metavar="ID", help="Show this member's forms only.")
+def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str | None) -> None:
+    """Show every member's forms, the rule on each and why, and how often each matched.
+
+    The articles first seen in the last --weeks are matched again with the current
+    configuration: members never found, forms that never matched and forms that match
+    suspiciously often come first, then each member's forms. Exit 0, or 2 on a
+    configuration error or an unknown --member.
+
+    \b
+    Example:
+
+        veille members check --config sources.yaml --db storage/veille.db
+        veille members check --member step-pharma
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.members import check, render_check
+
+    config = _load(config_path)
+    if member_id and member_id not in {m.slug for m in config.members}:
+        _fail(f"--member: no member with id {member_id!r} in {config_path}", EXIT_USAGE)
+    articles = None
+    if db_path.exists():
+        since = (datetime.now(UTC) - timedelta(weeks=weeks)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store = Store.open(db_path, migrate=False)
+        try:
+            rows = store.articles_since(since)
+        finally:
+            store.close()
+        articles = rows
+    report = check(config, articles=articles, weeks=weeks)
+    click.echo(render_check(report, only=member_id), nl=False)
+
+
 def _short(stamp: str | None) -> str:
     return stamp.replace("T", " ").removesuffix("Z")[:16] if stamp else "-"
 

@@ -738,6 +738,15 @@ class Store:
             yield [(int(r[0]), r[1] or "", r[2] or "", r[3]) for r in rows]
             last = int(rows[-1][0])
 
+    def articles_since(self, since: str) -> list[tuple[str, str, str | None]]:
+        """(title, summary, text) of the articles first seen at or after ``since`` (ISO UTC),
+        for `veille members check`."""
+        rows = self.db.execute(
+            "SELECT title, summary, text FROM articles WHERE first_seen_at >= ? ORDER BY id",
+            [since],
+        ).fetchall()
+        return [(r[0] or "", r[1] or "", r[2]) for r in rows]
+
     def save_analyses(self, analyses: dict[int, Analysis | str]) -> None:
         """Replace the analyses of these articles, in one transaction (a string: why the
         article could not be analysed)."""

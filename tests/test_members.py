@@ -190,3 +190,100 @@ def test_the_projects_sixteen_members_keep_their_tuned_rules() -> None:
     assert rules(forms["ose-immunotherapeutics"])["OSE"] == "capitals + context"
     assert rules(forms["clean-cells"])["Clean Cells"] == "capitals"
     assert rules(forms["ng-biotech"])["NG"] == "not used"
+
+
+# ------------------------------------------------------------------ veille members check
+
+VITAL_FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Presse santé</title><link>http://127.0.0.1/</link>
+<description>test</description>
+{items}
+</channel></rss>
+"""
+VITAL_ITEM = """<item><title>{title}</title><link>http://127.0.0.1/a/{n}</link>
+<guid isPermaLink="false">vital-{n}</guid><pubDate>Mon, 30 Nov 2026 08:00:00 +0100</pubDate>
+<description>{text}</description></item>"""
+
+
+def test_members_check_shows_forms_rules_reasons_and_counts_from_the_store(
+    server: Any, feed_dir: Path, write_config: Any, db_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.run import run
+
+    texts = [
+        ("Vital : la biotech nantaise recrute", "Vital, start-up de Nantes, embauche."),
+        ("Vital signe un accord", "Vital et un laboratoire lyonnais, biotech."),
+        ("Vital ouvre un site", "Vital agrandit son laboratoire, biotech en croissance."),
+        ("Vital au salon", "Vital présente sa biotech."),
+        ("Vital lève 3 M€", "Vital, jeune biotech, lève des fonds."),
+        ("Xenothera recrute", "Xenothera, biotech nantaise."),
+    ]
+    items = "\n".join(VITAL_ITEM.format(n=n, title=t, text=d) for n, (t, d) in enumerate(texts))
+    (feed_dir / "vital.rss").write_text(VITAL_FEED.format(items=items), encoding="utf-8")
+    config = write_config(
+        sources=[
+            {"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")},
+            {"id": "vital", "kind": "feed", "url": server.url("vital.rss")},
+        ],
+        members=[
+            {"name": "Xenothera"},
+            {"name": "Valneva SE"},
+            {"name": "GoLiver Therapeutics"},
+            {"name": "Step Pharma SAS"},
+            {"name": "Vital Ouest", "aliases": ["Vital"]},
+        ],
+    )
+    run(config, db_path=db_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "members",
+            "check",
+            "--config",
+            config.path,
+            "--db",
+            str(db_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "12 articles first seen in the last 8 weeks" in out
+    never = out.split("never found in 8 weeks: ")[1].split("\n\n")[0]
+    assert never.startswith("1 members") and "step-pharma-sas" in never
+    silent = out.split("forms that never matched")[1].split("\n\n")[0]
+    assert "valneva-se: 'Valneva SE' [plain]" in silent  # the press writes "Valneva"
+    odd = out.split("forms matching suspiciously often")[1].split("\n\n")[0]
+    assert "vital-ouest: 'Vital' in 5 articles [capitals + context]" in odd
+    step = out.split("Step Pharma SAS (step-pharma-sas) — 0 article(s)")[1].split("\n\n")[0]
+    assert "'Step'" in step and "not used" in step and "step 3.4/5.1" in step
+    valneva = out.split("Valneva SE (valneva-se) — ")[1].split("\n")
+    assert valneva[0].startswith("1 article")
+    assert any(line.strip().startswith("1  'Valneva'") for line in valneva[1:3])
+    assert "context (derived): biotech" in out
+    one = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "members",
+            "check",
+            "--member",
+            "nobody",
+            "--config",
+            config.path,
+            "--db",
+            str(db_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert one.returncode == 2 and "no member with id 'nobody'" in one.stderr
