@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import courlan
@@ -91,6 +93,27 @@ def unwrap_link(link: str) -> str:
         if name in WRAPPER_PARAMS and value.lower().startswith(("http://", "https://")):
             return value.strip()
     return link
+
+
+# C0 controls but tab and line breaks, DEL and C1: terminal escapes, BEL and the like
+# have no business in a title or a text and reach terminals, mails and spreadsheets
+_CONTROLS = dict.fromkeys(
+    [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + list(range(0x7F, 0xA0))
+)
+
+
+def strip_controls(text: str) -> str:
+    return text.translate(_CONTROLS)
+
+
+def without_controls(article: Article) -> Article:
+    """The article with control characters taken out of every text field it stores."""
+    changes: dict[str, Any] = {}
+    for name in ("title", "summary", "text", "author", "outlet"):
+        value = getattr(article, name)
+        if value and (clean := strip_controls(value)) != value:
+            changes[name] = clean
+    return replace(article, **changes) if changes else article
 
 
 def same_site(a: str, b: str) -> bool:

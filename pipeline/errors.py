@@ -73,7 +73,12 @@ class FetchError(VeilleError):
 
 
 class ParseError(VeilleError):
-    """Bytes that are not a usable feed, or that were refused as hostile."""
+    """Bytes that are not a usable feed, or that were refused as hostile.
+
+    ``status``: the HTTP status of the response they came in, once the run knows it.
+    """
+
+    status: int | None = None
 
 
 class StoreError(VeilleError):

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pipeline.analyse import Analysis, AnalysisItem, analyse_batch
 from pipeline.config import Config, Source
-from pipeline.dedupe import canonical_url, same_site, to_articles
+from pipeline.dedupe import canonical_url, same_site, to_articles, without_controls
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
 from pipeline.extract import Extracted, extract_guarded
 from pipeline.fetch import ACCEPT_HTML, Fetcher
@@ -28,7 +28,13 @@ from pipeline.lock import run_lock
 from pipeline.models import Article, Entry, Fetched, SourceOutcome
 from pipeline.parse import parse_feed_guarded
 from pipeline.parse.listing import ListingSpec, parse_listing_guarded
-from pipeline.parse.sitemap import parse_sitemap_guarded, recent, to_entries
+from pipeline.parse.sitemap import (
+    SitemapLink,
+    SitemapRequest,
+    parse_sitemap_guarded,
+    recent,
+    to_entries,
+)
 from pipeline.robots import DISALLOWED, RobotsCache
 from pipeline.sandbox import Limits, run_bounded
 from pipeline.store import Store, utcnow
@@ -44,6 +50,7 @@ PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at o
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
+SITEMAP_CHUNK = 500  # sitemap URLs looked up in the store at a time
 HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
 
@@ -299,7 +306,7 @@ class _Pass:
             )
         except ParseError as exc:
             outcome = SourceOutcome(
-                source.id, "error", http_status=200, error=str(exc), error_kind="parse"
+                source.id, "error", http_status=exc.status, error=str(exc), error_kind="parse"
             )
         else:
             etag, last_modified = collected.etag, collected.last_modified
@@ -318,6 +325,7 @@ class _Pass:
                 articles, text_status, pages_fetched, page_warning = await self.enrich(
                     source, articles
                 )
+                articles = [without_controls(a) for a in articles]
                 warnings = [*collected.warnings, *([page_warning] if page_warning else [])]
                 outcome = SourceOutcome(
                     source.id,
@@ -397,6 +405,16 @@ class _Pass:
         )
         if fetched.not_modified:
             return collected
+        try:
+            await self._read(source, fetched, collected)
+        except ParseError as exc:
+            exc.status = fetched.status  # the row says what the server really answered
+            raise
+        return collected
+
+    async def _read(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
+        if not fetched.body:
+            raise ParseError(f"empty body: the server answered {fetched.status} with nothing in it")
         if source.kind == "page":
             await self._read_pages(source, fetched, collected)
         elif source.kind == "sitemap":
@@ -415,7 +433,6 @@ class _Pass:
                 collected.warnings.append(f"feed is malformed but usable: {parsed.bozo}")
             if parsed.skipped:
                 collected.warnings.append(f"{parsed.skipped} entries skipped")
-        return collected
 
     async def _read_pages(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
         spec = ListingSpec(
@@ -452,10 +469,24 @@ class _Pass:
             collected.entries += listing.entries
             next_url = listing.next_url
 
+    def _sitemap_request(self, source: Source, fetched: Fetched, now: datetime) -> SitemapRequest:
+        return SitemapRequest(
+            data=fetched.body,
+            url=fetched.final_url,
+            max_bytes=self.config.network.max_body_bytes,
+            max_age_days=source.max_age_days,
+            now=now,
+            canonical=canonical_or_same,
+        )
+
     async def _read_sitemap(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
+        """Parsing, the age limit, sorting and canonical URLs happen in the bounded worker;
+        the run only asks the store which of the candidates it knows."""
         now = utcnow()
         sitemap = await self.bounded(
-            parse_sitemap_guarded, fetched.body, url=fetched.final_url, limits=self.parse_limits
+            parse_sitemap_guarded,
+            self._sitemap_request(source, fetched, now),
+            limits=self.parse_limits,
         )
         links = list(sitemap.links)
         if sitemap.is_index:
@@ -471,8 +502,7 @@ class _Pass:
                     body = await self.fetcher.fetch(child.url)
                     part = await self.bounded(
                         parse_sitemap_guarded,
-                        body.body,
-                        url=body.final_url,
+                        self._sitemap_request(source, body, now),
                         limits=self.parse_limits,
                     )
                 except (FetchError, ParseError) as exc:
@@ -482,10 +512,21 @@ class _Pass:
                     collected.warnings.append(f"sitemap {child.url}: nested index skipped")
                     continue
                 links += part.links
-        # URLs already stored are not news: leave the room under max_urls to the others
-        known = self.store.known_urls([_canonical_or_same(lk.url) for lk in links])
-        fresh = tuple(lk for lk in links if _canonical_or_same(lk.url) not in known)
-        chosen = recent(fresh, max_age_days=source.max_age_days, limit=source.max_urls, now=now)
+        # URLs already stored are not news: leave the room under max_urls to the others,
+        # asking the store about the newest candidates first, a chunk at a time
+        ordered = recent(tuple(links), max_age_days=source.max_age_days, limit=len(links), now=now)
+        chosen: list[SitemapLink] = []
+        seen: set[str] = set()
+        for start in range(0, len(ordered), SITEMAP_CHUNK):
+            chunk = []
+            for link in ordered[start : start + SITEMAP_CHUNK]:
+                if link.key not in seen:
+                    seen.add(link.key)
+                    chunk.append(link)
+            known = self.store.known_urls([lk.key for lk in chunk])
+            chosen += [lk for lk in chunk if lk.key not in known][: source.max_urls - len(chosen)]
+            if len(chosen) >= source.max_urls:
+                break
         collected.entries = to_entries(chosen)
 
     # -------------------------------------------------------------- article pages
@@ -620,7 +661,7 @@ class _Pass:
         return page, "ok"
 
 
-def _canonical_or_same(url: str) -> str:
+def canonical_or_same(url: str) -> str:
     try:
         return canonical_url(url)
     except ValueError:

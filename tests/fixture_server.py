@@ -23,6 +23,9 @@ conditional requests get 304. Paths under ``/_/`` misbehave on purpose:
     /_/encoding/<name>                a feed with Content-Encoding <name> (e.g. br)
     /_/retry-once/<code>/<value>/<path>  <code> with Retry-After <value> once, then <path>
     /_/feed/<kind>                    a hostile or odd feed, see ``hostile_feed``
+    /_/smuggle                        a feed with a second HTTP response hidden after its body
+    /_/trickle-page/<n>               an article page sent one byte a second
+    /_/bomb-page/<n>                  an article page whose text is "000 000 000 ..." (200 KB)
 
 With ``rewrite_hosts=True`` the server stands in for every ``*.example`` site named
 in the fixtures: links to ``https://www.ouest-sante.example/a.html`` (plain or
@@ -30,7 +33,7 @@ percent-encoded) are rewritten to ``<base>/sites/www.ouest-sante.example/a.html`
 served from ``sites/<host>/<path>`` under a root (or ``<path>`` when that is absent).
 A ``.gz`` path is served gzipped from the file without the suffix.
 
-Every request is recorded (method, path, headers) for assertions.
+Every request is recorded (method, path, headers, client address) for assertions.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Request:
     path: str
     headers: dict[str, str]
     at: float  # time.monotonic() on arrival
+    client: tuple[str, int] = ("", 0)  # the connection it came on
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -127,7 +131,45 @@ HOSTILE_FEEDS = (
     "dates",
     "huge-title",
     "markup",
+    "regex-bomb",
+    "trickling-pages",
+    "control-chars",
 )
+
+SMUGGLED_TITLE = "Smuggled article"  # what the response hidden after /_/smuggle announces
+
+
+def smuggling_response() -> bytes:
+    """A feed answered with its exact Content-Length, then, in the same write, a complete
+    second response that a desynchronised keep-alive connection would take as the answer
+    to the next request."""
+    feed = _rss(_item("The smuggling feed's own entry", "https://hostile.example/own")).encode()
+    hidden = _rss(
+        _item(SMUGGLED_TITLE, "https://hostile.example/smuggled"), channel="Hidden"
+    ).encode()
+    hidden_response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+        + f"Content-Length: {len(hidden)}\r\n\r\n".encode()
+        + hidden
+    )
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+        + f"Content-Length: {len(feed)}\r\n\r\n".encode()
+    )
+    return head + feed + hidden_response
+
+
+def bomb_page(number: int) -> bytes:
+    """An article page whose text backtracks a naive money-amount pattern: 200 KB of
+    "000 " after a member's name, then a real amount."""
+    zeros = "000 " * 50_000
+    return (
+        f"<html lang='fr'><head><title>Levée {number}</title></head><body><article>"
+        f"<h1>Levée de fonds numéro {number}</h1>"
+        f"<p>Valneva publie ses chiffres : {zeros}</p>"
+        f"<p>Valneva lève 12 millions d'euros pour son vaccin, annonce la société nantaise.</p>"
+        "</article></body></html>"
+    ).encode()
 
 
 def hostile_feed(kind: str, *, entries: int = 20_000) -> bytes:
@@ -225,6 +267,31 @@ def hostile_feed(kind: str, *, entries: int = 20_000) -> bytes:
                 "Sane", f"{site}/sane", extra="<pubDate>Tue, 05 Mar 2024 08:30:00 +0100</pubDate>"
             )
         ).encode()
+    if kind == "regex-bomb":  # summaries that backtrack a naive amount pattern
+        zeros = "000 " * 1_200
+        return _rss(
+            "".join(
+                _item(
+                    f"Valneva, levée {i}",
+                    f"/_/bomb-page/{i}",
+                    extra=f"<description>Valneva {zeros}</description>",
+                )
+                for i in range(5)
+            )
+        ).encode()
+    if kind == "trickling-pages":  # 50 article pages, each sent one byte a second
+        items = "".join(_item(f"Article lent {i}", f"/_/trickle-page/{i}") for i in range(50))
+        return _rss(items).encode()
+    if kind == "control-chars":  # ESC sequences, BEL, DEL and C1 controls in text fields
+        return _rss(
+            _item(
+                "\x1b[31mAlerte\x1b[0m Xenothera\x07 en rouge\x7f",
+                f"{site}/esc",
+                extra="<description>Texte\x1b]8;;https://evil.example\x1b\\lien\x1b]8;;"
+                "\x1b\\ \x85fin\x9b2J\ttabulé</description>"
+                "<author>a\x08b@example.org (Au\x00teur)</author>",
+            )
+        ).encode()
     if kind == "huge-title":
         words = ("Xenothera " + "mot " * 262_144)[:1_048_576]
         return _rss(
@@ -287,6 +354,7 @@ class FixtureServer:
                             self.path,
                             {k.lower(): v for k, v in self.headers.items()},
                             time.monotonic(),
+                            (str(self.client_address[0]), int(self.client_address[1])),
                         )
                     )
                 try:
@@ -452,6 +520,30 @@ class FixtureServer:
                 handler.wfile.write(bytes([byte]))
                 handler.wfile.flush()
                 time.sleep(1)
+        elif action == "smuggle":
+            handler.wfile.write(smuggling_response())
+            handler.wfile.flush()
+        elif action == "trickle-page":
+            body = (
+                "<html><head><title>Article lent</title></head><body><article><p>"
+                + "Un texte qui arrive très lentement. " * 60
+                + "</p></article></body></html>"
+            ).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for byte in body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(1)
+        elif action == "bomb-page":
+            send(
+                handler,
+                200,
+                self._cached("bomb-page/" + args[0], lambda: bomb_page(int(args[0]))),
+                {"Content-Type": "text/html; charset=utf-8"},
+            )
         elif action == "big":
             size = int(args[0])
             handler.send_response(200)

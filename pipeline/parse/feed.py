@@ -359,7 +359,7 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
 def _not_a_feed(data: bytes, bozo: Any) -> str:
     head = data.lstrip()[:512].lower()
     if not head:
-        return "empty body: the server answered 200 with nothing in it"
+        return "empty body: nothing but white space in it"
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return "not a feed: the server sent an HTML page"
     if not head.startswith(b"<"):

@@ -7,6 +7,7 @@ resolution) after the same prolog guard as feeds.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,9 @@ from pipeline.sandbox import Limits, run_bounded
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
 MAX_LOCS = 50_000
+# the newest page URLs one sitemap hands back to the run (chosen in the worker, so the
+# run's process never holds, sorts or canonicalises a whole 50,000-URL file)
+MAX_CANDIDATES = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class SitemapLink:
     date: datetime | None = None
     title: str = ""
     lang: str | None = None
+    key: str = ""  # its canonical URL, when the worker computed it (what the store knows it by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +80,11 @@ def w3c_date(text: str) -> datetime | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def parse_sitemap(data: bytes, *, url: str) -> Sitemap:
-    """Raises ParseError for anything that is not a sitemap."""
+def parse_sitemap(data: bytes, *, url: str, max_bytes: int = MAX_SITEMAP_BYTES) -> Sitemap:
+    """Raises ParseError for anything that is not a sitemap. A gzipped file is refused past
+    ``max_bytes`` once decompressed, like any other body."""
     if data[:2] == b"\x1f\x8b":
-        data = gunzip_bounded(data)
+        data = gunzip_bounded(data, limit=max_bytes)
     data = guard_feed_bytes(data)
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=True
@@ -143,13 +149,36 @@ def to_entries(links: list[SitemapLink]) -> list[Entry]:
     ]
 
 
-def _sitemap_payload(payload: tuple[bytes, str]) -> Sitemap:
-    data, url = payload
-    return parse_sitemap(data, url=url)
+@dataclass(frozen=True, slots=True)
+class SitemapRequest:
+    """What the worker needs to read a sitemap and keep only what a run can use."""
+
+    data: bytes
+    url: str
+    max_bytes: int
+    max_age_days: int
+    now: datetime
+    canonical: Callable[[str], str]  # a module-level function: it is pickled by name
 
 
-def parse_sitemap_guarded(data: bytes, *, url: str, limits: Limits | None = None) -> Sitemap:
-    """parse_sitemap in a bounded child process. Blocking; raises ParseError."""
-    return run_bounded(
-        _sitemap_payload, (data, url), limits=limits or Limits(), what="reading the sitemap"
+def candidates(request: SitemapRequest) -> Sitemap:
+    """An index as it is; of a urlset, the newest MAX_CANDIDATES links within the age
+    limit (undated ones last), each with its canonical URL."""
+    sitemap = parse_sitemap(request.data, url=request.url, max_bytes=request.max_bytes)
+    if sitemap.is_index:
+        return sitemap
+    chosen = recent(
+        sitemap.links, max_age_days=request.max_age_days, limit=MAX_CANDIDATES, now=request.now
     )
+    return Sitemap(
+        is_index=False,
+        links=tuple(
+            SitemapLink(lk.url, lk.date, lk.title, lk.lang, request.canonical(lk.url))
+            for lk in chosen
+        ),
+    )
+
+
+def parse_sitemap_guarded(request: SitemapRequest, *, limits: Limits | None = None) -> Sitemap:
+    """``candidates`` in a bounded child process. Blocking; raises ParseError."""
+    return run_bounded(candidates, request, limits=limits or Limits(), what="reading the sitemap")
