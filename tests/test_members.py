@@ -287,3 +287,33 @@ def test_members_check_shows_forms_rules_reasons_and_counts_from_the_store(
         timeout=60,
     )
     assert one.returncode == 2 and "no member with id 'nobody'" in one.stderr
+
+
+# ------------------------------------------------------------------ the whole cluster
+
+
+def test_the_220_member_directory_meets_the_targets_on_tuning_and_held_out_passages() -> None:
+    from tests.eval_mentions import (
+        CLUSTER_HELDOUT,
+        CLUSTER_TUNING,
+        TARGET_PRECISION,
+        TARGET_RECALL,
+        cluster_config,
+        evaluate,
+        load_passages,
+        totals,
+    )
+
+    config = cluster_config()
+    assert sum(1 for m in config.members if m.kind == "member") == 220
+    matcher = Matcher.from_config(config)
+    for path in (CLUSTER_TUNING, CLUSTER_HELDOUT):
+        passages = load_passages(path)
+        assert len(passages) >= 250
+        for passage in passages:  # offsets point at the text as written
+            text = str(passage["text"])
+            for mention in matcher.find(text):
+                assert text[mention.start : mention.end] == mention.alias
+        total = totals(evaluate(matcher, passages))
+        assert total.precision >= TARGET_PRECISION, path.name
+        assert total.recall >= TARGET_RECALL, path.name
