@@ -364,9 +364,13 @@ class Matcher:
 
     def _excluded(self, member_id: str, haystack: str, start: int, end: int) -> bool:
         for phrase in self._exclude.get(member_id, ()):
-            for match in re.finditer(re.escape(phrase), haystack):
-                if match.start() <= start and end <= match.end():
+            # a phrase holding the match starts at most len(phrase) before it: look there only
+            left = max(0, end - len(phrase))
+            position = haystack.find(phrase, left, start + len(phrase))
+            while position != -1 and position <= start:
+                if end <= position + len(phrase):
                     return True
+                position = haystack.find(phrase, position + 1, start + len(phrase))
         return False
 
 

@@ -10,6 +10,7 @@ Sections (--only NAME, repeatable):
     parse     4. parse_feed_guarded against bare feedparser
     extract   5. extract_guarded against trafilatura in-process; use of the cores
     matching  6. veille's matcher against a regex alternation and a bare Aho-Corasick scan
+    members   6. the matcher at 220 members and their derived forms (>= 20 MB/s)
     remention, stories   6. whole-store passes
     queries   7. canned queries (100,000 articles; 1,000,000 with --big)
     growth    7. a run adding 500 entries to stores of 10k and 100k articles (1M with --big)
@@ -438,6 +439,7 @@ SECTIONS = (
     "parse",
     "extract",
     "matching",
+    "members",
     "remention",
     "stories",
     "queries",
@@ -568,6 +570,17 @@ def main() -> None:
         lambda: bench_matching(
             megabytes=args.megabytes * min(1.0, max(scale, 0.2)),
             aliases=args.aliases,
+            repeat=args.repeat,
+            seed=args.seed,
+        ),
+    )
+    from tests.bench_members import bench_members
+
+    run(
+        "members",
+        "6. matching at 220 members",
+        lambda: bench_members(
+            megabytes=args.megabytes * min(1.0, max(scale, 0.2)),
             repeat=args.repeat,
             seed=args.seed,
         ),
