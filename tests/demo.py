@@ -1,8 +1,9 @@
 """`make demo`: serve the bundled corpus on 127.0.0.1, run the pipeline twice into storage/demo.db,
 then write this week's digest and send it to an SMTP server on loopback.
 
-Offline end to end: the members are those of sources.yaml; the sources point at a
-local server that serves tests/fixtures/demo/feeds and misbehaves for a few of them.
+Offline end to end: the members are those of sources.yaml plus the cluster's directory
+(tests/fixtures/demo/annuaire.csv, imported as `veille members import` does); the sources
+point at a local server that serves tests/fixtures/demo/feeds and misbehaves for a few of them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ WEB = ROOT / "tests" / "fixtures" / "demo" / "web"
 DEMO_DIR = ROOT / "storage" / "demo"
 DEMO_DB = ROOT / "storage" / "demo.db"
 DEMO_DIGEST = ROOT / "storage" / "demo-digest.html"
+# the cluster's directory as the CRM exports it for Excel: semicolons, Windows-1252
+DEMO_DIRECTORY = ROOT / "tests" / "fixtures" / "demo" / "annuaire.csv"
 
 # (id, name, lang, path on the local server)
 DEMO_SOURCES = [
@@ -230,6 +233,11 @@ def main() -> int:
         print(f"demo: serving {FEEDS.relative_to(ROOT)} on {server.base}")
         rel_config = str(config_path.relative_to(ROOT))
         rel_db = str(DEMO_DB.relative_to(ROOT))
+        (DEMO_DIR / "members.yaml").unlink(missing_ok=True)
+        print("\n# the whole cluster: its directory imported, forms and rules derived")
+        rel_directory = str(DEMO_DIRECTORY.relative_to(ROOT))
+        if veille("members", "import", rel_directory, "--config", rel_config) != 0:
+            return 1
         if veille("check", "--config", rel_config) != 0:
             return 1
         first = veille("run", "--config", rel_config, "--db", rel_db)
@@ -238,6 +246,24 @@ def main() -> int:
         conditional = sum(1 for r in server.requests if "if-none-match" in r.headers)
         veille("sources", "--db", rel_db)
     summary(DEMO_DB)
+    print("\n# what a person reads before trusting 220 names (first lines)")
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "members",
+            "check",
+            "--config",
+            rel_config,
+            "--db",
+            rel_db,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    print("\n".join(check.stdout.splitlines()[:14]))
     sent = digest(rel_config, rel_db)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
     print(f"\nThe digest: {DEMO_DIGEST.relative_to(ROOT)} (open it in a browser) and its text part")

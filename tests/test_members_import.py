@@ -229,3 +229,8 @@ def test_members_file_problems_name_the_file_and_the_member(config_path: Path) -
 )
 def test_legal_suffixes_are_stripped_from_the_end_only(name: str, stripped: str) -> None:
     assert without_legal_suffix(name) == stripped
+
+
+@pytest.mark.parametrize("command", ["members import", "members check"])
+def test_the_members_commands_are_documented_in_the_readme(command: str) -> None:
+    assert f"veille {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
