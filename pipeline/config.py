@@ -407,6 +407,14 @@ def _message(error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _problem(error: Any) -> str:
+    """One line per problem, by path; a check across sections names its own key."""
+    message = _message(error)
+    if not error["loc"] and re.match(r"^[a-z_]+(\.[a-z_]+)+: ", message):
+        return message
+    return f"{_path(error['loc'])}: {message}"
+
+
 def _read_yaml(path: Path) -> Any:
     yaml = YAML(typ="safe", pure=True)  # YAML 1.2: "no" stays a string, 07:30 stays a string
     try:
@@ -539,7 +547,7 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
     try:
         raw = RawConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()] + problems
+        problems = [_problem(e) for e in exc.errors()] + problems
     try:
         listed = MembersFile.model_validate({"members": file_members})
     except ValidationError as exc:

@@ -32,8 +32,10 @@ _DASHES = "-‐‑‒–—―−"
 _ADDRESS_CHARS = frozenset("./@:-_")
 # Inside a web address or an e-mail address a name is not a mention: the word around
 # the match (up to the spaces on either side) is looked at, never the whole text.
+# A host name starts where no name character precedes it: "a-a-a-a-..." is one start,
+# not one per letter rescanning the rest of the word (quadratic in the word's length).
 _ADDRESS = re.compile(
-    r"://|@|\bwww\.|\b[\w-]+\.(?:com|fr|eu|org|net|io|bio|co|uk|de|be|ch|info|example)\b",
+    r"://|@|\bwww\.|(?<![\w-])[\w-]+\.(?:com|fr|eu|org|net|io|bio|co|uk|de|be|ch|info|example)\b",
     re.IGNORECASE,
 )
 
@@ -43,13 +45,10 @@ def _in_address(text: str, start: int, end: int) -> bool:
     # is a character addresses are made of
     if text[start - 1 : start] not in _ADDRESS_CHARS and text[end : end + 1] not in _ADDRESS_CHARS:
         return False
-    left = (
-        max(
-            text.rfind(" ", max(0, start - 300), start),
-            text.rfind("\n", max(0, start - 300), start),
-        )
-        + 1
-    )
+    low = max(0, start - 300)
+    # no space within reach: the window starts 300 characters back, never at the text's
+    # start (which made every candidate rescan the text before it)
+    left = max(text.rfind(" ", low, start), text.rfind("\n", low, start), low - 1) + 1
     spaces = [
         i for i in (text.find(" ", end, end + 300), text.find("\n", end, end + 300)) if i != -1
     ]

@@ -598,7 +598,9 @@ class _Pass:
             out.append(merged)
         notes = []
         if failures:
-            notes.append(f"{len(failures)} of {len(todo)} article pages failed, e.g. {failures[0]}")
+            notes.append(
+                f"{len(failures)} of {len(todo) - left} article pages failed, e.g. {failures[0]}"
+            )
         if left:
             notes.append(
                 f"{left} article pages left for the next run ({reason.removeprefix('pending: ')})"

@@ -205,6 +205,11 @@ def run_bounded(
     try:
         # a new worker's start-up counts toward the limit: a cold start is bounded too
         if not worker.wait_ready(max(0.0, limits.timeout - (time.monotonic() - started))):
+            if time.monotonic() - started >= limits.timeout:
+                raise ParseError(
+                    f"refused: {what} took longer than {limits.timeout:g} s "
+                    "(the worker process was still starting)"
+                )
             raise ParseError(f"{what} died: the worker process did not start")
         # a worker that died reading the input may have left its last words: read below
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError, OSError):

@@ -213,3 +213,23 @@ def test_check_prints_a_summary_and_lists_sources_to_confirm() -> None:
 def test_slugify_folds_accents() -> None:
     assert slugify("Ceva Santé Animale") == "ceva-sante-animale"
     assert slugify("  GIP  Arronax ") == "gip-arronax"
+
+
+def test_the_run_deadline_defaults_to_half_the_run_interval_and_must_stay_below_it(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.run_deadline() == 15 * 60  # runs every 30 minutes by default
+    assert (config.network.source_timeout, config.network.analysis_timeout) == (300, 60)
+    hourly = MINIMAL.replace(
+        "network: {allow_private: false}",
+        'schedule: {run: "0 * * * *"}\nnetwork: {run_timeout: 1200}',
+    )
+    assert load_config(write(tmp_path, hourly)).run_deadline() == 1200
+    overlapping = MINIMAL.replace("{allow_private: false}", "{run_timeout: 1800}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, overlapping))
+    assert caught.value.problems == [
+        "network.run_timeout: 1800 s is not below the 1800 s between two "
+        "scheduled runs (schedule.run)"
+    ]

@@ -12,11 +12,14 @@ trickling body, 50 MB, 20,000 entries) are marked ``slow``.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,11 +28,18 @@ from typing import Any
 
 import pytest
 
+from pipeline.config import Network
 from pipeline.dedupe import canonical_url
+from pipeline.fetch import Fetcher
 from pipeline.parse.feed import MAX_ENTRIES, MAX_SUMMARY, MAX_TITLE, parse_feed_bytes
-from pipeline.run import run
-from tests.conftest import DEMO_FEEDS, WriteConfig
-from tests.fixture_server import FixtureServer, closed_port, loopback_connections_only
+from pipeline.run import remention, run
+from tests.conftest import DEMO_FEEDS, FAST_NETWORK, WriteConfig
+from tests.fixture_server import (
+    SMUGGLED_TITLE,
+    FixtureServer,
+    closed_port,
+    loopback_connections_only,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_FEED = "ouest-sante.rss"
@@ -94,6 +104,7 @@ class Fault:
     error: tuple[str, ...] | None = None
     check: Check | None = None
     network: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # options of the bad source
     cli: bool = False  # run the command line in a subprocess and bound its peak memory
     slow: bool = False
 
@@ -267,6 +278,57 @@ def check_markup(db: DB, server: FixtureServer) -> None:
     assert indexed == [(0,)]
 
 
+def check_regex_bomb(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    assert len(articles) == 5
+    for article in articles:
+        assert article["analysis_error"] is None  # analysed, in linear time
+        assert article["text_status"] == "ok" and "000 000 000" in article["text"]
+    # the real amount after 200 KB of zeros is found, once per article
+    assert db.rows(
+        "SELECT member_id, amount, currency, count(*) FROM fundings f "
+        "JOIN article_sources s ON s.article_id = f.article_id AND s.source_id = 'bad' "
+        "GROUP BY 1, 2, 3"
+    ) == [("valneva", 12_000_000.0, "EUR", 5)]
+
+
+def check_smuggling(db: DB, server: FixtureServer) -> None:
+    assert [a["title"] for a in db.articles()] == ["The smuggling feed's own entry"]
+    # the hidden response was never taken for anything, under any source
+    assert db.rows("SELECT count(*) FROM articles WHERE title = ?", SMUGGLED_TITLE) == [(0,)]
+
+
+def check_trickling_pages(db: DB, server: FixtureServer) -> None:
+    articles = db.articles()
+    assert len(articles) == 50  # every entry is stored, with or without its text
+    statuses = [a["text_status"] or "" for a in articles]
+    pending = [s for s in statuses if s.startswith("pending: the source's 6 s")]
+    tried = [s for s in statuses if s.startswith("error:")]
+    assert len(pending) + len(tried) == 50 and len(pending) >= 40, statuses
+    assert all("no complete answer within 2 s" in s for s in tried)
+    assert all(a["text_attempts"] == 0 for a in articles if a["text_status"] in pending)
+    # a trickling page is not asked for again within the run
+    paths = [r.path for r in server.requests if r.path.startswith("/_/trickle-page/")]
+    assert len(paths) == len(set(paths)) <= 10
+    warning = db.source("bad")["last_warning"]
+    assert f"{len(tried)} of {len(tried)} article pages failed" in warning
+    assert f"{len(pending)} article pages left for the next run (the source's 6 s" in warning
+
+
+def check_control_characters(db: DB, server: FixtureServer) -> None:
+    (article,) = db.articles()
+    for column in ("title", "summary", "author"):
+        value = article[column] or ""
+        assert not [c for c in value if ord(c) < 32 and c not in "\t\n\r"], (column, value)
+        assert not [c for c in value if 0x7F <= ord(c) < 0xA0], (column, value)
+    assert article["title"] == "[31mAlerte[0m Xenothera en rouge"
+    assert article["summary"].startswith("Texte]8;;https://evil.example")
+    assert article["author"] == "ab@example.org (Auteur)"
+    assert db.rows("SELECT member_id FROM mentions WHERE article_id = ?", article["id"]) == [
+        ("xenothera",)
+    ]
+
+
 # ------------------------------------------------------------------ the matrix
 
 FAULTS: dict[str, Fault] = {
@@ -351,6 +413,9 @@ FAULTS: dict[str, Fault] = {
     "parameter-entity": Fault("_/feed/parameter-entity", ("refused", "parameter entity")),
     "html-served-as-a-feed": Fault("broken-html.rss", ("not a feed", "HTML page")),
     "empty-200": Fault("_/empty", ("empty body", "200 with nothing")),
+    "204-with-a-body-it-must-not-have": Fault(
+        "_/status/204", ("empty body", "the server answered 204 with nothing")
+    ),
     "wrong-declared-charset": Fault("_/feed/wrong-charset", None, check_wrong_charset),
     "utf-16-with-bom": Fault("_/feed/utf16", None, check_utf16),
     "nul-bytes": Fault("_/feed/nul", None, check_nul),
@@ -362,6 +427,21 @@ FAULTS: dict[str, Fault] = {
     "dates-9999-1900-unparseable": Fault("_/feed/dates", None, check_dates),
     "1-mb-title": Fault("_/feed/huge-title", None, check_huge_title),
     "markup-and-script-in-titles": Fault("_/feed/markup", None, check_markup),
+    "control-characters-in-text-fields": Fault(
+        "_/feed/control-chars", None, check_control_characters
+    ),
+    # hostile sites, second series: no page may stall a run or poison another source
+    "regex-bomb-in-summaries-and-pages": Fault(
+        "_/feed/regex-bomb", None, check_regex_bomb, source={"fetch_articles": True}
+    ),
+    "response-smuggled-after-the-body": Fault("_/smuggle", None, check_smuggling),
+    "50-trickling-article-pages": Fault(
+        "_/feed/trickling-pages",
+        None,
+        check_trickling_pages,
+        network={"per_host_concurrency": 2, "total_timeout": 2, "source_timeout": 6},
+        source={"fetch_articles": True},
+    ),
 }
 
 
@@ -433,7 +513,7 @@ def test_a_hostile_source_beside_a_good_one(
     config = write_config(
         sources=[
             {"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)},
-            {"id": "bad", "kind": "feed", "url": url},
+            {"id": "bad", "kind": "feed", "url": url, **fault.source},
         ],
         network={"retries": 0, **fault.network},
     )
@@ -490,3 +570,149 @@ def test_runs_killed_at_random_moments_leave_what_a_clean_run_leaves(tmp_path: P
     assert report.trials == 3
     assert report.integrity_failures == []
     assert report.differences == [], report.summary()
+
+
+# ------------------------------------------------------------------ deadlines and bounds
+
+
+def test_articles_the_analysis_worker_gives_up_on_are_stored_unanalysed_and_not_redone(
+    server: FixtureServer,
+    write_config: WriteConfig,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a budget no batch can meet (a microsecond, nothing added per article): the worker
+    # gives up on the batch, and on each article alone
+    monkeypatch.setattr("pipeline.run.ANALYSIS_PER_ARTICLE", 0.0)
+    config = write_config(
+        sources=[{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}],
+        network={"analysis_timeout": 0.000001},
+    )
+    caplog.set_level(logging.WARNING, logger="pipeline.run")
+    report = run(config, db_path=db_path)
+    assert report.status == "ok"
+    db = DB(db_path)
+    articles = db.articles("good")
+    assert {a["url"] for a in articles} == GOOD_URLS  # nothing lost
+    for article in articles:
+        assert (article["analysis_error"] or "").startswith("not analysed: "), article
+    assert db.rows("SELECT count(*) FROM mentions") == [(0,)]
+    assert "articles not analysed" in caplog.text
+    # the next run does not pay for them again: they are known, and their text unchanged
+    caplog.clear()
+    assert run(config, db_path=db_path).status == "ok"
+    assert "not analysed" not in caplog.text and "analysing" not in caplog.text
+    # remention, with a budget it can meet, analyses them in the bounded worker
+    monkeypatch.setattr("pipeline.run.ANALYSIS_PER_ARTICLE", 0.05)
+    config = write_config(sources=[{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}])
+    remention(config, db_path=db_path)
+    assert db.rows("SELECT count(*) FROM articles WHERE analysis_error IS NOT NULL") == [(0,)]
+    assert db.rows("SELECT count(*) FROM mentions")[0][0] > 0
+
+
+def test_the_run_deadline_leaves_unfinished_sources_due_for_the_next_run(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    slow = [
+        {"id": f"slow-{i}", "kind": "feed", "url": server.url(f"_/slow/4/{GOOD_FEED}?copy={i}")}
+        for i in range(12)
+    ]
+    sources = [{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}, *slow]
+    config = write_config(sources=sources, network={"run_timeout": 1.5, "read_timeout": 6})
+    report = run(config, db_path=db_path)
+    # in flight at the deadline, or not started: left as they were, not failed
+    assert report.status == "ok" and len(report.deferred) == 12, report.summary()
+    assert "12 left for the next run (deadline)" in report.summary()
+    db = DB(db_path)
+    assert db.source("good")["last_status"] == "ok"
+    for i in range(12):
+        row = db.source(f"slow-{i}")
+        assert (row["last_checked_at"], row["consecutive_failures"]) == (None, 0)
+    assert db.rows("SELECT status, sources_deferred FROM runs") == [("ok", 12)]
+    # nothing is lost: the next run, with time enough, takes them up
+    config = write_config(sources=sources, network={"run_timeout": 60, "read_timeout": 6})
+    report = run(config, db_path=db_path)
+    assert {o.source_id: o.status for o in report.outcomes} == {
+        "good": "not-modified",
+        **{s["id"]: "ok" for s in slow},
+    }
+    assert all(db.source(s["id"])["last_status"] == "ok" for s in slow)
+
+
+def test_a_smuggled_response_is_never_read_as_the_next_answer(server: FixtureServer) -> None:
+    network = Network(allow_private=True, per_host_concurrency=1, per_host_delay=0, retries=0)
+
+    async def go() -> tuple[list[bytes], list[bytes]]:
+        async with Fetcher(network) as fetcher:
+            smuggled = [
+                (await fetcher.fetch(server.url(path))).body
+                for path in ("_/smuggle", GOOD_FEED, "_/smuggle", "_/smuggle", GOOD_FEED)
+            ]
+            plain = [(await fetcher.fetch(server.url(GOOD_FEED))).body for _ in range(3)]
+        return smuggled, plain
+
+    smuggled, plain = asyncio.run(go())
+    good = (DEMO_FEEDS / GOOD_FEED).read_bytes()
+    assert smuggled[1] == smuggled[4] == good
+    assert all(SMUGGLED_TITLE.encode() not in body for body in smuggled + plain)
+    # after each smuggling answer the next request goes on a new connection; after a
+    # plain answer, on the same one (keep-alive still works, and the test can tell)
+    ports = [r.client[1] for r in server.requests]
+    assert ports[1] != ports[0] and ports[3] != ports[2] and ports[4] != ports[3], ports
+    assert ports[2] == ports[1] and len(set(ports[4:])) == 1, ports
+    assert plain == [good] * 3
+
+
+def test_a_gzipped_sitemap_is_refused_past_max_body_bytes(
+    server: FixtureServer, feed_dir: Path, write_config: WriteConfig, db_path: Path
+) -> None:
+    rows = "".join(f"<url><loc>https://news.example/a-{i}.html</loc></url>" for i in range(40_000))
+    (feed_dir / "big-sitemap.xml").write_text(
+        f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{rows}</urlset>'
+    )
+    config = write_config(
+        sources=[
+            {"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)},
+            {"id": "bad", "kind": "sitemap", "url": server.url("big-sitemap.xml.gz")},
+        ],
+        network={"max_body_bytes": 1_000_000},
+    )
+    assert run(config, db_path=db_path).status == "partial"
+    db = DB(db_path)
+    assert "larger than 1,000,000 bytes once decompressed" in db.source("bad")["last_error"]
+    assert {a["url"] for a in db.articles("good")} == GOOD_URLS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_50_trickling_pages_at_the_default_limits_end_within_the_source_budget(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    defaults = Network()
+    network = {name: getattr(defaults, name) for name in FAST_NETWORK if name != "allow_private"}
+    config = write_config(
+        sources=[
+            {"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)},
+            {
+                "id": "bad",
+                "kind": "feed",
+                "url": server.url("_/feed/trickling-pages"),
+                "fetch_articles": True,
+            },
+        ],
+        network=network,
+    )
+    assert (config.network.source_timeout, config.network.total_timeout) == (300, 60)
+    started = time.monotonic()
+    report = run(config, db_path=db_path)
+    elapsed = time.monotonic() - started
+    assert report.status == "ok"
+    assert elapsed < config.run_deadline()  # well within the run's deadline (15 minutes)
+    db = DB(db_path)
+    assert {a["url"] for a in db.articles("good")} == GOOD_URLS
+    statuses = [a["text_status"] or "" for a in db.articles()]
+    assert len(statuses) == 50
+    assert sum(s.startswith("pending: the source's 300 s") for s in statuses) >= 30
+    paths = [r.path for r in server.requests if r.path.startswith("/_/trickle-page/")]
+    assert len(paths) == len(set(paths))  # none asked for twice within the run
