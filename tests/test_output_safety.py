@@ -4,6 +4,9 @@ digest, both parts. And the digest reads a database while a run writes it."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import re
 import sqlite3
 import subprocess
@@ -11,12 +14,15 @@ import sys
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from datasette.app import Datasette
 
 from pipeline.config import Config
 from pipeline.digest import Week, build, render
 from pipeline.run import run
+from pipeline.safe_csv import CsvNeutraliser
 from pipeline.serve import metadata_for
 from pipeline.store import Store
 from tests.conftest import WriteConfig
@@ -177,3 +183,100 @@ def test_the_digest_reads_while_a_run_writes(
     assert writer.returncode == 0, err
     assert "locked" not in err
     assert builds >= 3 and max(seen) > 0
+
+
+FORMULA_TITLES = [
+    "=cmd|' /C calc'!A0 Xenothera",
+    '+HYPERLINK("https://evil.example";"Xenothera")',
+    "-2+3 Xenothera, le retour",
+    "@SUM(A1:A9) Xenothera",
+    "\tXenothera après une tabulation",
+]
+FORMULA_FEED = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Formules</title>\n'
+    + "".join(
+        f"<item><title>{escape(title)}</title><link>{{base}}/formula/{i}.html</link>"
+        f"<description>{escape(title)}, en plusieurs\nlignes</description></item>\n"
+        for i, title in enumerate(FORMULA_TITLES)
+    )
+    + "</channel></rss>\n"
+)
+
+
+def test_csv_exports_neutralise_formulas_and_leave_the_rest_unchanged(
+    write_config: WriteConfig, server: FixtureServer, feed_dir: Path, db_path: Path
+) -> None:
+    (feed_dir / "formulas.xml").write_text(FORMULA_FEED.format(base=server.base), encoding="utf-8")
+    config = write_config(
+        sources=[{"id": "formulas", "kind": "feed", "url": server.url("formulas.xml")}]
+    )
+    assert run(config, db_path=db_path).new_articles == len(FORMULA_TITLES)
+    with sqlite3.connect(db_path) as db:
+        stored = [r[0] for r in db.execute("SELECT title FROM articles ORDER BY id")]
+    # what is stored stays as the feed wrote it (tabs become spaces in plain text)
+    assert stored[:4] == FORMULA_TITLES[:4]
+
+    async def fetch(paths: list[str]) -> list[tuple[str, str]]:
+        ds = Datasette([str(db_path)], metadata=metadata_for(db_path, protect=False))
+        await ds.invoke_startup()
+        out = []
+        for path in paths:
+            response = await ds.client.get(path)
+            assert response.status_code == 200, (path, response.text[:300])
+            out.append((response.headers["content-type"], response.text))
+        return out
+
+    sql = "select title, -1.5 as delta, summary from articles order by id"
+    exports = asyncio.run(
+        fetch(
+            [
+                "/veille/articles.csv?_col=title&_col=summary&_sort=id",
+                "/veille/articles.csv?_col=title&_sort=id&_stream=1&_dl=1",
+                "/veille/mention_details.csv",
+                "/veille.csv?" + urlencode({"sql": sql}),
+                "/veille.csv?" + urlencode({"sql": sql, "_header": "off"}),
+            ]
+        )
+    )
+    for kind, text in exports:
+        assert kind.startswith(("text/plain", "text/csv"))
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        risky = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert risky in ([], ["-1.5"] * len(FORMULA_TITLES)), risky  # a number stays a number
+    sql_rows = list(csv.reader(io.StringIO(exports[3][1])))
+    assert sql_rows[0] == ["title", "delta", "summary"]  # the header as the analyst wrote it
+    assert [r[0] for r in sql_rows[1:5]] == ["'" + t for t in FORMULA_TITLES[:4]]
+    assert sql_rows[1][2].endswith("en plusieurs lignes") or "\n" in sql_rows[1][2]
+    assert next(csv.reader(io.StringIO(exports[4][1])))[0] == "'" + FORMULA_TITLES[0]
+    # the HTML and JSON views show the titles as they are
+    (_, html), (_, body) = asyncio.run(
+        fetch(
+            ["/veille/articles?_sort=id", "/veille/articles.json?_shape=array&_col=title&_sort=id"]
+        )
+    )
+    assert "=cmd|&#39; /C calc&#39;!A0 Xenothera" in html or "=cmd|' /C calc'!A0 Xenothera" in html
+    assert [r["title"] for r in json.loads(body)][:4] == FORMULA_TITLES[:4]
+
+
+def test_csv_records_split_anywhere_across_chunks_are_neutralised_whole() -> None:
+    rows = [
+        ["title", "delta", "text"],
+        ["=1+1", "-1.5", 'deux\nlignes "citées", puis =A1'],
+        ["Société nantaise", "+3", "@moi\r\nici"],
+        ["-", "", "\tx"],
+    ]
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    data = out.getvalue().encode("utf-8")
+    for size in (1, 2, 3, 7, len(data)):  # cuts inside quotes, line ends and "é"
+        neutraliser = CsvNeutraliser()
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        body = b"".join(
+            neutraliser.feed(chunk, final=i == len(chunks) - 1) for i, chunk in enumerate(chunks)
+        )
+        assert list(csv.reader(io.StringIO(body.decode("utf-8")))) == [
+            rows[0],
+            ["'=1+1", "-1.5", 'deux\nlignes "citées", puis =A1'],
+            ["Société nantaise", "+3", "'@moi\r\nici"],
+            ["'-", "", "'\tx"],
+        ], size
