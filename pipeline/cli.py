@@ -503,7 +503,6 @@ def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
         veille datasette --db storage/veille.db
         VEILLE_DATASETTE_PASSWORD_HASH=... veille datasette --host 0.0.0.0
     """
-    import subprocess
     import tempfile
 
     from pipeline.serve import datasette_command, is_loopback, metadata_for, write_metadata
@@ -526,11 +525,48 @@ def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
         metadata_file = write_metadata(metadata, Path(tmp) / "metadata.json")
         command = datasette_command(db_path, metadata_file=metadata_file, host=host, port=port)
         click.echo(f"veille: Datasette on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-        try:
-            code = subprocess.call([sys.executable, *command])
-        except KeyboardInterrupt:
-            code = 0
+        code = _run_child([sys.executable, *command])
     sys.exit(code)
+
+
+CHILD_GRACE_SECONDS = 10.0  # a child asked to stop gets this long before it is killed
+
+
+def _run_child(argv: list[str]) -> int:
+    """Run ``argv`` until it exits; SIGTERM, SIGHUP or SIGINT sent to veille reach it too.
+
+    A supervisor (systemd, a container runtime, ``kill``) signals veille, not its child:
+    without this the child would outlive veille and keep its port. The child is asked to
+    stop with the same signal, then killed if it has not after CHILD_GRACE_SECONDS.
+    """
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(argv)
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    wanted = [signal.SIGTERM, signal.SIGINT] + (
+        [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []
+    )
+    previous = {signum: signal.signal(signum, forward) for signum in wanted}
+    try:
+        while True:
+            try:
+                code = child.wait(timeout=CHILD_GRACE_SECONDS if received else None)
+                break
+            except subprocess.TimeoutExpired:
+                child.kill()  # asked and given time: it did not stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        return 0 if code in (0, -received[0], 128 + received[0]) else code
+    return code
 
 
 # ------------------------------------------------------------------ restory

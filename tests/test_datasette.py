@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psutil
 import pytest
 from datasette.app import Datasette
 from ruamel.yaml import YAML
@@ -280,3 +285,47 @@ def test_reading_while_a_run_writes_never_meets_a_locked_database(tmp_path: Path
         writer.communicate(timeout=60)
     assert writer.returncode == 0
     assert set(statuses) == {200}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_veille_datasette_stops_its_datasette_child_when_signalled(
+    built: Path, signum: int
+) -> None:
+    port = _free_port()
+    veille = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "datasette", "--db", str(built), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until Datasette answers
+            assert veille.poll() is None and time.monotonic() < deadline, "Datasette did not start"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/veille.json", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = psutil.Process(veille.pid).children(recursive=True)
+        assert children, "veille datasette runs Datasette as a child process"
+        veille.send_signal(signum)
+        assert veille.wait(timeout=30) == 0, veille.stderr.read() if veille.stderr else ""
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"left running: {alive}"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/veille.json", timeout=2)
+    finally:
+        if veille.poll() is None:
+            veille.kill()
+        for child in psutil.Process().children(recursive=True):
+            if child.pid != veille.pid and "datasette" in " ".join(child.cmdline()):
+                child.kill()
