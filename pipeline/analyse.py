@@ -9,10 +9,12 @@ in the same sentence as a member: "lève 12 millions d'euros", "raised €3.5M",
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.config import Config
+from pipeline.members import MemberForms, derive
 from pipeline.mentions import AliasRule, ArticleMention, Matcher, article_mentions
 from pipeline.stories import StoryKey, story_key
 
@@ -119,8 +121,8 @@ def sentences(text: str) -> list[tuple[int, int]]:
 class Analyser:
     """Built once per run from sources.yaml; ``analyse(...)`` per article."""
 
-    def __init__(self, config: Config) -> None:
-        self.members = Matcher.from_config(config)
+    def __init__(self, config: Config, *, forms: Sequence[MemberForms] | None = None) -> None:
+        self.members = Matcher.from_config(config, forms=forms)
         self.cluster_id = config.cluster.id
         rules = [
             AliasRule(member_id=topic, member=topic, alias=word)
@@ -196,16 +198,22 @@ _ANALYSERS: dict[str, Analyser] = {}  # in a worker: the Analyser of the last co
 AnalysisItem = tuple[str, str, str | None, datetime | None]  # title, summary, text, published
 
 
+def derive_forms(config: Config) -> list[MemberForms]:
+    """The members' forms, for ``run_bounded``: deriving them loads the word-frequency
+    lists (about 75 MB), which the analysis workers then never need to hold."""
+    return derive(config.cluster, config.members)
+
+
 def analyse_batch(
-    payload: tuple[str, Config, list[AnalysisItem]],
+    payload: tuple[str, Config, Sequence[MemberForms], list[AnalysisItem]],
 ) -> list[tuple[Analysis, StoryKey]]:
     """Analysis and story key of each article, for ``run_bounded`` (a worker process keeps
     the Analyser of the configuration named by the key, so the automaton is built once)."""
-    key, config, items = payload
+    key, config, forms, items = payload
     analyser = _ANALYSERS.get(key)
     if analyser is None:
         _ANALYSERS.clear()
-        analyser = _ANALYSERS[key] = Analyser(config)
+        analyser = _ANALYSERS[key] = Analyser(config, forms=forms)
     return [
         (
             analyser.analyse(title=title, summary=summary, text=text),

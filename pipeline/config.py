@@ -302,7 +302,9 @@ class Network(_Model):
     parse_timeout: float = Field(default=30.0, gt=0, le=300)
     extract_timeout: float = Field(default=20.0, gt=0, le=300)  # one article page
     max_page_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)  # article pages
-    parse_memory_mb: int = Field(default=384, ge=128, le=16_384)
+    # what one parser or extractor process may add to its address space; a large document
+    # is read alone, so the run's whole process tree stays under about 600 MB
+    parse_memory_mb: int = Field(default=256, ge=128, le=16_384)
     analysis_timeout: float = Field(default=60.0, gt=0, le=600)  # one source's new articles
     # all the article pages of one source, per run; what is left waits for the next run
     source_timeout: float = Field(default=300.0, gt=0, le=3600)

@@ -20,11 +20,14 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
 from pipeline.config import Config
+
+if TYPE_CHECKING:  # pipeline.members imports this module
+    from pipeline.members import MemberForms
 
 SNIPPET_CHARS = 200
 _APOSTROPHES = "'’‘ʼ`´′"
@@ -226,9 +229,10 @@ class Matcher:
         }
 
     @classmethod
-    def from_config(cls, config: Config) -> Matcher:
+    def from_config(cls, config: Config, *, forms: Sequence[MemberForms] | None = None) -> Matcher:
         """The cluster's aliases as written; each member's forms as pipeline.members derives
-        them (hand-written rules first, then evidence from word frequency)."""
+        them (hand-written rules first, then evidence from word frequency). ``forms``: the
+        derivation already made (a worker process is given them, not the word lists)."""
         from pipeline.members import derive
 
         rules: list[AliasRule] = []
@@ -248,19 +252,19 @@ class Matcher:
         context[cluster.id] = cluster.context
         exclude[cluster.id] = cluster.exclude
         by_id = {m.slug: m for m in config.members}
-        for forms in derive(cluster, config.members):
-            for form in forms.used:
+        for member_forms in forms if forms is not None else derive(cluster, config.members):
+            for form in member_forms.used:
                 rules.append(
                     AliasRule(
-                        member_id=forms.member_id,
-                        member=forms.name,
+                        member_id=member_forms.member_id,
+                        member=member_forms.name,
                         alias=form.alias,
                         case_sensitive=form.case_sensitive,
                         needs_context=form.context,
                     )
                 )
-            context[forms.member_id] = forms.context
-            exclude[forms.member_id] = by_id[forms.member_id].exclude
+            context[member_forms.member_id] = member_forms.context
+            exclude[member_forms.member_id] = by_id[member_forms.member_id].exclude
         return cls(rules, context=context, exclude=exclude)
 
     # ---------------------------------------------------------------- matching

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pipeline.analyse import Analysis, AnalysisItem, analyse_batch
+from pipeline.analyse import Analysis, AnalysisItem, analyse_batch, derive_forms
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url, same_site, to_articles, without_controls
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
 from pipeline.extract import Extracted, extract_guarded
 from pipeline.fetch import ACCEPT_HTML, Fetcher
 from pipeline.lock import run_lock
+from pipeline.members import MemberForms
 from pipeline.models import Article, Entry, Fetched, SourceOutcome
 from pipeline.parse import parse_feed_guarded
 from pipeline.parse.listing import ListingSpec, parse_listing_guarded
@@ -36,7 +38,7 @@ from pipeline.parse.sitemap import (
     to_entries,
 )
 from pipeline.robots import DISALLOWED, RobotsCache
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sandbox import Limits, retire_idle_workers, run_bounded
 from pipeline.store import Store, utcnow
 from pipeline.stories import StoryKey, story_key
 
@@ -49,8 +51,12 @@ MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after th
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
+DERIVE_TIMEOUT = 60.0  # the members' forms, once per configuration
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 SITEMAP_CHUNK = 500  # sitemap URLs looked up in the store at a time
+# a page or feed this large may make its parser grow to network.parse_memory_mb (an HTML
+# page needs up to about 100 times its size): it is parsed alone
+LARGE_DOCUMENT = 1_000_000
 HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
 
@@ -188,6 +194,25 @@ def _analysis_key(config: Config) -> str:
 
 AnalysisResult = tuple[Analysis, StoryKey] | str  # or why the article was not analysed
 
+_forms: dict[str, list[MemberForms]] = {}  # the members' forms of the last configuration
+_forms_lock = threading.Lock()
+
+
+def member_forms(config: Config, key: str) -> list[MemberForms]:
+    """The members' forms, derived once per configuration in a bounded worker (the word
+    lists stay out of this process and of the analysis workers). Raises ParseError."""
+    with _forms_lock:
+        if key not in _forms:
+            forms = run_bounded(
+                derive_forms,
+                config,
+                limits=Limits(timeout=DERIVE_TIMEOUT, memory_mb=config.network.parse_memory_mb),
+                what="deriving the members' forms",
+            )
+            _forms.clear()
+            _forms[key] = forms
+        return _forms[key]
+
 
 def analyse_bounded(
     config: Config, key: str, items: Sequence[AnalysisItem]
@@ -202,6 +227,10 @@ def analyse_bounded(
     """
     if not items:
         return []
+    try:
+        forms = member_forms(config, key)
+    except ParseError as exc:
+        return [f"not analysed: {exc}"] * len(items)
     net = config.network
     limits = Limits(
         timeout=net.analysis_timeout + ANALYSIS_PER_ARTICLE * len(items),
@@ -210,7 +239,7 @@ def analyse_bounded(
     what = "analysing the articles" if len(items) > 1 else "analysing the article"
     try:
         return list(
-            run_bounded(analyse_batch, (key, config, list(items)), limits=limits, what=what)
+            run_bounded(analyse_batch, (key, config, forms, list(items)), limits=limits, what=what)
         )
     except ParseError as exc:
         if len(items) == 1:
@@ -226,7 +255,7 @@ def analyse_bounded(
         try:
             results += run_bounded(
                 analyse_batch,
-                (key, config, [item]),
+                (key, config, forms, [item]),
                 limits=Limits(
                     timeout=min(ARTICLE_ANALYSIS_TIMEOUT, remaining), memory_mb=limits.memory_mb
                 ),
@@ -269,14 +298,32 @@ class _Pass:
         net = config.network
         self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
         self.extract_limits = Limits(timeout=net.extract_timeout, memory_mb=net.parse_memory_mb)
-        self.cpu = asyncio.Semaphore(os.cpu_count() or 2)  # parsers and extractors at once
+        self.slots = os.cpu_count() or 2
+        self.cpu = asyncio.Semaphore(self.slots)  # parsers and extractors at once
+        self.heavy = asyncio.Lock()  # one large document at a time, alone
         self.pages: dict[str, asyncio.Task[tuple[Extracted | None, str]]] = {}
         # article pages between fetch and extraction: bounds the page bodies held at once
         self.page_slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
 
-    async def bounded(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        async with self.cpu:
-            return await asyncio.to_thread(func, *args, **kwargs)
+    async def bounded(self, func: Callable[..., T], *args: Any, size: int = 0, **kwargs: Any) -> T:
+        """``func`` in a thread, holding a CPU slot; a document of LARGE_DOCUMENT bytes or
+        more holds them all, after the idle workers are retired: its worker may grow to
+        parse_memory_mb, and nothing else grows beside it (the process tree stays within
+        the run, the forkserver and that worker)."""
+        if size < LARGE_DOCUMENT:
+            async with self.cpu:
+                return await asyncio.to_thread(func, *args, **kwargs)
+        async with self.heavy:
+            held = 0
+            try:
+                for _ in range(self.slots):
+                    await self.cpu.acquire()
+                    held += 1
+                retire_idle_workers()
+                return await asyncio.to_thread(func, *args, **kwargs)
+            finally:
+                for _ in range(held):
+                    self.cpu.release()
 
     # -------------------------------------------------------------- one source
 
@@ -337,7 +384,9 @@ class _Pass:
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
         fresh = self.needing_analysis(articles)
-        analysed = await self.bounded(self.analyse, fresh)
+        analysed = await self.bounded(
+            self.analyse, fresh, size=sum(len(a.text or "") + len(a.summary) for a in fresh)
+        )
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
@@ -423,6 +472,7 @@ class _Pass:
             parsed = await self.bounded(
                 parse_feed_guarded,
                 fetched.body,
+                size=len(fetched.body),
                 headers=fetched.headers,
                 url=fetched.final_url,
                 limits=self.parse_limits,
@@ -445,6 +495,7 @@ class _Pass:
         listing = await self.bounded(
             parse_listing_guarded,
             fetched.body,
+            size=len(fetched.body),
             url=fetched.final_url,
             spec=spec,
             limits=self.parse_limits,
@@ -459,6 +510,7 @@ class _Pass:
                 listing = await self.bounded(
                     parse_listing_guarded,
                     more.body,
+                    size=len(more.body),
                     url=more.final_url,
                     spec=spec,
                     limits=self.parse_limits,
@@ -486,6 +538,7 @@ class _Pass:
         sitemap = await self.bounded(
             parse_sitemap_guarded,
             self._sitemap_request(source, fetched, now),
+            size=len(fetched.body),
             limits=self.parse_limits,
         )
         links = list(sitemap.links)
@@ -503,6 +556,7 @@ class _Pass:
                     part = await self.bounded(
                         parse_sitemap_guarded,
                         self._sitemap_request(source, body, now),
+                        size=len(body.body),
                         limits=self.parse_limits,
                     )
                 except (FetchError, ParseError) as exc:
@@ -648,7 +702,11 @@ class _Pass:
             if "html" not in kind and "xml" not in kind:
                 return None, f"error: {url} is {kind.split(';')[0]}, not a page"
             page = await self.bounded(
-                extract_guarded, fetched.body, url=fetched.final_url, limits=self.extract_limits
+                extract_guarded,
+                fetched.body,
+                url=fetched.final_url,
+                limits=self.extract_limits,
+                size=len(fetched.body),
             )
         except FetchError as exc:
             # fetch() reports every hop_check refusal as kind "robots": only the

@@ -10,8 +10,10 @@ already imported, so a fork never inherits the run's threads or sockets) and are
 reused: starting a process and warming trafilatura costs far more than most
 documents. A worker is replaced after a timeout (it is killed), after any failure
 (its state is not trusted any more), after ``MAX_USES`` documents, or when its memory
-has grown past half of its allowance, so every document starts with at least half
-of ``memory_mb`` free under the cap.
+has grown past half of its allowance or RETIRE_GROWTH_MB, so every document starts
+with at least half of ``memory_mb`` free under the cap and an idle worker holds
+little. ``retire_idle_workers()`` stops the idle ones before a document that may
+need the whole allowance.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ PRELOAD = [
 ]
 MAX_USES = 200  # documents per worker before it is replaced
 MAX_IDLE = 8  # idle workers kept per memory allowance
+# a worker whose heap grew this much is replaced: the memory a large document made it
+# take is not given back to the system while it lives, and an idle worker keeps it
+RETIRE_GROWTH_MB = 96
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     timeout: float = 30.0  # seconds of wall time for one input
-    memory_mb: int = 384  # address space the child may add to what it starts with
+    memory_mb: int = 256  # address space the child may add to what it starts with
 
 
 def _vm_bytes() -> int:
@@ -137,7 +142,7 @@ class _Worker:
         return (
             self.process.is_alive()
             and self.uses < MAX_USES
-            and grown < self.memory_mb * 1024 * 1024 // 2
+            and grown < min(self.memory_mb // 2, RETIRE_GROWTH_MB) * 1024 * 1024
         )
 
     def stop(self) -> None:
@@ -165,6 +170,12 @@ class _Pool:
                 return idle.pop()
         return _Worker(ctx, memory_mb)
 
+    def retire_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = [w for ws in self._idle.values() for w in ws], {}
+        for worker in idle:
+            worker.stop()
+
     def give_back(self, worker: _Worker) -> None:
         if worker.fresh_enough:
             with self._lock:
@@ -189,6 +200,11 @@ def _mp_context() -> Any:
         else:
             _context = multiprocessing.get_context("spawn")
     return _context
+
+
+def retire_idle_workers() -> None:
+    """Stop the workers waiting for work (before a document that may need all the memory)."""
+    _pool.retire_idle()
 
 
 def run_bounded(

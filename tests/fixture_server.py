@@ -26,6 +26,7 @@ conditional requests get 304. Paths under ``/_/`` misbehave on purpose:
     /_/smuggle                        a feed with a second HTTP response hidden after its body
     /_/trickle-page/<n>               an article page sent one byte a second
     /_/bomb-page/<n>                  an article page whose text is "000 000 000 ..." (180 KB)
+    /_/hostile-page/<kind>            a heavy article page: big, nested, wide, attributes, links
 
 With ``rewrite_hosts=True`` the server stands in for every ``*.example`` site named
 in the fixtures: links to ``https://www.ouest-sante.example/a.html`` (plain or
@@ -134,7 +135,29 @@ HOSTILE_FEEDS = (
     "regex-bomb",
     "trickling-pages",
     "control-chars",
+    "hostile-pages",
 )
+
+HOSTILE_PAGES = ("big", "nested", "wide", "attributes", "links")
+
+
+def hostile_page(kind: str) -> bytes:
+    """Article pages that cost a parser memory and time, each under max_page_bytes (5 MB)."""
+    head = "<!doctype html><html lang='fr'><head><title>Page lourde</title></head><body>"
+    if kind == "big":  # 4.8 MB of paragraphs
+        body = "<article>" + "<p>Xenothera développe des anticorps polyclonaux. </p>" * 90_000
+    elif kind == "nested":  # 200,000 nested elements
+        body = "<div>" * 200_000 + "Xenothera" + "</div>" * 200_000
+    elif kind == "wide":  # a table of 250,000 cells
+        body = "<table>" + ("<tr>" + "<td>Valneva</td>" * 50 + "</tr>") * 5_000 + "</table>"
+    elif kind == "attributes":  # a few elements with megabyte attributes
+        body = "".join(f'<p data-x="{"a" * 1_000_000}">Valneva {i}</p>' for i in range(4))
+    elif kind == "links":  # 150,000 links
+        body = "".join(f'<a href="/l/{i}">Lien {i}</a> ' for i in range(150_000))
+    else:
+        raise KeyError(kind)
+    return (head + body + "</body></html>").encode()
+
 
 SMUGGLED_TITLE = "Smuggled article"  # what the response hidden after /_/smuggle announces
 
@@ -282,6 +305,13 @@ def hostile_feed(kind: str, *, entries: int = 20_000) -> bytes:
     if kind == "trickling-pages":  # 50 article pages, each sent one byte a second
         items = "".join(_item(f"Article lent {i}", f"/_/trickle-page/{i}") for i in range(50))
         return _rss(items).encode()
+    if kind == "hostile-pages":  # heavy article pages, and the regex bombs
+        links = [f"/_/hostile-page/{k}" for k in HOSTILE_PAGES] + [
+            f"/_/bomb-page/{i}" for i in range(3)
+        ]
+        return _rss(
+            "".join(_item(f"Page lourde {i}", link) for i, link in enumerate(links))
+        ).encode()
     if kind == "control-chars":  # ESC sequences, BEL, DEL and C1 controls in text fields
         return _rss(
             _item(
@@ -542,6 +572,13 @@ class FixtureServer:
                 handler,
                 200,
                 self._cached("bomb-page/" + args[0], lambda: bomb_page(int(args[0]))),
+                {"Content-Type": "text/html; charset=utf-8"},
+            )
+        elif action == "hostile-page":
+            send(
+                handler,
+                200,
+                self._cached("hostile-page/" + args[0], lambda: hostile_page(args[0])),
                 {"Content-Type": "text/html; charset=utf-8"},
             )
         elif action == "big":
