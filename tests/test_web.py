@@ -460,3 +460,29 @@ def test_an_unchanged_sitemap_index_still_reads_its_children(
         site.url("n/1.html"),
         site.url("n/2.html"),
     }
+
+
+def test_a_long_sitemap_gives_its_newest_unknown_urls_first_run_after_run(
+    site: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    now = datetime.now(UTC)
+
+    def urlset(count: int) -> str:
+        # a-0 is the newest, one minute apart; more URLs than the store is asked about at once
+        rows = "".join(
+            f"<url><loc>{site.url(f'a-{i}.html')}</loc>"
+            f"<lastmod>{(now - timedelta(minutes=i)).strftime('%Y-%m-%dT%H:%M:%SZ')}</lastmod></url>"
+            for i in range(-1 if count < 0 else 0, abs(count))
+        )
+        return f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{rows}</urlset>'
+
+    write(site, "long.xml", urlset(1_200))
+    spec = {"id": "long", "kind": "sitemap", "url": site.url("long.xml"), "max_urls": 450}
+    run(write_config(sources=[spec]), db_path=db_path)
+    stored = {row[0] for row in query(db_path, "SELECT url FROM articles")}
+    assert stored == {site.url(f"a-{i}.html") for i in range(450)}
+    # one newer URL appears: it, then the next 449 not yet stored, across the chunks
+    write(site, "long.xml", urlset(-1_200))
+    run(write_config(sources=[spec]), db_path=db_path)
+    stored = {row[0] for row in query(db_path, "SELECT url FROM articles")}
+    assert stored == {site.url(f"a-{i}.html") for i in range(-1, 899)}
