@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +23,7 @@ from pipeline import __version__
 from pipeline.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
 from pipeline.models import SourceOutcome
-from pipeline.store import DEFAULT_DB_PATH, Store
+from pipeline.store import DEFAULT_DB_PATH, Store, utcnow
 
 logger = logging.getLogger("pipeline")
 
@@ -619,6 +621,9 @@ def _rebuild(label: str, job: Any, config_path: Path, db_path: Path) -> None:
 def sources(db_path: Path) -> None:
     """Show each source's last status, failures, last new article and next check.
 
+    A news search's feeds are each due at their own time within the interval; a line
+    per search says how many come due in the next 24 hours, and at most in one hour.
+
     \b
     Example:
 
@@ -629,6 +634,7 @@ def sources(db_path: Path) -> None:
 
     if not db_path.exists():
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    now = utcnow()
     try:
         store = Store.open(db_path, migrate=False)
         rows = store.sources_report()
@@ -660,10 +666,43 @@ def sources(db_path: Path) -> None:
             str(row["articles"]),
             _short(row["last_checked_at"]),
             _short(row["last_new_at"]),
-            _short(row["next_check_at"]),
+            _next_check(row["next_check_at"], now),
             (row["last_error"] or row["last_warning"] or "")[:160],
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    for line in _search_schedule(rows, now):
+        console.print(line, highlight=False)
+
+
+def _next_check(stamp: str | None, now: datetime) -> str:
+    """ "next run" when due; else the UTC time and how far off it is."""
+    if stamp is None or datetime.fromisoformat(stamp) <= now:
+        return "next run"
+    minutes = int((datetime.fromisoformat(stamp) - now).total_seconds() // 60)
+    return f"{_short(stamp)} (in {minutes // 60} h {minutes % 60:02d})"
+
+
+def _search_schedule(rows: list[dict[str, Any]], now: datetime) -> list[str]:
+    """Per news search: its feeds, how many come due in the next 24 h, the busiest hour."""
+    searches: dict[str, list[datetime | None]] = {}
+    for row in rows:
+        if row["kind"] == "search" and row["enabled"]:
+            stamp = row["next_check_at"]
+            searches.setdefault(row["id"].split(":", 1)[0], []).append(
+                datetime.fromisoformat(stamp) if stamp else None
+            )
+    lines = []
+    for template, times in sorted(searches.items()):
+        now_due = sum(1 for t in times if t is None or t <= now)
+        hours = [int((t - now).total_seconds() // 3600) for t in times if t and t > now]
+        per_hour = Counter(h for h in hours if h < 24)
+        lines.append(
+            f"{template}: {len(times)} news-search feeds; due at the next run: {now_due}; "
+            f"in the next 24 h: {sum(per_hour.values())}, at most "
+            f"{max(per_hour.values(), default=0)} in one hour"
+        )
+    return lines
 
 
 # ------------------------------------------------------------------ members

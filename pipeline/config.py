@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,9 @@ DEFAULT_CONFIG_PATH = Path("sources.yaml")
 DEFAULT_CONTACT = "https://www.atlanpolebiotherapies.com"
 
 SourceKind = Literal["feed", "search", "page", "sitemap"]
+# a news search asks one host once per member: each of its feeds once a day by default
+DEFAULT_SEARCH_INTERVAL_MINUTES = 24 * 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def slugify(text: str) -> str:
@@ -192,6 +196,37 @@ class Source(SourceOptions):
     url: str
     name: str
     member_id: str | None = None  # for news-search feeds: whose search this is
+
+    @property
+    def spread(self) -> bool:
+        """A news-search feed is due at its own moment within its interval (its slot), so
+        the feeds of one search are spread over the interval instead of all due at once."""
+        return self.kind == "search" and bool(self.interval_minutes)
+
+    @property
+    def template(self) -> str:
+        """The id of the sources.yaml entry this source comes from ("news" for "news:valneva")."""
+        return self.id.split(":", 1)[0]
+
+    def _period_and_offset(self) -> tuple[int, int]:
+        period = (self.interval_minutes or 1) * 60
+        # stable across restarts and machines (Python's hash() is salted per process)
+        digest = hashlib.sha256(self.id.encode("utf-8")).digest()
+        return period, int.from_bytes(digest[:8], "big") % period
+
+    def next_slot(self, after: datetime) -> datetime:
+        """The first of this feed's slots strictly after ``after``: its offset (from a hash
+        of its id) plus a whole number of intervals since 1970-01-01 UTC."""
+        period, offset = self._period_and_offset()
+        seconds = int((after.astimezone(UTC) - _EPOCH).total_seconds())
+        k = (seconds - offset) // period + 1
+        return _EPOCH + timedelta(seconds=offset + k * period)
+
+    def on_slot(self, when: datetime) -> bool:
+        """Whether ``when`` is one of this feed's slots (a schedule written for this interval)."""
+        period, offset = self._period_and_offset()
+        seconds = (when.astimezone(UTC) - _EPOCH).total_seconds()
+        return seconds == int(seconds) and (int(seconds) - offset) % period == 0
 
 
 _DOW_NUMBER = re.compile(r"(?<![*/])\b\d+\b")
@@ -480,6 +515,8 @@ def _expand(
             if member.search and member.kind == "member":
                 entities.append((member.slug, member.name, member.query or f'"{member.name}"'))
         label = spec.name or spec.id
+        # each feed once per interval, at its own moment (Source.next_slot): a day unless set
+        common["interval_minutes"] = spec.interval_minutes or DEFAULT_SEARCH_INTERVAL_MINUTES
         for slug, name, query in entities:
             url = spec.url.replace("{query}", quote_plus(query)).replace("{id}", slug)
             sources.append(

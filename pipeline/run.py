@@ -39,7 +39,7 @@ from pipeline.parse.sitemap import (
 )
 from pipeline.robots import DISALLOWED, RobotsCache
 from pipeline.sandbox import Limits, retire_idle_workers, run_bounded
-from pipeline.store import Store, utcnow
+from pipeline.store import DUE_SLACK, Store, utcnow
 from pipeline.stories import StoryKey, story_key
 
 logger = logging.getLogger(__name__)
@@ -155,8 +155,11 @@ def select_sources(config: Config, source_ids: Sequence[str] = ()) -> list[Sourc
 def next_check(
     config: Config, source: Source, outcome: SourceOutcome, *, failures: int, now: datetime
 ) -> datetime:
-    """When to look again: the source's interval on success; interval x failures, capped, on error."""
+    """When to look again: the source's interval on success (a news-search feed: its next
+    slot, past the slack a due source is taken with); interval x failures, capped, on error."""
     if not outcome.failed:
+        if source.spread:
+            return source.next_slot(now + DUE_SLACK)
         return now + timedelta(minutes=source.interval_minutes or 0)
     base = (
         timedelta(minutes=source.interval_minutes)
@@ -165,9 +168,14 @@ def next_check(
     )
     cap = timedelta(hours=config.network.backoff_cap_hours)
     wait = min(base * failures, cap)
+    asked = timedelta(0)
     if outcome.retry_after:
         # a server may ask for years: it gets at most the cap, the source is never switched off
-        wait = max(wait, timedelta(seconds=min(outcome.retry_after, cap.total_seconds())))
+        asked = timedelta(seconds=min(outcome.retry_after, cap.total_seconds()))
+        wait = max(wait, asked)
+    if source.spread:
+        # whole intervals, on the feed's own slots: failing feeds stay spread over the day
+        return source.next_slot(now + max(wait - base, asked) + DUE_SLACK)
     return now + wait
 
 
@@ -861,8 +869,8 @@ def run(
         store = Store.open(db_path)
         try:
             # 3. sources.yaml -> members and sources tables; runs a killed process left open
-            store.sync_config(config)
             now = utcnow()
+            store.sync_config(config, now=now)
             if stale := store.close_stale_runs(now=now):
                 logger.warning(
                     "marked %d earlier run(s) as interrupted (killed before the end)", stale
@@ -872,7 +880,9 @@ def run(
             if source_ids:
                 due = wanted
             else:
-                due, later = store.due_sources(wanted, now=now)
+                due, later = store.due_sources(
+                    wanted, now=now, run_interval=config.schedule.run_interval()
+                )
             run_id = store.start_run(now=now, pid=os.getpid())
             report = RunReport(run_id=run_id, started_at=now, not_due=[s.id for s in later])
             if on_start:

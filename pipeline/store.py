@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -539,6 +540,34 @@ def _write_analysis_error(db: sqlite_utils.Database, article_id: int, reason: st
     db.execute("UPDATE articles SET analysis_error = ? WHERE id = ?", [reason[:500], article_id])
 
 
+def pass_quota(feeds: int, source: Source, run_interval: timedelta) -> int:
+    """How many feeds of a news search one pass may fetch: twice their share of a pass
+    (feeds x run interval / feed interval), at least one."""
+    interval = timedelta(minutes=source.interval_minutes or 1)
+    return max(1, math.ceil(2 * feeds * (run_interval / interval)))
+
+
+def _scheduled(
+    source: Source, row: tuple[str, str | None, int] | None, now: datetime
+) -> str | None:
+    """The next_check_at a configured source keeps or gets: a changed URL forgets it; a
+    news-search feed not yet on one of its slots (new, or its interval changed) gets its
+    next slot, unless it is backing off after failures."""
+    if row is None:
+        kept = None
+    else:
+        url, kept, failures = row
+        if url != source.url:
+            kept = None
+        elif kept is not None and (failures or not source.spread):
+            return kept
+    if not source.spread:
+        return kept
+    if kept is not None and source.on_slot(datetime.fromisoformat(kept)):
+        return kept
+    return iso(source.next_slot(now))
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -611,8 +640,18 @@ class Store:
 
     # ------------------------------------------------------------ config sync
 
-    def sync_config(self, config: Config) -> None:
-        """Members and sources from sources.yaml; rows no longer configured are kept, marked."""
+    def sync_config(self, config: Config, *, now: datetime | None = None) -> None:
+        """Members and sources from sources.yaml; rows no longer configured are kept, marked.
+
+        A news-search feed seen for the first time (or whose URL or interval changed) is
+        scheduled at its next slot after ``now``, never due at once with all the others."""
+        now = now or utcnow()
+        stored = {
+            row[0]: (row[1], row[2], row[3])
+            for row in self.db.execute(
+                "SELECT id, url, next_check_at, consecutive_failures FROM sources"
+            )
+        }
         with self._write("saving members and sources") as db:
             db.execute("UPDATE members SET in_config = 0")
             rows: list[dict[str, Any]] = [
@@ -653,18 +692,21 @@ class Store:
             for source in config.sources:
                 db.execute(
                     """
-                    INSERT INTO sources (id, name, kind, url, member_id, enabled, confirmed, in_config)
-                    VALUES (:id, :name, :kind, :url, :member_id, :enabled, :confirmed, 1)
+                    INSERT INTO sources (id, name, kind, url, member_id, enabled, confirmed,
+                                         in_config, next_check_at)
+                    VALUES (:id, :name, :kind, :url, :member_id, :enabled, :confirmed, 1,
+                            :next_check_at)
                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                         member_id = excluded.member_id, enabled = excluded.enabled,
                         confirmed = excluded.confirmed, in_config = 1,
                         -- validators belong to the old URL: forget them when it changes
                         etag = CASE WHEN url = excluded.url THEN etag END,
                         last_modified = CASE WHEN url = excluded.url THEN last_modified END,
-                        next_check_at = CASE WHEN url = excluded.url THEN next_check_at END,
+                        next_check_at = excluded.next_check_at,
                         url = excluded.url
                     """,
                     {
+                        "next_check_at": _scheduled(source, stored.get(source.id), now),
                         "id": source.id,
                         "name": source.name,
                         "kind": source.kind,
@@ -682,19 +724,36 @@ class Store:
         return rows[0] if rows else {}
 
     def due_sources(
-        self, sources: Sequence[Source], *, now: datetime
+        self, sources: Sequence[Source], *, now: datetime, run_interval: timedelta | None = None
     ) -> tuple[list[Source], list[Source]]:
-        """(due, backing off): sources whose next check has come, and the others."""
+        """(due, later): sources whose next check has come, and the others.
+
+        The feeds of one news search that are due (their slots passed while no run came,
+        after an outage or an upgrade) are taken at most :func:`pass_quota` a pass, the
+        longest waiting first; the others stay due for the next pass."""
         limit = iso(now + DUE_SLACK)
-        waiting = {
-            row["id"]
-            for row in self.db.query(
-                "SELECT id FROM sources WHERE next_check_at IS NOT NULL AND next_check_at > ?",
-                [limit],
+        scheduled = {
+            row[0]: row[1]
+            for row in self.db.execute(
+                "SELECT id, next_check_at FROM sources WHERE next_check_at IS NOT NULL"
             )
         }
-        due = [s for s in sources if s.id not in waiting]
-        later = [s for s in sources if s.id in waiting]
+        due: list[Source] = []
+        later: list[Source] = []
+        spread: dict[str, list[Source]] = {}
+        for source in sources:
+            if source.id in scheduled and scheduled[source.id] > limit:
+                later.append(source)
+            elif source.spread and run_interval is not None:
+                spread.setdefault(source.template, []).append(source)
+            else:
+                due.append(source)
+        for template, ready in spread.items():
+            total = sum(1 for s in sources if s.spread and s.template == template)
+            quota = pass_quota(total, ready[0], run_interval or timedelta(0))
+            ready.sort(key=lambda s: (scheduled.get(s.id, ""), s.id))
+            due += ready[:quota]
+            later += ready[quota:]
         return due, later
 
     def sources_report(self) -> list[dict[str, Any]]:

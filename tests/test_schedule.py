@@ -5,11 +5,13 @@ digest through a real SMTP server."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -18,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.config import Config
+from pipeline.config import DEFAULT_SEARCH_INTERVAL_MINUTES, Config, Source
 from pipeline.digest import Week
+from pipeline.models import SourceOutcome
+from pipeline.run import next_check, run
 from pipeline.schedule import MAX_DIGEST_ATTEMPTS, Daemon, previous_fire
-from pipeline.store import Store, iso
+from pipeline.store import Store, iso, pass_quota
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer
@@ -321,3 +325,209 @@ def test_sigterm_lets_the_pass_finish_and_the_lock_is_shared(
             "SELECT count(*) FROM article_sources WHERE source_id = 'slow'"
         ).fetchone()[0]
     assert stored == 6
+
+
+# ------------------------------------------------------------ news searches at 220 members
+
+HALF_HOUR = timedelta(minutes=30)
+T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def cluster(write_config: WriteConfig, server: FixtureServer) -> Config:
+    """220 members and the cluster: one news search expands to 221 feeds on one host."""
+    return write_config(
+        sources=[{"id": "news", "kind": "search", "url": server.url("search/{id}.rss")}],
+        members=[{"name": f"Membre {i:03d}", "derive": False} for i in range(220)],
+        schedule={"run": "*/30 * * * *", "digest": "30 7 * * mon", "timezone": "Europe/Paris"},
+    )
+
+
+def search_feeds(config: Config) -> list[Source]:
+    return [s for s in config.sources if s.kind == "search"]
+
+
+def one_pass(store: Store, config: Config, now: datetime, *, status: int = 200) -> list[Source]:
+    """What `veille run` does with the schedule in one pass, each due feed answering ``status``."""
+    store.sync_config(config, now=now)
+    due, _ = store.due_sources(config.sources, now=now, run_interval=config.schedule.run_interval())
+    for source in due:
+        failures = store.source_state(source.id)["consecutive_failures"] + (status != 200)
+        outcome = SourceOutcome(
+            source_id=source.id, status="ok" if status == 200 else "error", http_status=status
+        )
+        when = next_check(config, source, outcome, failures=failures, now=now)
+        store.save_source(outcome, [], run_id=None, now=now, next_check_at=when)
+    return due
+
+
+def test_a_news_search_is_polled_once_a_day_per_feed_at_a_slot_its_id_fixes(
+    cluster: Config,
+) -> None:
+    feeds = search_feeds(cluster)
+    assert len(feeds) == 221
+    assert {s.interval_minutes for s in feeds} == {DEFAULT_SEARCH_INTERVAL_MINUTES} == {1440}
+    slots = {s.id: s.next_slot(T0) for s in feeds}
+    assert all(T0 < slot <= T0 + timedelta(days=1) and feeds[0].spread for slot in slots.values())
+    assert all(s.on_slot(slots[s.id]) and not s.on_slot(slots[s.id] + HALF_HOUR) for s in feeds)
+    assert feeds[1].next_slot(slots[feeds[1].id]) == slots[feeds[1].id] + timedelta(days=1)
+    # the slot comes from the id alone: another process (another hash seed) finds the same
+    code = (
+        "from datetime import datetime, UTC; from pipeline.config import Source; "
+        "s = Source(id='news:membre-007', kind='search', url='http://127.0.0.1/', name='n', "
+        "interval_minutes=1440); print(s.next_slot(datetime(2026, 11, 30, 8, tzinfo=UTC)).isoformat())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert other.stdout.strip() == slots["news:membre-007"].isoformat(), other.stderr
+
+
+def test_an_interval_written_for_a_search_is_kept_and_other_kinds_are_not_spread(
+    write_config: WriteConfig, server: FixtureServer
+) -> None:
+    config = write_config(
+        sources=[
+            {"id": "news", "kind": "search", "url": server.url("s/{id}"), "interval_minutes": 120},
+            {"id": "f", "kind": "feed", "url": server.url("f.rss"), "interval_minutes": 120},
+            {"id": "g", "kind": "feed", "url": server.url("g.rss")},
+        ]
+    )
+    by_id = {s.id: s for s in config.sources}
+    assert by_id["news:valneva"].interval_minutes == 120 and by_id["news:valneva"].spread
+    assert by_id["f"].interval_minutes == 120 and not by_id["f"].spread
+    assert by_id["g"].interval_minutes is None and not by_id["g"].spread
+    slot = by_id["news:valneva"].next_slot(T0)
+    assert T0 < slot <= T0 + timedelta(hours=2)
+
+
+def test_a_day_of_passes_fetches_each_feed_once_and_never_many_in_one_pass(
+    cluster: Config, db_path: Path
+) -> None:
+    store = Store.open(db_path)
+    try:
+        quota = pass_quota(221, search_feeds(cluster)[0], cluster.schedule.run_interval())
+        assert quota == 10  # twice 221 x 30 min / 1 day
+        fetched: Counter[str] = Counter()
+        per_pass = []
+        # two days of runs every half hour (and the one closing them), the first on a new database
+        for k in range(2 * 48 + 1):
+            due = one_pass(store, cluster, T0 + k * HALF_HOUR)
+            per_pass.append(len(due))
+            fetched.update(s.id for s in due)
+    finally:
+        store.close()
+    assert per_pass[0] <= quota  # the first run after adding 221 feeds does not fire them all
+    assert max(per_pass) <= quota and sum(per_pass) == 2 * 221
+    assert set(fetched.values()) == {2}  # each feed once a day, none forgotten
+    assert sum(1 for n in per_pass if n) >= 40  # spread over the day, not bunched
+
+
+def test_after_an_outage_the_missed_feeds_catch_up_a_quota_a_pass(
+    cluster: Config, db_path: Path
+) -> None:
+    store = Store.open(db_path)
+    try:
+        for k in range(48):
+            one_pass(store, cluster, T0 + k * HALF_HOUR)
+        back = T0 + timedelta(days=4)  # every feed's slot passed while nothing ran
+        per_pass = [len(one_pass(store, cluster, back + k * HALF_HOUR)) for k in range(24)]
+    finally:
+        store.close()
+    assert per_pass[:22] == [10] * 22  # 221 overdue: ten a pass, the longest waiting first
+    assert per_pass[22] <= 10 and sum(per_pass) >= 221
+
+
+def test_feeds_scheduled_by_an_older_veille_or_another_interval_move_to_their_slots(
+    cluster: Config, db_path: Path, write_config: WriteConfig, server: FixtureServer
+) -> None:
+    store = Store.open(db_path)
+    try:
+        store.sync_config(cluster, now=T0)
+        # what an older veille stored: checked every run, next check "now"; one feed failing
+        store.db.execute("UPDATE sources SET next_check_at = ?", [iso(T0)])
+        store.db.execute(
+            "UPDATE sources SET consecutive_failures = 2, next_check_at = ? "
+            "WHERE id = 'news:membre-003'",
+            [iso(T0 + timedelta(hours=5))],
+        )
+        store.db.conn.commit()
+        store.sync_config(cluster, now=T0)
+        rows = dict(store.db.execute("SELECT id, next_check_at FROM sources").fetchall())
+        by_id = {s.id: s for s in search_feeds(cluster)}
+        assert rows.pop("news:membre-003") == iso(T0 + timedelta(hours=5))  # backing off: kept
+        assert all(rows[i] == iso(by_id[i].next_slot(T0)) for i in rows)
+        # a weekly search: each feed moves to a slot of the new interval, within a week
+        weekly = write_config(
+            sources=[
+                {
+                    "id": "news",
+                    "kind": "search",
+                    "url": server.url("search/{id}.rss"),
+                    "interval_minutes": 7 * 24 * 60,
+                }
+            ],
+            members=[{"name": f"Membre {i:03d}", "derive": False} for i in range(220)],
+        )
+        store.sync_config(weekly, now=T0)
+        stamps = [
+            datetime.fromisoformat(r[0])
+            for r in store.db.execute(
+                "SELECT next_check_at FROM sources WHERE id != 'news:membre-003'"
+            )
+        ]
+        assert all(T0 < t <= T0 + timedelta(days=7) for t in stamps)
+        assert max(stamps) - min(stamps) > timedelta(days=5)  # spread over the week
+    finally:
+        store.close()
+
+
+def test_a_real_first_run_at_220_members_fetches_few_and_veille_sources_shows_when(
+    cluster: Config, db_path: Path, server: FixtureServer
+) -> None:
+    report = run(cluster, db_path=db_path)
+    searched = [r for r in server.requests if r.path.startswith("/search/")]
+    assert len(searched) <= 10 and len(report.outcomes) == len(searched)
+    assert len(report.not_due) == 221 - len(searched)
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipeline", "sources", "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("news: 221 news-search feeds"))
+    found = re.search(r"next run: (\d+); in the next 24 h: (\d+), at most (\d+) in one hour", line)
+    assert found, line
+    due, coming, busiest = (int(n) for n in found.groups())
+    # a feed fetched in this run comes again a day and up to 2 min from now, maybe past 24 h
+    assert 221 - len(searched) <= due + coming <= 221
+    assert -(-coming // 24) <= busiest < coming // 4  # spread over the day
+    assert "news:membre-000" in shown.stdout and " (in " in shown.stdout
+
+
+def test_failing_feeds_back_off_on_their_own_slots_and_stay_spread(
+    cluster: Config, db_path: Path
+) -> None:
+    store = Store.open(db_path)
+    try:
+        # every feed fetched at once (named), every one answering 404
+        store.sync_config(cluster, now=T0)
+        for source in search_feeds(cluster):
+            outcome = SourceOutcome(source_id=source.id, status="error", http_status=404)
+            when = next_check(cluster, source, outcome, failures=1, now=T0)
+            store.save_source(outcome, [], run_id=None, now=T0, next_check_at=when)
+        per_pass = [
+            len(one_pass(store, cluster, T0 + k * HALF_HOUR, status=404)) for k in range(49)
+        ]
+        rows = store.db.execute("SELECT id, next_check_at, consecutive_failures FROM sources")
+        by_id = {s.id: s for s in search_feeds(cluster)}
+        stamps = {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
+    finally:
+        store.close()
+    assert max(per_pass) <= 10 and sum(per_pass) == 221  # retried once in the day, spread
+    assert all(by_id[i].on_slot(when) and failures == 2 for i, (when, failures) in stamps.items())
