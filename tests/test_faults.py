@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 import pytest
 
+from pipeline import run as run_module
 from pipeline.config import Network
 from pipeline.dedupe import canonical_url
 from pipeline.fetch import Fetcher
@@ -805,3 +806,35 @@ def test_the_whole_matrix_at_once_stays_under_600_mb(
     db = DB(db_path)
     assert {a["url"] for a in db.articles("good")} == GOOD_URLS
     assert db.rows("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_the_next_run_does_not_pay_for_a_regex_bomb_again(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analysed: list[int] = []  # articles handed to the analysis worker, per call
+    real = run_module.analyse_bounded
+
+    def counting(config: Any, key: str, items: Any) -> Any:
+        analysed.append(len(items))
+        return real(config, key, items)
+
+    monkeypatch.setattr(run_module, "analyse_bounded", counting)
+    config = write_config(
+        sources=[
+            {
+                "id": "bad",
+                "kind": "feed",
+                "url": server.url("_/feed/regex-bomb"),
+                "fetch_articles": True,
+            }
+        ]
+    )
+    first = run(config, db_path=db_path)
+    assert first.status == "ok" and sum(analysed) == 5
+    pages = len([r for r in server.requests if r.path.startswith("/_/bomb-page/")])
+    assert pages == 5
+    analysed.clear()
+    second = run(config, db_path=db_path)
+    assert second.status == "ok" and second.new_articles == 0
+    assert sum(analysed) == 0  # known articles, their text unchanged: nothing to analyse
+    assert len([r for r in server.requests if r.path.startswith("/_/bomb-page/")]) == pages
