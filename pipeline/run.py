@@ -392,9 +392,9 @@ class _Pass:
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
         fresh = self.needing_analysis(articles)
-        analysed = await self.bounded(
-            self.analyse, fresh, size=sum(len(a.text or "") + len(a.summary) for a in fresh)
-        )
+        # (analysis needs a few times its text, not the hundred times an HTML parse may)
+        text_size = sum(len(a.text or "") + len(a.summary) for a in fresh)
+        analysed = await self.bounded(self.analyse, fresh, size=text_size // 10)
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)

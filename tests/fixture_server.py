@@ -497,6 +497,20 @@ class FixtureServer:
             {"Content-Type": content_type, "ETag": etag, "Last-Modified": LAST_MODIFIED},
         )
 
+    @staticmethod
+    def _trickle(
+        handler: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """A 200 whose body is sent one byte a second (its Content-Length is honest)."""
+        handler.send_response(200)
+        for name, value in {**(headers or {}), "Content-Length": str(len(body))}.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(1)
+
     def _cached(self, key: str, make: Callable[[], bytes]) -> bytes:
         with self._lock:
             if key not in self._cache:
@@ -543,13 +557,7 @@ class FixtureServer:
             self._serve_file(handler, "/".join(args[1:]))
         elif action == "trickle":
             body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title></channel></rss>'
-            handler.send_response(200)
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            for byte in body:
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(1)
+            self._trickle(handler, body)
         elif action == "smuggle":
             handler.wfile.write(smuggling_response())
             handler.wfile.flush()
@@ -559,14 +567,7 @@ class FixtureServer:
                 + "Un texte qui arrive très lentement. " * 60
                 + "</p></article></body></html>"
             ).encode()
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/html; charset=utf-8")
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            for byte in body:
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(1)
+            self._trickle(handler, body, {"Content-Type": "text/html; charset=utf-8"})
         elif action == "bomb-page":
             send(
                 handler,
