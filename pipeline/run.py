@@ -327,8 +327,12 @@ class _Pass:
                 for _ in range(self.slots):
                     await self.cpu.acquire()
                     held += 1
-                retire_idle_workers()
-                return await asyncio.to_thread(func, *args, **kwargs)
+
+                def alone() -> T:
+                    retire_idle_workers()  # stopping processes blocks: not on the event loop
+                    return func(*args, **kwargs)
+
+                return await asyncio.to_thread(alone)
             finally:
                 for _ in range(held):
                     self.cpu.release()
