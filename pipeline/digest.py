@@ -32,7 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.store import Store, iso
+from pipeline.store import WHILE_MEMBER_SQL, Store, iso
 
 BACKLOG_DAYS = 14
 CHART_WEEKS = 8
@@ -172,6 +172,7 @@ class Content:
     previous_stories: int
     previous_mentions: int
     members: list[MemberRow]  # every entity named this week or last, the table in the header
+    quiet: int  # the other members (members during the week), without news this week or last
     chart_weeks: list[Week]
     cluster: Section | None
     sections: list[Section]
@@ -270,12 +271,14 @@ def _params(week: Week, backlog_days: int) -> dict[str, str]:
 def week_counts(
     store: Store, week: Week, backlog_days: int = BACKLOG_DAYS
 ) -> dict[str, tuple[int, int]]:
-    """member id -> (stories, mentions) in a week; a mention is an article naming the member."""
+    """member id -> (stories, mentions) in a week; a mention is an article naming the member
+    while it is one (its `joined` and `left` dates)."""
     rows = store.db.execute(
         f"""
         SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id)), count(*)
         FROM mentions m JOIN articles a ON a.id = m.article_id
-        WHERE {_IN_WEEK}
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
         GROUP BY m.member_id
         """,
         _params(week, backlog_days),
@@ -291,7 +294,7 @@ def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]
         SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
         FROM articles a JOIN mentions m ON m.article_id = a.id
         JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
-        WHERE {_IN_WEEK}
+        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
         """,
         _params(week, backlog_days),
     ).fetchone()
@@ -424,6 +427,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         else:
             sections.append(section)
 
+    quiet = _quiet_members(store, week, {row.id for row in rows})
     story_total, articles, mention_total = _totals(store, week, backlog_days)
     previous_stories, _, previous_mentions = _totals(store, week.shift(-1), backlog_days)
     fundings = _one_per_deal(
@@ -441,7 +445,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             SELECT mb.name, f.amount, f.currency, f.amount_eur, f.phrase, a.title, a.link, a.url
             FROM fundings f JOIN articles a ON a.id = f.article_id
             JOIN members mb ON mb.id = f.member_id
-            WHERE {_IN_WEEK}
+            WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
             ORDER BY coalesce(f.amount_eur, f.amount) DESC
             """,
             _params(week, backlog_days),
@@ -467,6 +471,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         previous_stories=previous_stories,
         previous_mentions=previous_mentions,
         members=rows,
+        quiet=quiet,
         chart_weeks=chart_weeks,
         cluster=cluster,
         sections=sections,
@@ -475,6 +480,19 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         more_problems=max(0, len(problem_rows) - MAX_ERRORS_LISTED),
         links=_datasette_links(config, week, db_name),
     )
+
+
+def _quiet_members(store: Store, week: Week, listed: set[str]) -> int:
+    """Configured members that were members during the week and are not in the table."""
+    rows = store.db.execute(
+        """
+        SELECT id FROM members
+        WHERE kind = 'member' AND in_config = 1
+          AND (joined IS NULL OR joined <= :sunday) AND (left IS NULL OR left > :monday)
+        """,
+        {"monday": week.monday.isoformat(), "sunday": week.sunday.isoformat()},
+    )
+    return sum(1 for (member_id,) in rows if member_id not in listed)
 
 
 def _one_per_deal(fundings: Iterable[Funding]) -> list[Funding]:
@@ -532,6 +550,8 @@ LABELS: dict[str, dict[str, str]] = {
         "change": "Évol.",
         "weeks_short": "{n} sem.",
         "weeks_chart": "Mentions sur {n} semaines",
+        "quiet_one": "et 1 autre membre sans actualité cette semaine ni la précédente",
+        "quiet_many": "et {n} autres membres sans actualité cette semaine ni la précédente",
         "cluster": "Le cluster dans la presse",
         "members": "Les membres dans la presse",
         "also_in": "aussi dans",
@@ -563,6 +583,8 @@ LABELS: dict[str, dict[str, str]] = {
         "change": "Change",
         "weeks_short": "{n} wk",
         "weeks_chart": "Mentions over {n} weeks",
+        "quiet_one": "and 1 other member without news this week or last",
+        "quiet_many": "and {n} other members without news this week or last",
         "cluster": "The cluster in the news",
         "members": "Members in the news",
         "also_in": "also in",

@@ -388,6 +388,55 @@ def _m9_bounded_work(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN sources_deferred INTEGER NOT NULL DEFAULT 0")
 
 
+# An article counts for a member while it is one: the article's date (published, else
+# first seen) on or after `joined` and before `left` (NULL: no bound). For `a` and `mb`.
+WHILE_MEMBER_SQL = (
+    "((mb.joined IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) >= mb.joined)"
+    " AND (mb.left IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) < mb.left))"
+)
+
+
+def _m10_membership(db: sqlite_utils.Database) -> None:
+    """When a member joined and left the cluster (ISO dates, NULL: unknown or still one).
+    The weekly counts the charts read count a member only while it is one; every mention
+    stays in `mentions` and `mention_details` (with `while_member`)."""
+    db.execute("ALTER TABLE members ADD COLUMN joined TEXT")
+    db.execute("ALTER TABLE members ADD COLUMN left TEXT")
+    db.execute("DROP VIEW mention_details")
+    db.execute(
+        f"""
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles,
+               {WHILE_MEMBER_SQL} AS while_member
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    db.execute("DROP VIEW weekly_member_counts")
+    db.execute(
+        f"""
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
+               count(DISTINCT a.id) AS articles,
+               sum(m.count) AS mentions,
+               sum(m.in_title) AS in_titles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {WHILE_MEMBER_SQL}
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -398,6 +447,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m7_views_for_analysts,
     _m8_digests,
     _m9_bounded_work,
+    _m10_membership,
 )
 
 MAX_STORY_CANDIDATES = 200
@@ -663,6 +713,8 @@ class Store:
                     "city": None,
                     "website": config.cluster.website,
                     "tags": "[]",
+                    "joined": None,
+                    "left": None,
                 }
             ]
             rows += [
@@ -674,17 +726,21 @@ class Store:
                     "city": m.city,
                     "website": m.website,
                     "tags": json.dumps(list(m.tags), ensure_ascii=False),
+                    "joined": m.joined.isoformat() if m.joined else None,
+                    "left": m.left.isoformat() if m.left else None,
                 }
                 for m in config.members
             ]
             for row in rows:
                 db.execute(
                     """
-                    INSERT INTO members (id, name, aliases, kind, city, website, tags, in_config)
-                    VALUES (:id, :name, :aliases, :kind, :city, :website, :tags, 1)
+                    INSERT INTO members (id, name, aliases, kind, city, website, tags, joined, left,
+                                         in_config)
+                    VALUES (:id, :name, :aliases, :kind, :city, :website, :tags, :joined, :left, 1)
                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, aliases = excluded.aliases,
                         kind = excluded.kind, city = excluded.city, website = excluded.website,
-                        tags = excluded.tags, in_config = 1
+                        tags = excluded.tags, joined = excluded.joined, left = excluded.left,
+                        in_config = 1
                     """,
                     row,
                 )

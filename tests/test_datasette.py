@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -200,6 +201,89 @@ def test_articles_table_has_full_text_search_and_facets(built: Path) -> None:
     assert all("Guipry" in (r["title"] + r["summary"] + (r["text"] or "")) for r in body["rows"])
     status, body = get(built, "/veille/articles.json?_facet=week")
     assert status == 200 and body["facet_results"]
+
+
+def test_members_have_facets_by_tag_and_city(built: Path) -> None:
+    status, body = get(built, "/veille/members.json?_shape=objects")
+    assert status == 200
+    facets = body["facet_results"]
+    facets = facets.get("results", facets)  # keyed by column
+    assert {"kind", "city", "tags"} <= set(facets)
+    cities = {v["value"]: v["count"] for v in facets["city"]["results"]}
+    assert cities["Nantes"] >= 3
+    tags = {v["value"] for v in facets["tags"]["results"]}
+    assert "oncology" in tags  # an array facet: one value per tag
+    status, body = get(built, "/veille/members.json?_shape=objects&tags__arraycontains=oncology")
+    assert status == 200 and body["rows"] and all("oncology" in r["tags"] for r in body["rows"])
+
+
+def test_members_with_no_mention_in_the_last_n_weeks(built: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "veille.db"
+    shutil.copy(built, db_path)
+    conn = sqlite3.connect(db_path)
+    # three members the directory added: one never named, one gone, one not there yet
+    conn.executemany(
+        "INSERT INTO members (id, name, kind, joined, left) VALUES (?, ?, 'member', ?, ?)",
+        [
+            ("discret", "Discret", None, None),
+            ("parti", "Parti", "2000-01-01", "2001-01-01"),
+            ("futur", "Futur", "2999-01-01", None),
+        ],
+    )
+    conn.commit()
+    members = {r[0] for r in conn.execute("SELECT id FROM members WHERE kind = 'member'")}
+    named = {r[0] for r in conn.execute("SELECT DISTINCT member_id FROM mentions")}
+    conn.close()
+    members -= {"parti", "futur"}  # not members today: never listed
+    never = members - named
+    assert never == {"discret"} and named & members
+    # a window reaching back past every article: the members never named, first
+    listed = rows(db_path, "members_without_mentions", "weeks=5000")
+    assert {r["id"] for r in listed} == never and all(r["last_mention"] is None for r in listed)
+    # a window of no weeks: every current member, those never named first, then by last mention
+    everyone = rows(db_path, "members_without_mentions", "weeks=0")
+    assert {r["id"] for r in everyone} == members
+    last = [r["last_mention"] for r in everyone if r["last_mention"]]
+    assert last == sorted(last) and everyone[0]["last_mention"] is None
+    # blank is 8 weeks
+    assert rows(db_path, "members_without_mentions", "weeks=") == rows(
+        db_path, "members_without_mentions", "weeks=8"
+    )
+
+
+def chart_rows(db_path: Path, chart: str) -> list[dict[str, Any]]:
+    sql = load_metadata()["plugins"]["datasette-dashboards"]["veille-overview"]["charts"][chart][
+        "query"
+    ]
+    status, body = get(
+        db_path, "/veille.json?" + urllib.parse.urlencode({"sql": sql, "_shape": "objects"})
+    )
+    assert status == 200, body
+    return list(body["rows"])
+
+
+def test_per_member_charts_show_the_top_eight_and_one_slice_for_the_others(built: Path) -> None:
+    conn = sqlite3.connect(built)
+    window = (
+        "week >= (SELECT min(week) FROM (SELECT DISTINCT week FROM articles "
+        "WHERE week IS NOT NULL ORDER BY week DESC LIMIT 8))"
+    )
+    totals = dict(
+        conn.execute(
+            f"SELECT member, sum(stories) FROM weekly_member_counts WHERE {window} GROUP BY member"
+        ).fetchall()
+    )
+    conn.close()
+    assert len(totals) > 9  # enough members for an "others" slice to mean something
+    share = chart_rows(built, "share-of-voice")
+    assert len(share) == 9 and share[-1]["member"] == "Autres membres"
+    top = sorted(totals.values(), reverse=True)
+    assert [r["stories"] for r in share[:8]] == top[:8]
+    assert share[-1]["stories"] == sum(top[8:])  # nothing lost: the others add up
+    weekly = chart_rows(built, "mentions-per-week")
+    shown = {r["member"] for r in weekly}
+    assert shown - {"Autres membres"} == {r["member"] for r in share[:8]}
+    assert sum(r["stories"] for r in weekly) == sum(top)
 
 
 def test_dashboard_page_renders(built: Path) -> None:

@@ -686,3 +686,92 @@ def test_the_html_renders_in_headless_chromium(
     assert done.returncode == 0, done.stderr[-2000:]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# ---------------------------------------------------------------- the whole cluster
+
+QUIET = [{"name": f"Membre discret {i:03d}", "derive": False} for i in range(200)]
+
+
+def _cluster_config(
+    write_config: WriteConfig, server: FixtureServer, members: list[dict[str, Any]]
+) -> Config:
+    return write_config(
+        sources=[
+            {"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")},
+            {"id": "pharma-wire", "kind": "feed", "url": server.url("pharma-wire.rss")},
+        ],
+        members=members,
+        digest=DIGEST,
+    )
+
+
+def test_at_203_members_the_table_lists_those_with_news_and_sums_up_the_rest(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path
+) -> None:
+    config = _cluster_config(write_config, server, MEMBERS + QUIET)
+    run(config, db_path=db_path)
+    content, rendered = rendered_for(config, db_path)
+    listed = [m for m in content.members if m.kind == "member"]
+    assert {m.name for m in listed} == {"Xenothera", "Valneva", "GlioCure"}
+    assert all(m.mentions or m.previous_mentions for m in content.members)
+    assert content.quiet == 200
+    assert {s.member.name for s in content.sections} <= {m.name for m in listed}
+    assert all(s.stories for s in content.sections)
+    line = "et 200 autres membres sans actualité cette semaine ni la précédente"
+    assert line in rendered.text and line in rendered.html
+    for part in (rendered.text, rendered.html):
+        assert not any(m["name"] in part for m in QUIET)
+    # the member table of the HTML part: the cluster and three members, then one line
+    first_cells = rendered.html.count('<tr>\n  <td style="padding:4px;border-bottom:1px solid')
+    assert first_cells == len(content.members) == 4 and rendered.html.count(line) == 1
+    # the same digest with only the three members differs by that one line
+    few = _cluster_config(write_config, server, MEMBERS)
+    store = Store.open(db_path)
+    store.sync_config(few)  # what the next run does: the 200 are no longer configured
+    store.close()
+    _, alone = rendered_for(few, db_path)
+    assert alone.text.replace("\n", "") == rendered.text.replace(line, "").replace("\n", "")
+
+
+def test_one_quiet_member_is_named_in_the_singular_in_english(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path
+) -> None:
+    config = write_config(
+        sources=[{"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")}],
+        members=[*MEMBERS, {"name": "Membre discret", "derive": False}],
+        digest={**DIGEST, "language": "en"},
+    )
+    run(config, db_path=db_path)
+    content, rendered = rendered_for(config, db_path)
+    assert content.quiet == 1
+    assert "and 1 other member without news this week or last" in rendered.text
+
+
+def test_a_member_counts_only_while_it_is_one_and_its_history_stays_stored(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path
+) -> None:
+    members = [
+        {"name": "Xenothera", "aliases": ["Xénothera"], "joined": "2020-01-01"},
+        {"name": "Valneva", "joined": "2000-01-01", "left": "2001-01-01"},  # left long ago
+        {"name": "GlioCure", "joined": "2099-01-01"},  # not a member yet
+    ]
+    config = _cluster_config(write_config, server, members)
+    run(config, db_path=db_path)
+    content, rendered = rendered_for(config, db_path)
+    assert [m.name for m in content.members if m.kind == "member"] == ["Xenothera"]
+    assert [s.member.name for s in content.sections] == ["Xenothera"]
+    assert content.quiet == 0  # the other two were not members this week
+    assert content.mentions == sum(m.mentions for m in content.members)
+    assert "Valneva" not in rendered.text.split("== ")[0]  # not in the table
+    with sqlite3.connect(db_path) as db:
+        stored = dict((r[0], r[1:]) for r in db.execute("SELECT id, joined, left FROM members"))
+        details = db.execute(
+            "SELECT member_id, while_member, count(*) FROM mention_details "
+            "WHERE member_id IN ('valneva', 'gliocure', 'xenothera') GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+        charted = {r[0] for r in db.execute("SELECT member_id FROM weekly_member_counts")}
+    assert stored["valneva"] == ("2000-01-01", "2001-01-01")
+    assert stored["gliocure"] == ("2099-01-01", None) and stored["xenothera"][1] is None
+    assert [(m, w) for m, w, _ in details] == [("gliocure", 0), ("valneva", 0), ("xenothera", 1)]
+    assert "xenothera" in charted and not charted & {"valneva", "gliocure"}
