@@ -594,6 +594,18 @@ def test_runs_killed_at_random_moments_leave_what_a_clean_run_leaves(tmp_path: P
 # ------------------------------------------------------------------ deadlines and bounds
 
 
+HANGS_ON = "Valneva"  # a title the analysis below never finishes
+
+
+def hanging_analysis(payload: Any) -> Any:
+    """The worker's analysis, stuck forever on one article: a parser bug that input can no
+    longer provoke, now that every pattern is linear (pickled by name into the worker)."""
+    _key, _config, _forms, items = payload
+    if any(HANGS_ON in title for title, *_ in items):
+        time.sleep(3600)
+    return run_module.analyse_batch(payload)
+
+
 def test_articles_the_analysis_worker_gives_up_on_are_stored_unanalysed_and_not_redone(
     server: FixtureServer,
     write_config: WriteConfig,
@@ -601,12 +613,11 @@ def test_articles_the_analysis_worker_gives_up_on_are_stored_unanalysed_and_not_
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # a budget no batch can meet (a microsecond, nothing added per article): the worker
-    # gives up on the batch, and on each article alone
-    monkeypatch.setattr("pipeline.run.ANALYSIS_PER_ARTICLE", 0.0)
+    monkeypatch.setattr(run_module, "analyse_batch", hanging_analysis)
+    monkeypatch.setattr(run_module, "ARTICLE_ANALYSIS_TIMEOUT", 1.0)
     config = write_config(
         sources=[{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}],
-        network={"analysis_timeout": 0.000001},
+        network={"analysis_timeout": 4},
     )
     caplog.set_level(logging.WARNING, logger="pipeline.run")
     report = run(config, db_path=db_path)
@@ -614,20 +625,32 @@ def test_articles_the_analysis_worker_gives_up_on_are_stored_unanalysed_and_not_
     db = DB(db_path)
     articles = db.articles("good")
     assert {a["url"] for a in articles} == GOOD_URLS  # nothing lost
-    for article in articles:
-        assert (article["analysis_error"] or "").startswith("not analysed: "), article
-    assert db.rows("SELECT count(*) FROM mentions") == [(0,)]
+    # the batch was given up on; then each article alone: only the stuck one fails
+    stuck = {a["title"]: a["analysis_error"] for a in articles if HANGS_ON in a["title"]}
+    assert stuck and all(
+        (e or "").startswith("not analysed: refused: analysing the article took longer than 1 s")
+        for e in stuck.values()
+    ), stuck
+    others = [a for a in articles if HANGS_ON not in a["title"]]
+    assert others and all(a["analysis_error"] is None for a in others)
+    named = db.rows(
+        "SELECT DISTINCT a.title FROM mentions m JOIN articles a ON a.id = m.article_id"
+    )
+    assert named and not any(HANGS_ON in title for (title,) in named)
+    assert "analysing its 6 articles one by one" in caplog.text
     assert "articles not analysed" in caplog.text
     # the next run does not pay for them again: they are known, and their text unchanged
     caplog.clear()
     assert run(config, db_path=db_path).status == "ok"
     assert "not analysed" not in caplog.text and "analysing" not in caplog.text
-    # remention, with a budget it can meet, analyses them in the bounded worker
-    monkeypatch.setattr("pipeline.run.ANALYSIS_PER_ARTICLE", 0.05)
-    config = write_config(sources=[{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}])
+    # remention, once the analysis is sound again, analyses them in the bounded worker
+    monkeypatch.undo()
     remention(config, db_path=db_path)
     assert db.rows("SELECT count(*) FROM articles WHERE analysis_error IS NOT NULL") == [(0,)]
-    assert db.rows("SELECT count(*) FROM mentions")[0][0] > 0
+    named = db.rows(
+        "SELECT DISTINCT a.title FROM mentions m JOIN articles a ON a.id = m.article_id"
+    )
+    assert any(HANGS_ON in title for (title,) in named)
 
 
 def test_the_run_deadline_leaves_unfinished_sources_due_for_the_next_run(
