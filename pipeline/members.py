@@ -1,8 +1,9 @@
 """Members -> the forms the press writes them in, each with its evidence rule and the reason.
 
 1. Candidates from the bare name: the name as written; without its legal suffix
-   ("Step Pharma SAS" -> "Step Pharma"); without trailing generic words, one at a time
-   ("Mablink Bioscience" -> "Mablink"). Accents and case need no form of their own:
+   ("Step Pharma SAS" -> "Step Pharma"); without its hyphens ("In-Cell-Art" ->
+   "InCellArt"); without trailing generic words, one at a time ("Mablink Bioscience"
+   -> "Mablink"). Accents and case need no form of their own:
    the matcher folds them.
 2. The spellings a person wrote as plain aliases are candidates too; an alias written as
    a rule (`{alias: ..., case_sensitive: ..., context: ...}`) is used exactly as written
@@ -13,8 +14,10 @@
      is also a word ("OSE"), needs its capitals as written and a context word; a
      shortened form that common is not used at all (the full name still is);
    - a single word at or above RARE_ZIPF, or an acronym, needs its capitals as written;
-   - a phrase whose every word is at or above RARE_ZIPF ("Step Pharma", "Vital Ouest")
-     needs its capitals as written;
+   - a shortened form that is an acronym, or a word at or above LISTED_ZIPF (an
+     element, a place: "Astatine" of Astatine Pharma), is not used (the full name is);
+   - a phrase whose every word is at or above LISTED_ZIPF ("Step Pharma", "Vital Ouest",
+     "Organoid Factory") needs its capitals as written;
    - a form shorter than MIN_FORM_CHARS letters is not used.
 4. Across members: a derived form that is another member's name (or one of its
    hand-written aliases) belongs to that member ("Nova Cell" is the member Nova Cell,
@@ -35,6 +38,9 @@ from pipeline.directory import without_legal_suffix
 
 COMMON_ZIPF = 3.0  # at or above: a common word (about once per million words or more)
 RARE_ZIPF = 2.0  # at or above: a word people write; below: a name only
+# at or above: in the word lists at all (a chemical element, a place, a rare term):
+# "Astatine-211" and "les landes de Lanvaux" are not Astatine Pharma and Lanvaux Pharma
+LISTED_ZIPF = 1.0
 MIN_FORM_CHARS = 3
 ACRONYM_MAX = 4
 # Words a company name ends with that say what it does, not who it is. Dropping them
@@ -265,6 +271,8 @@ def evidence(alias: str, *, shortened: bool) -> tuple[bool, bool, bool, str]:
         score = _frequency(token)
         freq = f"zipf fr/en {_shown(token)}"
         if _is_acronym(token):
+            if shortened:  # "MGI" of MGI Ouest is also MGI Tech, and a dozen others
+                return False, False, False, f"acronym left by a shortening ({freq})"
             if score >= COMMON_ZIPF:
                 return True, True, True, f"acronym that is a common word ({freq})"
             return True, True, False, f"acronym ({freq})"
@@ -276,14 +284,16 @@ def evidence(alias: str, *, shortened: bool) -> tuple[bool, bool, bool, str]:
             if shortened:  # "Biomarkers" opens English sentences: capitals are not enough
                 return True, True, True, f"word ({freq} >= {RARE_ZIPF})"
             return True, True, False, f"word ({freq} >= {RARE_ZIPF})"
+        if shortened and score >= LISTED_ZIPF:
+            return False, False, False, f"a listed word ({freq} >= {LISTED_ZIPF})"
         return True, False, False, f"not a word ({freq})"
     scores = [_frequency(t) for t in tokens]
     shown = ", ".join(_shown(t) for t in tokens)
-    if all(s >= RARE_ZIPF for s in scores):
+    if all(s >= LISTED_ZIPF for s in scores):
         if shortened:  # "Fast Track", "Blue Ocean", "Loire Valley": phrases of their own
             return False, False, False, f"every word is a word (zipf fr/en {shown})"
         return True, True, False, f"every word is a word (zipf fr/en {shown})"
-    rare = [t for t, s in zip(tokens, scores, strict=True) if s < RARE_ZIPF]
+    rare = [t for t, s in zip(tokens, scores, strict=True) if s < LISTED_ZIPF]
     return True, False, False, f"{rare[0]!r} is not a word (zipf fr/en {shown})"
 
 
@@ -293,6 +303,8 @@ def _candidates(member: Member) -> list[tuple[str, str, bool]]:
     base = without_legal_suffix(member.name)
     if base != member.name:
         out.append((base, "without legal suffix", False))
+    if re.search(r"\w-\w", base):  # "In-Cell-Art" is often written "InCellArt"
+        out.append((re.sub(r"(?<=\w)-(?=\w)", "", base), "without hyphens", False))
     words = base.split()
     while len(words) > 1 and words[-1].lower().strip(".,") in GENERIC_WORDS:
         dropped = words.pop()
@@ -366,7 +378,13 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                     )
                 )
         for form in forms:
-            if form.origin in ("name", "without legal suffix", "hand rule", "alias"):
+            if form.origin in (
+                "name",
+                "without legal suffix",
+                "without hyphens",
+                "hand rule",
+                "alias",
+            ):
                 hand_keys.setdefault(_key(form.alias), member.slug)
         drafts.append((member, forms, stripped))
 
