@@ -41,6 +41,7 @@ PRELOAD = [
     "bs4",
     "lxml.etree",
     "trafilatura",
+    "datasketch",  # story signatures, in the analysis workers
     "pipeline.cli",
 ]
 MAX_USES = 200  # documents per worker before it is replaced

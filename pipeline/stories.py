@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from datasketch import MinHash
 
 from pipeline.mentions import fold
 
@@ -102,6 +101,8 @@ _PERMUTATIONS: list[object] = []
 def _permutations() -> object:
     """The permutations of (NUM_PERM, SEED), drawn once: drawing them costs more than hashing."""
     if not _PERMUTATIONS:
+        from datasketch import MinHash
+
         _PERMUTATIONS.append(MinHash(num_perm=NUM_PERM, seed=SEED).permutations)
     return _PERMUTATIONS[0]
 
@@ -123,6 +124,10 @@ def story_key(
         bands: tuple[int, ...] = ()
     else:
         body_for_hash = " ".join(tokens)
+        # imported here: datasketch brings scipy (about 55 MB), which only the processes
+        # that compute signatures need (the analysis workers, restory), not the run's own
+        from datasketch import MinHash
+
         minhash = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_permutations())
         shingles = {
             " ".join(tokens[i : i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)
