@@ -392,7 +392,7 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
         latest_week = conn.execute("SELECT max(week) FROM articles").fetchone()[0]
         queries = load_metadata()["databases"]["veille"]["queries"]
         # a search term found in 1% of the articles, as a member's name would be
-        params = {"week": latest_week, "member": "member-7", "q": "mot42"}
+        params = {"week": latest_week, "member": "member-7", "q": "mot42", "weeks": "8"}
         # the digest's link: the bounds of the week of the latest article, as a digest has them
         from pipeline.digest import Week, week_bounds
 
