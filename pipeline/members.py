@@ -348,16 +348,7 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                 stripped.append(origin.split('"')[1])
             spec = written.get(key)
             if spec is not None:
-                forms.append(
-                    Form(
-                        alias=spec.alias,
-                        origin="hand rule",
-                        case_sensitive=spec.case_sensitive,
-                        context=spec.context,
-                        used=spec.use,
-                        reason="written in the configuration" if spec.use else "turned off",
-                    )
-                )
+                forms.append(_hand_form(spec))
                 continue
             if not derive_forms:
                 forms.append(Form(alias=alias, origin=origin, reason="derive: false"))
@@ -367,16 +358,7 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
         for key, spec in written.items():
             if key not in seen:
                 seen.add(key)
-                forms.append(
-                    Form(
-                        alias=spec.alias,
-                        origin="hand rule",
-                        case_sensitive=spec.case_sensitive,
-                        context=spec.context,
-                        used=spec.use,
-                        reason="written in the configuration" if spec.use else "turned off",
-                    )
-                )
+                forms.append(_hand_form(spec))
         for form in forms:
             if form.origin in (
                 "name",
@@ -421,6 +403,18 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
             )
         )
     return result
+
+
+def _hand_form(spec: AliasSpec) -> Form:
+    """A rule a person wrote: used exactly as written (or turned off)."""
+    return Form(
+        alias=spec.alias,
+        origin="hand rule",
+        case_sensitive=spec.case_sensitive,
+        context=spec.context,
+        used=spec.use,
+        reason="written in the configuration" if spec.use else "turned off",
+    )
 
 
 def _drop(form: Form, why: str) -> Form:
