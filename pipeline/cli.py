@@ -127,8 +127,10 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
     """Fetch every due source once and store new articles.
 
     Silent on success but for one summary line on stderr; one WARNING line per
-    failed source. Exit 0 when the run completed, 1 when every source failed,
-    2 on a configuration error, 75 when another run holds the lock.
+    failed source. At network.run_timeout (default half the gap between two
+    scheduled runs) no source starts any more: what is left waits for the next
+    run. Exit 0 when the run completed, 1 when every source failed, 2 on a
+    configuration error, 75 when another run holds the lock.
 
     \b
     Example:

@@ -235,36 +235,27 @@ class Matcher:
         derivation already made (a worker process is given them, not the word lists)."""
         from pipeline.members import derive
 
-        rules: list[AliasRule] = []
-        context: dict[str, Sequence[str]] = {}
-        exclude: dict[str, Sequence[str]] = {}
         cluster = config.cluster
-        for alias in cluster.alias_rules():
-            rules.append(
-                AliasRule(
-                    member_id=cluster.id,
-                    member=cluster.name,
-                    alias=alias.alias,
-                    case_sensitive=alias.case_sensitive,
-                    needs_context=alias.context,
-                )
-            )
-        context[cluster.id] = cluster.context
-        exclude[cluster.id] = cluster.exclude
+        # (entity id, entity name, alias, case_sensitive, needs_context): the cluster's
+        # aliases as written, then every form a member's derivation keeps
+        written = [
+            (cluster.id, cluster.name, a.alias, a.case_sensitive, a.context)
+            for a in cluster.alias_rules()
+        ]
+        context: dict[str, Sequence[str]] = {cluster.id: cluster.context}
+        exclude: dict[str, Sequence[str]] = {cluster.id: cluster.exclude}
         by_id = {m.slug: m for m in config.members}
         for member_forms in forms if forms is not None else derive(cluster, config.members):
-            for form in member_forms.used:
-                rules.append(
-                    AliasRule(
-                        member_id=member_forms.member_id,
-                        member=member_forms.name,
-                        alias=form.alias,
-                        case_sensitive=form.case_sensitive,
-                        needs_context=form.context,
-                    )
-                )
+            written += [
+                (member_forms.member_id, member_forms.name, f.alias, f.case_sensitive, f.context)
+                for f in member_forms.used
+            ]
             context[member_forms.member_id] = member_forms.context
             exclude[member_forms.member_id] = by_id[member_forms.member_id].exclude
+        rules = [
+            AliasRule(member_id=i, member=n, alias=a, case_sensitive=c, needs_context=x)
+            for i, n, a, c, x in written
+        ]
         return cls(rules, context=context, exclude=exclude)
 
     # ---------------------------------------------------------------- matching
