@@ -22,6 +22,7 @@ import click
 from pipeline import __version__
 from pipeline.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
+from pipeline.members import CHECK_WEEKS
 from pipeline.models import SourceOutcome
 from pipeline.store import DEFAULT_DB_PATH, Store, utcnow
 
@@ -751,7 +752,11 @@ def members_import(file: Path, config_path: Path, dry_run: bool) -> None:
     help="The SQLite database whose articles are matched again (forms only if it is absent).",
 )
 @click.option(
-    "--weeks", default=8, show_default=True, type=click.IntRange(1, 520), help="The window."
+    "--weeks",
+    default=CHECK_WEEKS,
+    show_default=True,
+    type=click.IntRange(1, 520),
+    help="The window.",
 )
 @click.option("--member", "member_id", metavar="ID", help="Show this member's forms only.")
 def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str | None) -> None:

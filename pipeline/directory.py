@@ -30,6 +30,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from pipeline.config import (
     build_config,
@@ -132,6 +133,7 @@ class Directory:
     delimiter: str
     rows: tuple[DirectoryRow, ...]
     ignored_columns: tuple[str, ...] = ()
+    columns: frozenset[str] = frozenset()  # the fields the file has a column for
 
 
 def _fold_header(text: str) -> str:
@@ -237,6 +239,8 @@ def read_directory(path: str | Path) -> Directory:
     try:
         for record in reader:
             start, line = line, reader.line_num + 1
+            if len(problems) >= MAX_PROBLEMS:
+                break
             if not any(cell.strip() for cell in record):
                 continue  # blank lines, and the ";;;;" rows spreadsheets leave at the end
             if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
@@ -256,8 +260,6 @@ def read_directory(path: str | Path) -> Directory:
                 continue
             first_line_of[row.id] = start
             rows.append(row)
-            if len(problems) >= MAX_PROBLEMS:
-                break
     except csv.Error as exc:
         problems.append(f"line {reader.line_num}: {exc}")
     if not rows and not problems:
@@ -272,6 +274,7 @@ def read_directory(path: str | Path) -> Directory:
         delimiter=delimiter,
         rows=tuple(rows),
         ignored_columns=tuple(ignored),
+        columns=frozenset(fields),
     )
 
 
@@ -328,6 +331,7 @@ class ImportReport:
     not_in_directory: list[str] = field(default_factory=list)  # in the members file, kept
     wrote_members_file: bool = False
     wrote_config: bool = False
+    would_change: bool = False  # something to write (a dry run writes nothing)
 
     @property
     def changed(self) -> bool:
@@ -353,6 +357,8 @@ class ImportReport:
             if self.wrote_config:
                 wrote.append("sources.yaml (members_file)")
             lines.append(f"  wrote {', '.join(wrote)}; run `veille members check` next")
+        elif self.would_change:
+            lines.append("  changes to write")
         else:
             lines.append("  nothing to change")
         return "\n".join(lines)
@@ -393,30 +399,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _apply(entry: CommentedMap, row: DirectoryRow) -> None:
-    """The directory's fields onto a member entry; what a person wrote is kept."""
+def _apply(entry: CommentedMap, row: DirectoryRow, columns: frozenset[str]) -> None:
+    """The directory's fields onto a member entry. The directory owns name, website, city,
+    tags, joined and left: where it has a column, an empty cell clears the field. Aliases
+    are added to those a person wrote, never removed; everything else is kept."""
     entry["name"] = row.name
     existing = list(entry.get("aliases") or [])
     written = {a if isinstance(a, str) else a.get("alias") for a in existing}
     new = [a for a in row.aliases if a not in written]
     if new:
         entry["aliases"] = _flow(existing + new)
-    for key in ("website", "city"):
-        value = getattr(row, key)
+    values: dict[str, Any] = {
+        "website": row.website,
+        "city": row.city,
+        "tags": _flow(row.tags) if row.tags else None,
+        "joined": row.joined.isoformat() if row.joined else None,
+        "left": row.left.isoformat() if row.left else None,
+    }
+    for key, value in values.items():
         if value:
             entry[key] = value
-    if row.tags:
-        entry["tags"] = _flow(row.tags)
-    for key in ("joined", "left"):
-        value = getattr(row, key)
-        if value:
-            entry[key] = value.isoformat()
+        elif key in columns:
+            entry.pop(key, None)
 
 
-def _new_entry(row: DirectoryRow) -> CommentedMap:
+def _new_entry(row: DirectoryRow, columns: frozenset[str]) -> CommentedMap:
     entry = CommentedMap()
     entry["id"] = row.id
-    _apply(entry, row)
+    _apply(entry, row, columns)
     return entry
 
 
@@ -429,6 +439,10 @@ def _atomic_write(path: Path, text: str) -> None:
             os.fsync(out.fileno())
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:  # mkstemp makes it 0600: a new file gets what the umask gives any other
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -488,12 +502,12 @@ def import_directory(
             continue
         existing = by_id.get(row.id) or by_id.get(slugify(row.name))
         if existing is None:
-            entries.append(_new_entry(row))
+            entries.append(_new_entry(row, directory.columns))
             report.added.append(row.name)
             continue
         seen.add(id(existing))
         old = _plain(existing)
-        _apply(existing, row)
+        _apply(existing, row, directory.columns)
         (report.updated if _plain(existing) != old else report.unchanged).append(row.name)
     report.not_in_directory = [
         str(e.get("name")) for e in entries if isinstance(e, dict) and id(e) not in seen
@@ -501,12 +515,29 @@ def import_directory(
     report.not_in_directory = [n for n in report.not_in_directory if n not in report.added]
 
     members_changed = _plain(entries) != before or not members_path.exists()
-    needs_key = "members_file" not in data
+    needs_key = not data.get("members_file")
     if not members_changed and not needs_key:
         return report
     # the whole configuration as it will be, validated before anything is written
     new_data = {**data, "members_file": members_name}
     build_config(new_data, path=config_path, file_members=_plain(entries))
+    new_config_text = config_text
+    if needs_key:
+        new_config_text = _config_with_members_file(config_text, members_name)
+        # the text as it will be written must read as that configuration too
+        try:
+            reads_back = safe.load(new_config_text) == new_data
+        except YAMLError:
+            reads_back = False
+        if not reads_back:
+            raise ConfigError(
+                [
+                    "cannot add `members_file:` at the end of this file (does it end its YAML "
+                    "document with `...`, or set `members_file:` empty?): add the line yourself"
+                ],
+                path=str(config_path),
+            )
+    report.would_change = True
     if dry_run:
         return report
     if members_changed:
@@ -518,7 +549,7 @@ def import_directory(
         _atomic_write(members_path, body)
         report.wrote_members_file = True
     if needs_key:
-        _atomic_write(config_path, _config_with_members_file(config_text, members_name))
+        _atomic_write(config_path, new_config_text)
         report.wrote_config = True
     load_config(config_path)  # what was written reads back
     return report

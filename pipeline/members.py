@@ -359,8 +359,8 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
             if key not in seen:
                 seen.add(key)
                 forms.append(_hand_form(spec))
-        for form in forms:
-            if form.origin in (
+        for form in forms:  # a form a person turned off belongs to no one
+            if form.used and form.origin in (
                 "name",
                 "without legal suffix",
                 "without hyphens",

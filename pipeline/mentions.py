@@ -222,6 +222,9 @@ class Matcher:
             m: [fold_alias(p) for p in phrases if p.strip()]
             for m, phrases in (exclude or {}).items()
         }
+        # the last ``evidence`` given to find(): the text, folded, and which members'
+        # context words it holds (filled as rules ask)
+        self._evidence: tuple[str, str, dict[str, bool]] | None = None
         self._cased = {
             i: fold_alias(r.alias, keep_case=True)
             for i, r in enumerate(self.rules)
@@ -292,18 +295,24 @@ class Matcher:
                 chosen.append((start, end, indexes))
                 last_end = end
         mentions: list[Mention] = []
+        # context words may sit anywhere in the article (``evidence``), not only here. They
+        # are looked for only for a rule that needs them, once per member and article: the
+        # sentences of one article (the funding search) share the answers.
         present_context: dict[str, bool] = {}
-        if evidence is not None:  # context words may sit anywhere in the article, not only here
-            evidence_text = fold(evidence).text
-            for member_id, words in self._context.items():
-                present_context[member_id] = any(_word_in(word, evidence_text) for word in words)
+        evidence_text: str | None = None
+        if evidence is not None:
+            if self._evidence is None or self._evidence[0] != evidence:
+                self._evidence = (evidence, fold(evidence).text, {})
+            _, evidence_text, present_context = self._evidence
         for start, end, indexes in chosen:
             original_start = folded.original(start)
             original_end = folded.original(end - 1) + 1
             if _in_address(text, original_start, original_end):
                 continue
             written = text[original_start:original_end]
-            rule = self._accept(indexes, written, haystack, start, end, present_context)
+            rule = self._accept(
+                indexes, written, haystack, start, end, present_context, evidence_text
+            )
             if rule is None:
                 continue
             mentions.append(
@@ -326,6 +335,7 @@ class Matcher:
         start: int,
         end: int,
         present_context: dict[str, bool],
+        evidence_text: str | None,
     ) -> AliasRule | None:
         """The first rule whose evidence holds for this occurrence, if any."""
         for index in indexes:
@@ -336,8 +346,13 @@ class Matcher:
                 continue
             if rule.needs_context:
                 if rule.member_id not in present_context:
-                    present_context[rule.member_id] = self._has_context(
-                        rule.member_id, haystack, start, end
+                    present_context[rule.member_id] = (
+                        any(
+                            _word_in(word, evidence_text)
+                            for word in self._context.get(rule.member_id, ())
+                        )
+                        if evidence_text is not None
+                        else self._has_context(rule.member_id, haystack, start, end)
                     )
                 if not present_context[rule.member_id]:
                     continue

@@ -216,6 +216,7 @@ def member_forms(config: Config, key: str) -> list[MemberForms]:
                 config,
                 limits=Limits(timeout=DERIVE_TIMEOUT, memory_mb=config.network.parse_memory_mb),
                 what="deriving the members' forms",
+                reuse=False,  # its word lists (about 75 MB) would stay with the worker
             )
             _forms.clear()
             _forms[key] = forms

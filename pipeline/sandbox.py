@@ -209,11 +209,17 @@ def retire_idle_workers() -> None:
 
 
 def run_bounded(
-    func: Callable[[Any], T], payload: Any, *, limits: Limits, what: str = "parsing"
+    func: Callable[[Any], T],
+    payload: Any,
+    *,
+    limits: Limits,
+    what: str = "parsing",
+    reuse: bool = True,
 ) -> T:
     """``func(payload)`` in a bounded worker. Blocking; raises ParseError on any failure.
 
-    ``func`` must be a module-level function (it is pickled by name).
+    ``func`` must be a module-level function (it is pickled by name). ``reuse=False``
+    stops the worker afterwards (a one-off job that leaves it holding memory).
     """
     started = time.monotonic()
     worker = _pool.take(_mp_context(), limits.memory_mb)
@@ -249,7 +255,7 @@ def run_bounded(
             return result  # type: ignore[no-any-return]
         raise ParseError(str(result))
     finally:
-        if healthy:
+        if healthy and reuse:
             _pool.give_back(worker)
         else:
             worker.stop()

@@ -797,7 +797,10 @@ class Store:
         due: list[Source] = []
         later: list[Source] = []
         spread: dict[str, list[Source]] = {}
+        feeds: dict[str, int] = {}  # a news search's feeds, due or not
         for source in sources:
+            if source.spread:
+                feeds[source.template] = feeds.get(source.template, 0) + 1
             if source.id in scheduled and scheduled[source.id] > limit:
                 later.append(source)
             elif source.spread and run_interval is not None:
@@ -805,8 +808,8 @@ class Store:
             else:
                 due.append(source)
         for template, ready in spread.items():
-            total = sum(1 for s in sources if s.spread and s.template == template)
-            quota = pass_quota(total, ready[0], run_interval or timedelta(0))
+            assert run_interval is not None  # only then are feeds set aside
+            quota = pass_quota(feeds[template], ready[0], run_interval)
             ready.sort(key=lambda s: (scheduled.get(s.id, ""), s.id))
             due += ready[:quota]
             later += ready[quota:]

@@ -336,3 +336,15 @@ def test_the_220_member_directory_meets_the_targets_on_tuning_and_held_out_passa
         total = totals(evaluate(matcher, passages))
         assert total.precision >= TARGET_PRECISION, path.name
         assert total.recall >= TARGET_RECALL, path.name
+
+
+def test_a_form_a_person_turned_off_takes_it_from_no_other_member(tmp_path: Path) -> None:
+    config = configure(
+        tmp_path,
+        [
+            {"name": "Mablink Bioscience"},
+            {"name": "Other Co", "aliases": [{"alias": "Mablink", "use": False}]},
+        ],
+    )
+    (mablink,) = [f for f in forms_of(config)["mablink-bioscience"].forms if f.alias == "Mablink"]
+    assert mablink.used, mablink.reason

@@ -234,3 +234,64 @@ def test_legal_suffixes_are_stripped_from_the_end_only(name: str, stripped: str)
 @pytest.mark.parametrize("command", ["members import", "members check"])
 def test_the_members_commands_are_documented_in_the_readme(command: str) -> None:
     assert f"veille {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_field_emptied_in_the_directory_is_cleared_and_a_missing_column_kept(
+    tmp_path: Path, config_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "name,city,tags,left,aliases\nKerlis SA,Brest,chimie|CDMO,2026-06-30,Kerlis Chimie\n",
+        encoding="utf-8",
+    )
+    import_directory(export, config_path=config_path)
+    (kerlis,) = [m for m in load_config(config_path).members if m.name == "Kerlis SA"]
+    assert (kerlis.city, kerlis.tags, str(kerlis.left)) == (
+        "Brest",
+        ("chimie", "CDMO"),
+        "2026-06-30",
+    )
+    # the CRM empties the city, the tags and the date it left; aliases are never removed
+    export.write_text("name,city,tags,left,aliases\nKerlis SA,,,,\n", encoding="utf-8")
+    report = import_directory(export, config_path=config_path)
+    assert report.updated == ["Kerlis SA"]
+    (kerlis,) = [m for m in load_config(config_path).members if m.name == "Kerlis SA"]
+    assert (kerlis.city, kerlis.tags, kerlis.left) == (None, (), None)
+    assert "Kerlis Chimie" in kerlis.alias_names
+    # a file without a city column says nothing about cities: a city written is kept
+    export.write_text("name,city\nKerlis SA,Lannion\n", encoding="utf-8")
+    import_directory(export, config_path=config_path)
+    export.write_text("name\nKerlis SA\n", encoding="utf-8")
+    assert import_directory(export, config_path=config_path).unchanged == ["Kerlis SA"]
+    (kerlis,) = [m for m in load_config(config_path).members if m.name == "Kerlis SA"]
+    assert kerlis.city == "Lannion"
+
+
+def test_a_dry_run_says_what_it_would_change_and_writes_nothing(
+    tmp_path: Path, config_path: Path
+) -> None:
+    before = snapshot(tmp_path)
+    report = import_directory(DIRECTORY, config_path=config_path, dry_run=True)
+    assert snapshot(tmp_path) == before
+    assert len(report.added) == 220 - 1 and "changes to write" in report.summary()
+    assert "nothing to change" not in report.summary()
+
+
+def test_a_new_members_file_gets_the_usual_permissions(config_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        import_directory(DIRECTORY, config_path=config_path)
+    finally:
+        os.umask(umask)
+    assert (config_path.parent / "members.yaml").stat().st_mode & 0o777 == 0o644
+
+
+def test_fifty_bad_rows_give_at_most_twenty_problems(tmp_path: Path) -> None:
+    export = tmp_path / "bad.csv"
+    export.write_text("name,joined\n" + "".join(f"M{i:02d} Bio,31/31/2026\n" for i in range(50)))
+    with pytest.raises(ConfigError) as caught:
+        read_directory(export)
+    assert len(caught.value.problems) == 21  # twenty, then the line that says it stopped
+    assert caught.value.problems[-1] == "(stopped after 20 problems)"
