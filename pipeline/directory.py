@@ -431,9 +431,10 @@ def _new_entry(row: DirectoryRow, columns: frozenset[str]) -> CommentedMap:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """``text`` written as it is (its own line endings) in place of ``path``, atomically."""
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -452,12 +453,17 @@ def _atomic_write(path: Path, text: str) -> None:
 def _config_with_members_file(config_text: str, members_file: str) -> str:
     """sources.yaml with a `members_file:` key appended: a line of text added at the end of
     the top-level mapping, so every comment and layout of the file stays as it was."""
-    addition = (
-        "\n# Members imported from the cluster's directory (`veille members import`): a file\n"
-        "# of their own, so this one stays short; see the README, section Members.\n"
-        f"members_file: {members_file}\n"
+    eol = "\r\n" if "\r\n" in config_text else "\n"  # the file's own line endings
+    addition = eol.join(
+        [
+            "",
+            "# Members imported from the cluster's directory (`veille members import`): a file",
+            "# of their own, so this one stays short; see the README, section Members.",
+            f"members_file: {members_file}",
+            "",
+        ]
     )
-    return config_text.rstrip("\n") + "\n" + addition
+    return config_text.rstrip("\r\n") + eol + addition
 
 
 def import_directory(
@@ -468,7 +474,8 @@ def import_directory(
     directory = read_directory(csv_path)
     config = load_config(config_path)  # a broken configuration is refused before any change
     safe = YAML(typ="safe", pure=True)
-    config_text = config_path.read_text(encoding="utf-8")
+    with config_path.open(encoding="utf-8", newline="") as handle:  # line endings kept
+        config_text = handle.read()
     data = safe.load(config_text)
     members_name = data.get("members_file") or DEFAULT_MEMBERS_FILE
     members_path = members_file_path(config_path, members_name)

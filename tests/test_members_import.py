@@ -295,3 +295,15 @@ def test_fifty_bad_rows_give_at_most_twenty_problems(tmp_path: Path) -> None:
         read_directory(export)
     assert len(caught.value.problems) == 21  # twenty, then the line that says it stopped
     assert caught.value.problems[-1] == "(stopped after 20 problems)"
+
+
+def test_a_sources_yaml_with_windows_line_endings_keeps_them(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_bytes(SOURCES.replace("\n", "\r\n").encode("utf-8"))
+    before = path.read_bytes()
+    import_directory(DIRECTORY, config_path=path)
+    after = path.read_bytes()
+    assert after.startswith(before.rstrip(b"\r\n"))  # the file as it was, then the new line
+    assert b"\n" not in after.replace(b"\r\n", b"")
+    assert b"members_file: members.yaml\r\n" in after
+    assert len(load_config(path).members) == 220
