@@ -198,6 +198,7 @@ class Content:
     late: list[LateMention] = field(default_factory=list)  # found after their week was sent
     reported: list[tuple[int, str]] = field(default_factory=list)  # (article, member) dealt with
     feeds: dict[str, str] = field(default_factory=dict)  # member id -> its Atom feed
+    member_feed: str | None = None  # the member feeds' URL, the member's id to be added
 
     @property
     def empty(self) -> bool:
@@ -502,6 +503,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         late=late,
         reported=_week_mentions(store, week) + [(m.article_id, m.member_id) for m in late],
         feeds=_member_feeds(config, db_name, [s.member.id for s in sections]),
+        member_feed=member_feed_url(config, db_name, ""),
     )
 
 
@@ -710,7 +712,7 @@ LABELS: dict[str, dict[str, str]] = {
         "link_sources": "sources en erreur",
         "link_feed_mentions": "flux Atom de toutes les mentions",
         "link_feed_fundings": "flux Atom des financements",
-        "feeds_hint": "Suivre un membre dans votre lecteur de flux : le lien « flux Atom » de sa rubrique",
+        "feeds_hint": "Suivre un membre dans un lecteur de flux : {url} suivi de son identifiant (le lien « flux Atom » de sa rubrique)",
         "feed": "flux Atom",
         "feed_line": "Flux Atom : {url}",
         "late": "Mentions trouvées après coup",
@@ -751,7 +753,7 @@ LABELS: dict[str, dict[str, str]] = {
         "link_sources": "sources in error",
         "link_feed_mentions": "Atom feed of every mention",
         "link_feed_fundings": "Atom feed of funding events",
-        "feeds_hint": "Follow a member in your feed reader: the “Atom feed” link of its section",
+        "feeds_hint": "Follow a member in your feed reader: {url} followed by its id (the “Atom feed” link of its section)",
         "feed": "Atom feed",
         "feed_line": "Atom feed: {url}",
         "late": "Mentions found late",
