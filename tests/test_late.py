@@ -299,3 +299,46 @@ def test_an_upgrade_reports_none_of_the_mentions_already_stored_as_late(
     )
     content, rendered = preview(config, db_path, Week.parse("2026-W48", PARIS))
     assert content.late == [] and LATE_FR not in rendered.text
+
+
+def test_a_partial_send_shows_the_late_mentions_again_to_the_recipients_it_missed(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path, smtp: SmtpServer
+) -> None:
+    sources = [{"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")}]
+    config = write_config(sources=sources, members=[{"name": "Xenothera"}], digest=DIGEST)
+    run(config, db_path=db_path)
+    week = this_week()
+    send_digest(
+        config, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC), force=True
+    )
+    wider = write_config(
+        sources=sources,
+        members=[{"name": "Xenothera"}, {"name": "Valneva"}],
+        digest=DIGEST,
+        name="wider.yaml",
+    )
+    remention(wider, db_path=db_path)
+    assert query(db_path, "SELECT digest_week FROM mentions WHERE member_id = 'valneva'") == [
+        (None,)
+    ]
+
+    following = week.shift(1)
+    first, second = DIGEST["recipients"]
+    smtp.refuse = {second}
+    result = send_digest(
+        wider, db_path=db_path, week=following, env=smtp.env(), now=after(following)
+    )
+    assert result.status == "partial"
+    smtp.refuse = set()
+    result = send_digest(
+        wider, db_path=db_path, week=following, env=smtp.env(), now=after(following)
+    )
+    assert result.status == "sent"
+    assert [m.recipients for m in smtp.received[1:]] == [[first], [second]]
+    for index in (1, 2):  # both readers have the late mention
+        text, _ = parts(smtp, index)
+        assert "* Valneva · " in late_part(text, LATE_FR)
+    later = following.shift(1)
+    send_digest(wider, db_path=db_path, week=later, env=smtp.env(), now=after(later))
+    text, _ = parts(smtp, 3)
+    assert LATE_FR not in text
