@@ -52,7 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Conf
 
 
 @pytest.fixture
-def copy(built: tuple[Path, Config], tmp_path: Path) -> tuple[Path, Config]:
+def writable(built: tuple[Path, Config], tmp_path: Path) -> tuple[Path, Config]:
     """The built database copied, for a test that writes to it."""
     db_path = tmp_path / "veille.db"
     shutil.copy(built[0], db_path)
@@ -195,9 +195,9 @@ def test_an_empty_database_gives_empty_valid_feeds(db_path: Path) -> None:
 
 
 def test_a_member_without_news_and_an_unknown_member_give_empty_feeds(
-    copy: tuple[Path, Config],
+    writable: tuple[Path, Config],
 ) -> None:
-    db_path, _ = copy
+    db_path, _ = writable
     conn = sqlite3.connect(db_path)
     conn.execute("INSERT INTO members (id, name, kind) VALUES ('discret', 'Discret', 'member')")
     conn.commit()
@@ -240,9 +240,9 @@ def _served(db_path: Path, path: str) -> bytes:
 
 
 def test_entry_ids_and_dates_stay_the_same_across_requests_restarts_and_remention(
-    copy: tuple[Path, Config],
+    writable: tuple[Path, Config],
 ) -> None:
-    db_path, config = copy
+    db_path, config = writable
     paths = [f"/veille/{name}.atom?member=gliocure" for name in FEED_QUERIES]
     first = [ids_and_dates(feedparser.parse(body)) for _, _, body in fetch(db_path, *paths)]
     again = [ids_and_dates(feedparser.parse(body)) for _, _, body in fetch(db_path, *paths * 1)]
@@ -301,9 +301,9 @@ def _save_hostile(db_path: Path, config: Config) -> None:
 
 
 def test_hostile_titles_and_snippets_stay_text_in_the_feeds_and_in_csv(
-    copy: tuple[Path, Config],
+    writable: tuple[Path, Config],
 ) -> None:
-    db_path, config = copy
+    db_path, config = writable
     _save_hostile(db_path, config)
     visible = HOSTILE_TITLE.replace("\x07", "").replace("\x1b", "")
     for path in (

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.analyse import Analysis
 from pipeline.config import Config
 from pipeline.digest import Week, build, render
 from pipeline.mail import MailError
+from pipeline.mentions import ArticleMention
+from pipeline.models import Article, SourceOutcome
 from pipeline.run import remention, run
 from pipeline.send import send_digest
 from pipeline.store import MIGRATIONS, Store
@@ -342,3 +345,66 @@ def test_a_partial_send_shows_the_late_mentions_again_to_the_recipients_it_misse
     send_digest(wider, db_path=db_path, week=later, env=smtp.env(), now=after(later))
     text, _ = parts(smtp, 3)
     assert LATE_FR not in text
+
+
+def test_a_late_mention_with_hostile_text_stays_text_in_both_parts(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path, smtp: SmtpServer
+) -> None:
+    config = write_config(
+        sources=[{"id": "ouest-sante", "kind": "feed", "url": server.url("ouest-sante.rss")}],
+        members=[{"name": "Xenothera"}, {"name": "Valneva"}],
+        digest=DIGEST,
+    )
+    url = "https://www.ouest-sante.example/hostile.html"
+    title = "<script>alert('x')</script> Xenothera & Valneva\nSubject: forged"
+    snippet = "<img src=x onerror=alert(1)> Valneva &amp; Xenothera"
+    store = Store.open(db_path)
+    try:  # stored as a run stores an article, naming Xenothera only
+        store.sync_config(config)
+        store.save_source(
+            SourceOutcome(source_id="ouest-sante", status="ok"),
+            [Article(url=url, link=url, title=title, summary=snippet, source_id="ouest-sante")],
+            run_id=None,
+            now=datetime.now(UTC),
+            next_check_at=datetime.now(UTC),
+            analyses={
+                url: Analysis(
+                    mentions=(ArticleMention("xenothera", "Xenothera", 1, True, snippet),),
+                    topics=(),
+                    fundings=(),
+                )
+            },
+        )
+        (article_id,) = store.db.execute("SELECT id FROM articles").fetchone()
+    finally:
+        store.close()
+    week = this_week()
+    send_digest(
+        config, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC), force=True
+    )
+    store = Store.open(db_path)
+    try:  # analysed again: Valneva is found too
+        store.save_analyses(
+            {
+                article_id: Analysis(
+                    mentions=(
+                        ArticleMention("xenothera", "Xenothera", 1, True, snippet),
+                        ArticleMention("valneva", "Valneva", 1, True, snippet),
+                    ),
+                    topics=(),
+                    fundings=(),
+                )
+            }
+        )
+    finally:
+        store.close()
+    content, rendered = preview(config, db_path, week.shift(1))
+    assert [m.member for m in content.late] == ["Valneva"]
+    assert "<script" not in rendered.html and "<img" not in rendered.html
+    assert (
+        "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Xenothera &amp; Valneva" in rendered.html
+    )
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered.html
+    late = late_part(rendered.text, LATE_FR)
+    assert "* Valneva · <script>alert('x')</script> Xenothera & Valneva Subject: forged" in late
+    assert "\nSubject: forged" not in rendered.text  # no line forged in the text part
