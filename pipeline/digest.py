@@ -156,6 +156,21 @@ class Funding:
 
 
 @dataclass
+class LateMention:
+    """A member named in an article of a week whose digest was already sent, found since."""
+
+    article_id: int
+    member_id: str
+    member: str
+    title: str
+    url: str | None
+    when: datetime  # the article's date
+    found: datetime  # when veille found the mention
+    outlet: str
+    snippet: list[Segment]
+
+
+@dataclass
 class SourceProblem:
     name: str
     error: str
@@ -180,10 +195,14 @@ class Content:
     problems: list[SourceProblem]
     more_problems: int
     links: list[tuple[str, str]]  # (label, URL) into Datasette
+    late: list[LateMention] = field(default_factory=list)  # found after their week was sent
+    reported: list[tuple[int, str]] = field(default_factory=list)  # (article, member) dealt with
+    feeds: dict[str, str] = field(default_factory=dict)  # member id -> its Atom feed
+    member_feed: str | None = None  # the member feeds' URL, the member's id to be added
 
     @property
     def empty(self) -> bool:
-        return self.stories == 0
+        return self.stories == 0 and not self.late
 
 
 def safe_url(url: str | None) -> str | None:
@@ -462,6 +481,8 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         SourceProblem(name=line(n), error=line(e), failures=f)
         for n, e, f in problem_rows[:MAX_ERRORS_LISTED]
     ]
+    late = late_mentions(store, week, backlog_days=backlog_days, told=stories.values())
+    links = _datasette_links(config, week, db_name)
     return Content(
         week=week,
         generated_at=now.astimezone(zone),
@@ -478,8 +499,112 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         fundings=fundings,
         problems=problems,
         more_problems=max(0, len(problem_rows) - MAX_ERRORS_LISTED),
-        links=_datasette_links(config, week, db_name),
+        links=links,
+        late=late,
+        reported=_week_mentions(store, week) + [(m.article_id, m.member_id) for m in late],
+        feeds=_member_feeds(config, db_name, [s.member.id for s in sections]),
+        member_feed=member_feed_url(config, db_name, ""),
     )
+
+
+DONE_STATUSES = ("sent", "partial", "skipped")  # a digest some reader has, or an empty week
+
+
+def _week_mentions(store: Store, week: Week) -> list[tuple[int, str]]:
+    """The mentions of the week's articles that no digest has reported yet: a digest of the
+    week that is sent reports them (shown, or left out as back catalogue or a story told)."""
+    return [
+        (int(article_id), str(member_id))
+        for article_id, member_id in store.db.execute(
+            "SELECT m.article_id, m.member_id FROM mentions m JOIN articles a ON a.id = m.article_id "
+            "WHERE a.first_seen_at >= ? AND a.first_seen_at < ? AND m.digest_week IS NULL",
+            [iso(week.start), iso(week.end)],
+        )
+    ]
+
+
+def late_mentions(
+    store: Store, week: Week, *, backlog_days: int = BACKLOG_DAYS, told: Iterable[Story] = ()
+) -> list[LateMention]:
+    """Mentions found after their week's digest was sent and not reported since, for the
+    digest of ``week``: in an article of an earlier week whose digest was sent (or skipped
+    as empty), not reported by any digest but this one (a retry of this week shows them
+    again), in an article published at most ``backlog_days`` before the week began (a
+    `veille remention` after a member was added finds its back catalogue: that is not
+    news), and only one per story and member, none for a story and member already told
+    (by an earlier digest, or by this one's ``told`` stories)."""
+    oldest = week.start - timedelta(days=backlog_days)
+    windows: list[Week] = []
+    for (label,) in store.db.execute(
+        f"SELECT week FROM digests WHERE status IN ({','.join('?' * len(DONE_STATUSES))}) "
+        "AND week < ? ORDER BY week",
+        [*DONE_STATUSES, week.label],
+    ):
+        try:
+            done = Week.parse(label, week.zone)
+        except ValueError:
+            continue
+        if done.end > oldest and done.start < week.start:
+            windows.append(done)
+    if not windows:
+        return []
+    within = " OR ".join("(a.first_seen_at >= ? AND a.first_seen_at < ?)" for _ in windows)
+    bounds = [iso(bound) for w in windows for bound in (w.start, min(w.end, week.start))]
+    rows = store.db.execute(
+        f"""
+        SELECT m.article_id, m.member_id, mb.name, m.alias, m.snippet, m.found_at,
+               a.url, a.link, a.title, coalesce(a.outlet, s.name), a.published_at,
+               a.first_seen_at, coalesce(a.story_id, -a.id)
+        FROM mentions m JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
+        LEFT JOIN sources s ON s.id = a.source_id
+        WHERE (m.digest_week IS NULL OR m.digest_week = ?)
+          AND ({within})
+          AND (a.published_at IS NULL OR a.published_at >= ?)
+          AND {WHILE_MEMBER_SQL}
+          AND (a.story_id IS NULL OR NOT EXISTS (
+              SELECT 1 FROM articles b JOIN mentions n ON n.article_id = b.id
+              WHERE b.story_id = a.story_id AND b.id != a.id AND n.member_id = m.member_id
+                AND n.digest_week IS NOT NULL AND n.digest_week < ?))
+        ORDER BY mb.kind != 'cluster', mb.name, m.found_at, m.article_id
+        """,
+        [week.label, *bounds, iso(oldest), week.label],
+    ).fetchall()
+    seen = {(story.story_key, member) for story in told for member in story.snippets}
+    late: list[LateMention] = []
+    for (
+        article_id,
+        member_id,
+        name,
+        alias,
+        snippet,
+        found_at,
+        url,
+        link,
+        title,
+        outlet,
+        published_at,
+        first_seen_at,
+        story_key,
+    ) in rows:
+        if (story_key, member_id) in seen:
+            continue
+        seen.add((story_key, member_id))
+        when = _when(published_at) or _when(first_seen_at) or week.start
+        late.append(
+            LateMention(
+                article_id=int(article_id),
+                member_id=member_id,
+                member=line(name),
+                title=line(title or url),
+                url=safe_url(url) or safe_url(link),
+                when=when.astimezone(week.zone),
+                found=(_when(found_at) or when).astimezone(week.zone),
+                outlet=line(outlet),
+                snippet=emphasise(line(snippet), line(alias)),
+            )
+        )
+    return late
 
 
 def _quiet_members(store: Store, week: Week, listed: set[str]) -> int:
@@ -532,7 +657,28 @@ def _datasette_links(config: Config, week: Week, db_name: str) -> list[tuple[str
         ("stories", f"{root}/multi_outlet_stories"),
         ("fundings", f"{root}/funding_events"),
         ("sources", f"{root}/sources?consecutive_failures__gt=0"),
+        ("feed_mentions", f"{root}/{MENTIONS_FEED}.atom"),
+        ("feed_fundings", f"{root}/{FUNDING_FEED}.atom"),
     ]
+
+
+# the canned queries of storage/metadata.yml that datasette-atom serves as Atom feeds
+MEMBER_FEED = "member_feed"
+MENTIONS_FEED = "mentions_feed"
+FUNDING_FEED = "funding_feed"
+
+
+def member_feed_url(config: Config, db_name: str, member_id: str) -> str | None:
+    """The Atom feed of a member's news in Datasette, when the digest knows Datasette's URL."""
+    base = config.digest.datasette_url
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/{quote(db_name)}/{MEMBER_FEED}.atom?member={quote(member_id)}"
+
+
+def _member_feeds(config: Config, db_name: str, member_ids: Iterable[str]) -> dict[str, str]:
+    feeds = {m: member_feed_url(config, db_name, m) for m in member_ids}
+    return {m: url for m, url in feeds.items() if url}
 
 
 # ---------------------------------------------------------------- rendering
@@ -564,6 +710,14 @@ LABELS: dict[str, dict[str, str]] = {
         "link_stories": "sujets repris par plusieurs médias",
         "link_fundings": "financements",
         "link_sources": "sources en erreur",
+        "link_feed_mentions": "flux Atom de toutes les mentions",
+        "link_feed_fundings": "flux Atom des financements",
+        "feeds_hint": "Suivre un membre dans un lecteur de flux : {url} suivi de son identifiant (le lien « flux Atom » de sa rubrique)",
+        "feed": "flux Atom",
+        "feed_line": "Flux Atom : {url}",
+        "late": "Mentions trouvées après coup",
+        "late_note": "Dans des articles de semaines déjà envoyées : veille les a trouvées depuis (une page relue, une nouvelle analyse).",
+        "found": "trouvée le {day}",
         "nothing": "Rien cette semaine : aucun article ne cite le cluster ni ses membres.",
         "generated": "Généré par veille le {when}.",
         "subject": "{title} {cluster} · semaine {number} ({range}) : {stories} sujets, {mentions} mentions",
@@ -597,6 +751,14 @@ LABELS: dict[str, dict[str, str]] = {
         "link_stories": "stories carried by several outlets",
         "link_fundings": "funding events",
         "link_sources": "sources in error",
+        "link_feed_mentions": "Atom feed of every mention",
+        "link_feed_fundings": "Atom feed of funding events",
+        "feeds_hint": "Follow a member in your feed reader: {url} followed by its id (the “Atom feed” link of its section)",
+        "feed": "Atom feed",
+        "feed_line": "Atom feed: {url}",
+        "late": "Mentions found late",
+        "late_note": "In articles of weeks already sent: veille found them since (a page read again, a new analysis).",
+        "found": "found {day}",
         "nothing": "Nothing this week: no article named the cluster or its members.",
         "generated": "Generated by veille on {when}.",
         "subject": "{title} {cluster} · week {number} ({range}): {stories} stories, {mentions} mentions",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,12 +77,18 @@ def send_digest(
             store.close()
 
 
-def _record_delivery(store: Store, week: Week, **fields: Any) -> None:
+def _record_delivery(
+    store: Store, week: Week, reported: Sequence[tuple[int, str]] = (), **fields: Any
+) -> None:
     """The server has the mail: write that down, trying hard (a busy database or a full
-    disk must not turn a delivered digest into one sent again)."""
+    disk must not turn a delivered digest into one sent again). The mentions it reported
+    (its week's, and those found late) are recorded in the same transaction: none is
+    reported again, none is lost if the recording fails."""
     for attempt in range(RECORD_ATTEMPTS):
         try:
-            store.save_digest(week.label, **fields)
+            with store.transaction(f"recording the digest of {week}"):
+                store.save_digest(week.label, **fields)
+                store.mark_reported(week.label, reported)
             return
         except StoreError as exc:
             if attempt == RECORD_ATTEMPTS - 1:
@@ -125,9 +131,14 @@ def _send(
 
     content = build(config, store, week, now=now, db_name=Path(store.path).stem)
     if content.empty and config.digest.skip_empty:
-        store.save_digest(
-            week.label, status="skipped", generated_at=iso(now), recipients=json.dumps(recipients)
-        )
+        with store.transaction(f"recording the digest of {week}"):
+            store.save_digest(
+                week.label,
+                status="skipped",
+                generated_at=iso(now),
+                recipients=json.dumps(recipients),
+            )
+            store.mark_reported(week.label, content.reported)
         return SendResult(week=week, status="skipped")
     rendered = render(config, content)
     counts = {
@@ -174,6 +185,7 @@ def _send(
     _record_delivery(
         store,
         week,
+        content.reported,
         status=status,
         sent_at=iso(now) if complete else None,
         delivered=json.dumps(all_delivered),

@@ -50,6 +50,7 @@ def metadata_for(
     databases = metadata.get("databases", {})
     if METADATA_DB_NAME in databases and name != METADATA_DB_NAME:
         databases[name] = databases.pop(METADATA_DB_NAME)
+        _rename_links(metadata, name)
     dashboards = metadata.get("plugins", {}).get("datasette-dashboards", {})
     for dashboard in dashboards.values():
         for chart in dashboard.get("charts", {}).values():
@@ -69,6 +70,18 @@ def metadata_for(
             f"{ANALYST}_password_hash": {"$env": PASSWORD_HASH_ENV}
         }
     return metadata
+
+
+def _rename_links(metadata: dict[str, Any], name: str) -> None:
+    """The descriptions' links into the database (the Atom feeds) follow its new name."""
+    old, new = f'href="/{METADATA_DB_NAME}/', f'href="/{name}/'
+    holders: list[dict[str, Any]] = [metadata]
+    for database in metadata.get("databases", {}).values():
+        holders.append(database)
+        holders += list(database.get("tables", {}).values())
+    for holder in holders:
+        if isinstance(holder.get("description_html"), str):
+            holder["description_html"] = holder["description_html"].replace(old, new)
 
 
 def datasette_command(db_path: Path, *, metadata_file: Path, host: str, port: int) -> list[str]:

@@ -437,6 +437,26 @@ def _m10_membership(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m11_mention_found_at(db: sqlite_utils.Database) -> None:
+    """When each mention was first found, and the week of the digest that reported it
+    (NULL until one is sent): a mention found after its week's digest went out is
+    reported once, by the next digest, as found late. Mentions stored before are taken
+    as found with their article and as reported with its week (ISO week in UTC, as
+    `articles.week` is), so an upgrade reports none of them as late."""
+    db.execute("ALTER TABLE mentions ADD COLUMN found_at TEXT")
+    db.execute("ALTER TABLE mentions ADD COLUMN digest_week TEXT")
+    db.execute(
+        "UPDATE mentions SET found_at = (SELECT first_seen_at FROM articles a "
+        "WHERE a.id = mentions.article_id)"
+    )
+    db.execute(
+        "UPDATE mentions SET digest_week = (SELECT "
+        + ISO_WEEK_SQL.format(d="substr(a.first_seen_at, 1, 10)")
+        + " FROM articles a WHERE a.id = mentions.article_id)"
+    )
+    db.execute("CREATE INDEX idx_mentions_found_at ON mentions(found_at)")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -448,6 +468,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m8_digests,
     _m9_bounded_work,
     _m10_membership,
+    _m11_mention_found_at,
 )
 
 MAX_STORY_CANDIDATES = 200
@@ -548,14 +569,29 @@ def _attempt(status: str | None) -> int:
     return 0 if status is None or status.startswith("pending") else 1
 
 
-def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analysis) -> None:
-    """Replace an article's mentions, fundings and topics (inside the caller's transaction)."""
+def _write_analysis(
+    db: sqlite_utils.Database, article_id: int, analysis: Analysis, *, found_at: str | None = None
+) -> None:
+    """Replace an article's mentions, fundings and topics (inside the caller's transaction).
+
+    A member the article already named keeps when it was found and which digest reported
+    it (an unchanged mention is not news); a newly named one is found at ``found_at``
+    (default: now)."""
+    stamp = found_at or iso(utcnow())
+    kept = {
+        member_id: (found, week)
+        for member_id, found, week in db.execute(
+            "SELECT member_id, found_at, digest_week FROM mentions WHERE article_id = ?",
+            [article_id],
+        )
+    }
     db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
     db.execute("DELETE FROM fundings WHERE article_id = ?", [article_id])
     for mention in analysis.mentions:
+        found, week = kept.get(mention.member_id, (None, None))
         db.execute(
-            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet, "
+            "found_at, digest_week) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 article_id,
                 mention.member_id,
@@ -563,6 +599,8 @@ def _write_analysis(db: sqlite_utils.Database, article_id: int, analysis: Analys
                 mention.count,
                 int(mention.in_title),
                 mention.snippet,
+                found or stamp,
+                week,
             ],
         )
     for event in analysis.fundings:
@@ -983,6 +1021,17 @@ class Store:
                     [*fields.values(), week],
                 )
 
+    def mark_reported(self, week: str, mentions: Sequence[tuple[int, str]]) -> None:
+        """Record that ``week``'s digest reported these (article id, member id) mentions;
+        one already recorded keeps its first digest. Call it inside the transaction that
+        records the digest as sent (:meth:`transaction`)."""
+        with self._write(f"recording the mentions of the digest of {week}") as db:
+            db.conn.executemany(
+                "UPDATE mentions SET digest_week = ? "
+                "WHERE article_id = ? AND member_id = ? AND digest_week IS NULL",
+                [(week, article_id, member_id) for article_id, member_id in mentions],
+            )
+
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
 
@@ -1105,7 +1154,7 @@ class Store:
                         ],
                     ).fetchone()[0]
                     if article.url in analyses:
-                        _write_analysis(db, article_id, analyses[article.url])
+                        _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
                     elif article.url in analysis_errors:
                         _write_analysis_error(db, article_id, analysis_errors[article.url])
                 else:
@@ -1116,7 +1165,7 @@ class Store:
                             [article.text, article_id],
                         ).rowcount
                         if filled and article.url in analyses:
-                            _write_analysis(db, article_id, analyses[article.url])
+                            _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
                         elif filled and article.url in analysis_errors:
                             _write_analysis_error(db, article_id, analysis_errors[article.url])
                     elif article.url in text_status:  # tried again, still without text

@@ -277,6 +277,8 @@ def main() -> int:
     print(f"  {DEMO_DIGEST.with_suffix('.txt').relative_to(ROOT)}")
     print("\nOpen it in Datasette (canned queries, facets, full-text search, dashboards):")
     print(f"  make datasette DB={rel_db}        # then http://127.0.0.1:8001/{DEMO_DB.stem}")
+    feeds = f"http://127.0.0.1:8001/{DEMO_DB.stem}"
+    print(f"  Atom feeds: {feeds}/member_feed.atom?member=xenothera  {feeds}/mentions_feed.atom")
     print("\nNext steps:")
     print(f"  .venv/bin/sqlite-utils tables {rel_db} --counts     # what was stored")
     print(
