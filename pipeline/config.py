@@ -334,6 +334,9 @@ class Network(_Model):
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
     max_retry_after: float = Field(default=30.0, ge=0, le=3600)
     backoff_cap_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    # the longest a feed's Cache-Control max-age or Expires may put off its next check
+    # (0: ignore them); a longer interval_minutes still wins
+    max_cache_hint_hours: float = Field(default=24.0, ge=0, le=24 * 14)
     parse_timeout: float = Field(default=30.0, gt=0, le=300)
     extract_timeout: float = Field(default=20.0, gt=0, le=300)  # one article page
     max_page_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)  # article pages
