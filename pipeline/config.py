@@ -151,6 +151,7 @@ class SourceOptions(_Model):
     interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     fetch_articles: bool = True  # fetch each new article's page for its full text
     max_articles: int = Field(default=50, ge=1, le=1000)  # pages per run; the rest wait
+    site: HttpUrl | None = None  # the web site a feed belongs to (OPML's htmlUrl)
     # kind: page -- a listing of article links
     selector: CssSelector = None  # the links (an <a>, or an element holding one)
     item_selector: CssSelector = None  # one block per article; the other selectors apply inside
