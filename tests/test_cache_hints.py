@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import pipeline.run as run_module
+import pipeline.store as store_module
 from pipeline.fetch import freshness
 from pipeline.run import run
 from pipeline.store import DUE_SLACK
@@ -159,7 +160,7 @@ def wait_of(db_path: Path, source_id: str) -> timedelta:
 
 def clock(monkeypatch: pytest.MonkeyPatch, ahead: timedelta) -> Callable[[], datetime]:
     """The run's clock moved ``ahead`` of the real one (the server stays on real time)."""
-    real = run_module.utcnow
+    real = store_module.utcnow  # the real clock, even when the run's was moved before
 
     def shifted() -> datetime:
         return real() + ahead
@@ -267,7 +268,10 @@ def test_the_default_cap_is_a_day_and_zero_turns_hints_off(
 
 
 def test_a_news_search_feed_hint_lands_on_one_of_its_slots(
-    server: FixtureServer, write_config: WriteConfig, db_path: Path
+    server: FixtureServer,
+    write_config: WriteConfig,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     serve_with(server, "search/valneva.rss", {"Cache-Control": "max-age=10800"})
     serve_with(server, "search/xenothera.rss", {})
@@ -296,3 +300,19 @@ def test_a_news_search_feed_hint_lands_on_one_of_its_slots(
         earliest = hinted[source.id]
         # the first slot once the hint (or the slack) has passed: within one interval of it
         assert checked + earliest < when <= checked + earliest + timedelta(hours=1), source.id
+
+    # a run a few minutes before that slot leaves the feed alone, one just after asks it
+    slot = datetime.fromisoformat(row(db_path, "news:valneva")["next_check_at"])
+    real_now = store_module.utcnow()
+    clock(monkeypatch, slot - timedelta(minutes=5) - real_now)
+    before = run(config, db_path=db_path)
+    assert "news:valneva" in before.not_due
+    assert len(server.requests_for("search/valneva.rss")) == 1
+    clock(monkeypatch, slot + timedelta(minutes=1) - real_now)
+    after = run(config, db_path=db_path)
+    assert "news:valneva" in [o.source_id for o in after.outcomes]
+    assert len(server.requests_for("search/valneva.rss")) == 2
+    # still on its slots: the next one once the 3-hour hint has passed again
+    again = datetime.fromisoformat(row(db_path, "news:valneva")["next_check_at"])
+    search = config.source("news:valneva")
+    assert search.on_slot(again) and again - slot > timedelta(hours=3)
