@@ -625,9 +625,9 @@ def _rebuild(label: str, job: Any, config_path: Path, db_path: Path) -> None:
 def sources(ctx: click.Context, db_path: Path) -> None:
     """Show each source's state (with no subcommand, or `list`); import or export OPML.
 
-    \b
     Examples:
 
+    \b
         veille sources --db storage/veille.db
         veille sources import abonnements.opml --dry-run
         veille sources export > veille.opml
