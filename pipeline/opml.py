@@ -55,7 +55,9 @@ MAX_PROBLEMS = 20
 MAX_URL_LENGTH = 2048  # as sources.yaml's URLs
 MAX_TITLE_LENGTH = 200
 MAX_ID_BASE = 72  # source ids are at most 80 characters, suffix included
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e]")
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +360,8 @@ class Exported:
 
 
 def _outline(spec: SourceSpec) -> dict[str, str]:
-    name = spec.name or spec.id
+    # sources.yaml is trusted, but XML takes no control character: a name keeps its words
+    name = _clean(spec.name) or spec.id
     attrs = {"type": "rss", "text": name, "title": name, "xmlUrl": spec.url}
     if spec.site:
         attrs["htmlUrl"] = spec.site
@@ -370,7 +373,7 @@ def export_opml(config: Config, *, now: datetime | None = None) -> Exported:
     now = now or datetime.now(UTC)
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = f"veille: {config.cluster.name}"
+    etree.SubElement(head, "title").text = f"veille: {_clean(config.cluster.name)}"
     etree.SubElement(head, "dateCreated").text = email.utils.format_datetime(now, usegmt=True)
     etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = etree.SubElement(root, "body")

@@ -422,6 +422,16 @@ def test_export_is_opml_2_with_what_readers_need_and_says_what_it_leaves_out(
     )
 
 
+def test_a_name_with_control_characters_is_exported_without_them(config_path: Path) -> None:
+    config_path.write_text(
+        SOURCES.replace("name: Ouest Santé,", 'name: "Ouest\\a Santé\\x1b[31m",'), "utf-8"
+    )
+    config = load_config(config_path)
+    assert config.specs[1].name == "Ouest\a Santé\x1b[31m"
+    root = etree.fromstring(export_opml(config).text.encode())
+    assert root.findall("body/outline")[1].get("title") == "Ouest Santé [31m"
+
+
 # ---------------------------------------------------------------- the command line
 
 
