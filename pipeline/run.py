@@ -414,6 +414,10 @@ class _Pass:
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
+        if outcome.fresh_for and not outcome.failed:
+            logger.info(
+                "source=%s fresh_for=%.0fs (Cache-Control or Expires)", source.id, outcome.fresh_for
+            )
         saved = self.store.save_source(
             outcome,
             articles,

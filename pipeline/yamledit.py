@@ -120,9 +120,7 @@ def append_to_list(
             first, *rest = _render(item, flow=False)
             block += [f"  - {first}", *(f"    {line}" for line in rest)]
         return append_lines(text, block)
-    if existing is not None and not (
-        isinstance(existing, CommentedSeq) and existing and not existing.fa.flow_style()
-    ):
+    if not (isinstance(existing, CommentedSeq) and existing and not existing.fa.flow_style()):
         raise LayoutError(
             f"`{key}:` is written inline or empty: write its entries one per line, "
             "each starting with `- `, then import again"
@@ -130,26 +128,22 @@ def append_to_list(
     if not text.endswith("\n"):
         text += eol
     lines = text.split("\n")  # each keeps its "\r" when the file has Windows line endings
-    if existing is None:  # `key:` with nothing under it
-        insert_at = document.lc.key(key)[0] + 1
-        indent, gap, flow, column = "  ", " ", False, 4
-    else:
-        first_line, _ = existing.lc.item(0)
-        found = _ITEM.match(lines[first_line])
-        if found is None:
-            raise LayoutError(f"cannot find where the items of `{key}:` start")
-        indent, gap = found.group(1), found.group(2)
-        last = existing[-1]
-        last_line, column = existing.lc.item(len(existing) - 1)
-        flow = isinstance(last, CommentedMap) and bool(last.fa.flow_style())
-        keys = list(document.keys())
-        position = keys.index(key)
-        end = document.lc.key(keys[position + 1])[0] if position + 1 < len(keys) else len(lines) - 1
-        # the list ends at its last line of content: blank lines and left-margin comments
-        # before the next key belong to that key
-        insert_at = end
-        while insert_at - 1 > last_line and _is_trailer(lines[insert_at - 1]):
-            insert_at -= 1
+    first_line, _ = existing.lc.item(0)
+    found = _ITEM.match(lines[first_line])
+    if found is None:
+        raise LayoutError(f"cannot find where the items of `{key}:` start")
+    indent, gap = found.group(1), found.group(2)
+    last = existing[-1]
+    last_line, column = existing.lc.item(len(existing) - 1)
+    flow = isinstance(last, CommentedMap) and bool(last.fa.flow_style())
+    keys = list(document.keys())
+    position = keys.index(key)
+    end = document.lc.key(keys[position + 1])[0] if position + 1 < len(keys) else len(lines) - 1
+    # the list ends at its last line of content: blank lines and left-margin comments
+    # before the next key belong to that key
+    insert_at = end
+    while insert_at - 1 > last_line and _is_trailer(lines[insert_at - 1]):
+        insert_at -= 1
     cr = "\r" if eol == "\r\n" else ""
     block = []
     for index, item in enumerate(items):

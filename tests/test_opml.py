@@ -220,6 +220,28 @@ def test_a_file_without_sources_gets_the_list_at_its_end(tmp_path: Path) -> None
     assert [s.url for s in load_config(path).specs] == ["https://valneva.example/news.rss"]
 
 
+def test_the_members_file_a_configuration_names_is_read_with_it(tmp_path: Path) -> None:
+    (tmp_path / "members.yaml").write_text(
+        "members:\n  - {name: Valneva}\n  - {name: Xenothera}\n", "utf-8"
+    )
+    path = tmp_path / "sources.yaml"
+    text = (
+        "cluster:\n  name: Atlanpole Biotherapies\nsources:\n"
+        "  - {id: valneva, kind: feed, url: 'https://valneva.example/news.rss'}\n"
+        "members_file: members.yaml   # the directory\n"
+    )
+    path.write_text(text, "utf-8")
+    feeds = opml(tmp_path, '<outline text="Valneva" xmlUrl="https://valneva.example/en.rss"/>')
+    import_opml(feeds, config_path=path)
+    written = path.read_text("utf-8")
+    assert written.endswith(
+        "  - {id: valneva-2, kind: feed, name: Valneva, url: https://valneva.example/en.rss}\n"
+        "members_file: members.yaml   # the directory\n"
+    )
+    config = load_config(path)
+    assert [s.id for s in config.specs] == ["valneva", "valneva-2"] and len(config.members) == 2
+
+
 def test_a_list_written_inline_is_refused_and_nothing_written(tmp_path: Path) -> None:
     path = tmp_path / "sources.yaml"
     path.write_text(
