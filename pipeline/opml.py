@@ -313,7 +313,8 @@ def import_opml(
     text = read_text(config_path)
     data = YAML(typ="safe", pure=True).load(text)
     entries = [_entry(sid, feed) for sid, feed in report.added]
-    comments = {0: f"from {Path(opml.path).name} (veille sources import, {today or date.today()})"}
+    name = _clean(Path(opml.path).name) or "an OPML file"
+    comments = {0: f"from {name} (veille sources import, {today or date.today()})"}
     folder = None
     for index, (_, feed) in enumerate(report.added):
         if feed.folder != folder and feed.folder:
