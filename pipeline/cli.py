@@ -619,19 +619,96 @@ def _rebuild(label: str, job: Any, config_path: Path, db_path: Path) -> None:
 # ------------------------------------------------------------------ sources
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @db_option
-def sources(db_path: Path) -> None:
+@click.pass_context
+def sources(ctx: click.Context, db_path: Path) -> None:
+    """Show each source's state (with no subcommand, or `list`); import or export OPML.
+
+    Examples:
+
+    \b
+        veille sources --db storage/veille.db
+        veille sources import abonnements.opml --dry-run
+        veille sources export > veille.opml
+    """
+    ctx.obj = db_path
+    if ctx.invoked_subcommand is None:
+        _show_sources(db_path)
+
+
+@sources.command("list")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"The SQLite database.  [default: {DEFAULT_DB_PATH}]",
+)
+@click.pass_context
+def sources_list(ctx: click.Context, db_path: Path | None) -> None:
     """Show each source's last status, failures, last new article and next check.
 
     A news search's feeds are each due at their own time within the interval; a line
     per search says how many come due in the next 24 hours, and at most in one hour.
+    The next check is the source's interval after its last one, or later when the
+    feed's Cache-Control max-age or Expires says its answer stays fresh longer.
 
     \b
     Example:
 
-        veille sources --db storage/veille.db
+        veille sources list --db storage/veille.db
     """
+    _show_sources(db_path or ctx.obj)
+
+
+@sources.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+@click.option("--dry-run", is_flag=True, help="Check the file and list what would be added.")
+def sources_import(file: Path, config_path: Path, dry_run: bool) -> None:
+    """Add the feeds of an OPML file (a feed reader's export) to sources.yaml.
+
+    Ids come from the feeds' titles; folders are not kept (a comment names each).
+    Feeds already configured (same canonical URL) are skipped and listed. The new
+    entries are added after the last source, the rest of the file left as it is. A
+    broken file, or an xmlUrl that is not http(s), is refused with its line and
+    nothing is written. Exit 0 when done, 2 when the file or the configuration is
+    refused.
+
+    \b
+    Example:
+
+        veille sources import abonnements.opml --config sources.yaml
+    """
+    from pipeline.opml import import_opml
+
+    report = import_opml(file, config_path=config_path, dry_run=dry_run)
+    click.echo(report.summary(dry_run=dry_run), err=True)
+
+
+@sources.command("export")
+@config_option
+def sources_export(config_path: Path) -> None:
+    """Print the configured feeds as OPML 2.0, for Miniflux, FreshRSS or Thunderbird.
+
+    Every `kind: feed` source is exported (disabled ones too). News searches (one
+    feed per member), listing pages and sitemaps are not feeds a reader can take:
+    they are left out, and counted on stderr.
+
+    \b
+    Example:
+
+        veille sources export --config sources.yaml > veille.opml
+    """
+    from pipeline.opml import export_opml
+
+    exported = export_opml(_load(config_path))
+    click.echo(exported.text, nl=False)
+    click.echo(exported.summary(), err=True)
+
+
+def _show_sources(db_path: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 

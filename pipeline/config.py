@@ -151,6 +151,7 @@ class SourceOptions(_Model):
     interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     fetch_articles: bool = True  # fetch each new article's page for its full text
     max_articles: int = Field(default=50, ge=1, le=1000)  # pages per run; the rest wait
+    site: HttpUrl | None = None  # the web site a feed belongs to (OPML's htmlUrl)
     # kind: page -- a listing of article links
     selector: CssSelector = None  # the links (an <a>, or an element holding one)
     item_selector: CssSelector = None  # one block per article; the other selectors apply inside
@@ -334,6 +335,9 @@ class Network(_Model):
     retry_backoff: float = Field(default=1.0, ge=0, le=60)
     max_retry_after: float = Field(default=30.0, ge=0, le=3600)
     backoff_cap_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    # the longest a feed's Cache-Control max-age or Expires may put off its next check
+    # (0: ignore them); a longer interval_minutes still wins
+    max_cache_hint_hours: float = Field(default=24.0, ge=0, le=24 * 14)
     parse_timeout: float = Field(default=30.0, gt=0, le=300)
     extract_timeout: float = Field(default=20.0, gt=0, le=300)  # one article page
     max_page_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)  # article pages

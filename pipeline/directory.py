@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,7 +28,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
 from pipeline.config import (
     build_config,
@@ -39,6 +36,7 @@ from pipeline.config import (
     slugify,
 )
 from pipeline.errors import ConfigError
+from pipeline.yamledit import append_lines, atomic_write, read_text, reads_back
 
 DEFAULT_MEMBERS_FILE = "members.yaml"
 MAX_PROBLEMS = 20  # a broken export lists the first ones, not ten thousand lines
@@ -430,40 +428,17 @@ def _new_entry(row: DirectoryRow, columns: frozenset[str]) -> CommentedMap:
     return entry
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """``text`` written as it is (its own line endings) in place of ``path``, atomically."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:  # mkstemp makes it 0600: a new file gets what the umask gives any other
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _config_with_members_file(config_text: str, members_file: str) -> str:
-    """sources.yaml with a `members_file:` key appended: a line of text added at the end of
+    """sources.yaml with a `members_file:` key appended: lines of text added at the end of
     the top-level mapping, so every comment and layout of the file stays as it was."""
-    eol = "\r\n" if "\r\n" in config_text else "\n"  # the file's own line endings
-    addition = eol.join(
+    return append_lines(
+        config_text,
         [
-            "",
             "# Members imported from the cluster's directory (`veille members import`): a file",
             "# of their own, so this one stays short; see the README, section Members.",
             f"members_file: {members_file}",
-            "",
-        ]
+        ],
     )
-    return config_text.rstrip("\r\n") + eol + addition
 
 
 def import_directory(
@@ -474,8 +449,7 @@ def import_directory(
     directory = read_directory(csv_path)
     config = load_config(config_path)  # a broken configuration is refused before any change
     safe = YAML(typ="safe", pure=True)
-    with config_path.open(encoding="utf-8", newline="") as handle:  # line endings kept
-        config_text = handle.read()
+    config_text = read_text(config_path)  # line endings kept
     data = safe.load(config_text)
     members_name = data.get("members_file") or DEFAULT_MEMBERS_FILE
     members_path = members_file_path(config_path, members_name)
@@ -532,11 +506,7 @@ def import_directory(
     if needs_key:
         new_config_text = _config_with_members_file(config_text, members_name)
         # the text as it will be written must read as that configuration too
-        try:
-            reads_back = safe.load(new_config_text) == new_data
-        except YAMLError:
-            reads_back = False
-        if not reads_back:
+        if not reads_back(new_config_text, new_data):
             raise ConfigError(
                 [
                     "cannot add `members_file:` at the end of this file (does it end its YAML "
@@ -553,10 +523,10 @@ def import_directory(
         body = buffer.getvalue()
         if not members_path.exists():
             body = _HEADER + body
-        _atomic_write(members_path, body)
+        atomic_write(members_path, body)
         report.wrote_members_file = True
     if needs_key:
-        _atomic_write(config_path, new_config_text)
+        atomic_write(config_path, new_config_text)
         report.wrote_config = True
     load_config(config_path)  # what was written reads back
     return report

@@ -16,6 +16,7 @@ import email.utils
 import errno
 import importlib.util
 import logging
+import re
 import select
 import socket
 import ssl
@@ -89,6 +90,96 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+# A cache hint longer than this many digits is "forever": capped by next_check anyway, and
+# int() refuses strings of more than 4300 digits
+_MAX_DELTA_DIGITS = 12
+
+
+def _delta_seconds(value: str | None) -> int | None:
+    """An RFC 9111 delta-seconds (a non-negative integer), or None when it is not one."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]  # max-age="600": the quoted form, tolerated (RFC 9111 5.2)
+    if not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= _MAX_DELTA_DIGITS else 10**_MAX_DELTA_DIGITS
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _directives(lines: list[str]) -> dict[str, list[str | None]]:
+    """Cache-Control field lines -> directive name -> its values (None: no argument), in order.
+    Commas inside a quoted argument do not split."""
+    found: dict[str, list[str | None]] = {}
+    for line in lines:
+        for part in re.findall(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+', line):
+            name, equals, value = part.partition("=")
+            name = name.strip().lower()
+            if name:
+                found.setdefault(name, []).append(value.strip() if equals else None)
+    return found
+
+
+def freshness(
+    *,
+    cache_control: list[str],
+    expires: list[str],
+    date: list[str],
+    age: list[str],
+    now: datetime | None = None,
+) -> float | None:
+    """How many more seconds a response stays fresh for a private cache, from its
+    Cache-Control, Expires, Date and Age field lines (RFC 9111 4.2); None: no usable hint.
+
+    max-age wins over Expires; Expires counts from the response's Date (the server's own
+    clock) when it has a valid one; Age is subtracted. s-maxage is for shared caches: not
+    us. ``no-cache`` (unqualified) and ``no-store`` say nothing may be reused: no hint.
+    Conflicting repeats, invalid values and dates are no hint, never an error (RFC 9111
+    4.2.1: "consider responses that have invalid freshness information to be stale").
+    """
+    directives = _directives(cache_control)
+    if None in directives.get("no-cache", ()) or "no-store" in directives:
+        return None
+    if "max-age" in directives:
+        values = set(directives["max-age"])
+        lifetime = _delta_seconds(values.pop()) if len(values) == 1 else None
+        if lifetime is None:
+            return None
+        remaining = float(lifetime)
+    elif expires:
+        if len(set(expires)) != 1:
+            return None
+        until = _http_date(expires[0])
+        if until is None:
+            return None  # an invalid Expires ("0", "-1") means already expired
+        dated = _http_date(date[0]) if len(set(date)) == 1 else None
+        remaining = (until - (dated or now or datetime.now(UTC))).total_seconds()
+    else:
+        return None
+    ages = set(age)
+    current_age = _delta_seconds(ages.pop()) if len(ages) == 1 else None
+    remaining -= current_age or 0
+    return remaining if remaining > 0 else None
+
+
+def _freshness_of(response: httpx.Response) -> float | None:
+    headers = response.headers
+    return freshness(
+        cache_control=headers.get_list("cache-control"),
+        expires=headers.get_list("expires"),
+        date=headers.get_list("date"),
+        age=headers.get_list("age"),
+    )
 
 
 def _status_text(status: int) -> str:
@@ -631,6 +722,7 @@ class Fetcher:
                         etag=lower.get("etag"),
                         last_modified=lower.get("last-modified"),
                         elapsed=time.monotonic() - started,
+                        fresh_for=_freshness_of(response),  # a 304 carries its hints too
                     )
             except httpx.TimeoutException as exc:
                 what = {

@@ -19,6 +19,8 @@ class Fetched:
     last_modified: str | None = None
     elapsed: float = 0.0
     attempts: int = 1
+    # seconds the answer stays fresh, by its Cache-Control or Expires (fetch.freshness)
+    fresh_for: float | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -87,6 +89,7 @@ class SourceOutcome:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     pages_fetched: int = 0  # article pages fetched for their text
     new_stories: int = 0  # new articles that are not a copy of a stored one
+    fresh_for: float | None = None  # a feed's cache hint: seconds before it is worth asking again
 
     @property
     def failed(self) -> bool:

@@ -156,11 +156,18 @@ def next_check(
     config: Config, source: Source, outcome: SourceOutcome, *, failures: int, now: datetime
 ) -> datetime:
     """When to look again: the source's interval on success (a news-search feed: its next
-    slot, past the slack a due source is taken with); interval x failures, capped, on error."""
+    slot, past the slack a due source is taken with), or later when the feed's own cache
+    hint says its answer stays fresh longer (capped at network.max_cache_hint_hours);
+    interval x failures, capped, on error."""
     if not outcome.failed:
+        hint = timedelta(0)
+        if outcome.fresh_for:
+            longest = config.network.max_cache_hint_hours * 3600
+            hint = timedelta(seconds=min(outcome.fresh_for, longest))
         if source.spread:
-            return source.next_slot(now + DUE_SLACK)
-        return now + timedelta(minutes=source.interval_minutes or 0)
+            # the first of its slots once the hint has passed: the feeds stay spread
+            return source.next_slot(now + max(hint, DUE_SLACK))
+        return now + max(timedelta(minutes=source.interval_minutes or 0), hint)
     base = (
         timedelta(minutes=source.interval_minutes)
         if source.interval_minutes
@@ -189,6 +196,7 @@ class _Collected:
     last_modified: str | None = None
     lang: str | None = None
     warnings: list[str] = field(default_factory=list)
+    fresh_for: float | None = None  # a feed's cache hint (Cache-Control max-age, Expires)
 
     @property
     def not_modified(self) -> bool:
@@ -372,7 +380,9 @@ class _Pass:
             etag, last_modified = collected.etag, collected.last_modified
             if collected.not_modified:
                 # 3a. 304: nothing to read
-                outcome = SourceOutcome(source.id, "not-modified", http_status=304)
+                outcome = SourceOutcome(
+                    source.id, "not-modified", http_status=304, fresh_for=collected.fresh_for
+                )
             else:
                 # 3b. entries -> articles with canonical URLs
                 articles = to_articles(
@@ -393,6 +403,7 @@ class _Pass:
                     http_status=collected.status,
                     entries=len(collected.entries),
                     warnings=tuple(warnings),
+                    fresh_for=collected.fresh_for,
                 )
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
@@ -403,6 +414,10 @@ class _Pass:
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
+        if outcome.fresh_for and not outcome.failed:
+            logger.info(
+                "source=%s fresh_for=%.0fs (Cache-Control or Expires)", source.id, outcome.fresh_for
+            )
         saved = self.store.save_source(
             outcome,
             articles,
@@ -465,6 +480,10 @@ class _Pass:
         collected = _Collected(
             fetched.status, etag=fetched.etag, last_modified=fetched.last_modified
         )
+        if source.kind in ("feed", "search"):
+            # a feed's own word on how long its answer stays fresh (listing pages and
+            # sitemaps are HTML and XML of sites whose caching is not about their news)
+            collected.fresh_for = fetched.fresh_for
         if fetched.not_modified:
             return collected
         try:
