@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import apprise
+from apprise.conversion import convert_between
 from babel.dates import format_date
 
 from pipeline.config import AlertRule, Config
@@ -63,6 +64,8 @@ TO_SEND = ("pending", "sending", "failed")
 _apprise_log = logging.getLogger("apprise")
 _apprise_log.propagate = False
 _apprise_log.setLevel(logging.WARNING)
+# urllib3 (under Apprise's requests) logs every request line at debug: webhook paths are tokens
+logging.getLogger("urllib3").setLevel(logging.ERROR)
 _ASSET = apprise.AppriseAsset(storage_mode="memory")  # nothing written under $HOME
 
 LABELS: dict[str, dict[str, str]] = {
@@ -226,6 +229,36 @@ def redact(text: str, destination: Destination) -> str:
     return text
 
 
+# Chats that render Markdown in a message Apprise sends them as plain text (their plugin
+# takes text first, so Apprise converts nothing): veille escapes it for them. Apprise
+# escapes plain text itself for the Markdown-first ones (Teams Workflows, Google Chat),
+# and Slack's plugin escapes &, < and > (its links and mentions).
+MARKDOWN_CHATS = frozenset(
+    {"mmost", "mmosts", "discord", "zulip", "guilded", "revolt", "ryver", "rocket", "rockets"}
+)
+_URL = re.compile(r"(https?://[^\s<>]+)")
+
+
+def renders_markdown(plugin: Any) -> bool:
+    formats = plugin.notify_format
+    first = formats[0] if isinstance(formats, tuple) else formats
+    schemes = {plugin.protocol, plugin.secure_protocol}
+    names = {s for item in schemes for s in (item if isinstance(item, tuple) else (item,))}
+    return bool(first == apprise.NotifyFormat.TEXT and names & MARKDOWN_CHATS)
+
+
+def for_markdown(text: str) -> str:
+    """Plain text that a Markdown renderer shows as written: every Markdown character
+    escaped (Apprise's own converter), the links as autolinks (no escape inside them)."""
+    parts = _URL.split(text)
+    return "".join(
+        f"<{part}>"
+        if index % 2
+        else convert_between(apprise.NotifyFormat.TEXT, apprise.NotifyFormat.MARKDOWN, part)  # type: ignore[no-untyped-call]
+        for index, part in enumerate(parts)
+    )
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
@@ -241,9 +274,12 @@ def notify(destination: Destination, *, title: str, body: str) -> str | None:
     collect = _Collect()
     _apprise_log.addHandler(collect)
     try:
+        plugin = apprise.Apprise.instantiate(destination.url, asset=_ASSET)
         sender = apprise.Apprise(asset=_ASSET)
-        if not sender.add(destination.url):
+        if plugin is None or not sender.add(plugin):
             return "not a valid Apprise URL"
+        if renders_markdown(plugin):
+            title, body = for_markdown(title), for_markdown(body)
         ok = sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
     except Exception as exc:  # a plugin's bug: this destination fails, the others go on
         return f"internal error in Apprise: {type(exc).__name__}"
