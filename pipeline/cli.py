@@ -883,11 +883,16 @@ def _list_alerts(db_path: Path, limit: int) -> None:
         when = _short(row["sent_at"] or row["created_at"])
         click.echo(
             f"{when}  {row['rule_id']}  {row['status']:8} x{row['attempts']}  "
-            f"{row['destination'] or '-'}  {what[:100]}"
+            f"{_where(row['destination'])}  {what[:100]}"
         )
         if row["last_error"] and row["status"] != "sent":
             click.echo(f"    last error: {row['last_error']}")
     click.echo(f"{waiting} alert(s) waiting to be sent or retried", err=True)
+
+
+def _where(destination: str) -> str:
+    """A destination as a person reads it: its privacy form without Apprise's options."""
+    return destination.split("?", 1)[0] or "-"
 
 
 @alerts.command("test")
@@ -917,7 +922,8 @@ def alerts_test(rule_id: str, config_path: Path) -> None:
     for label, error in results:
         failed += error is not None
         click.echo(
-            f"  {'ok' if error is None else 'error':5} {label}" + (f": {error}" if error else "")
+            f"  {'ok' if error is None else 'error':5} {_where(label)}"
+            + (f": {error}" if error else "")
         )
     click.echo(f"alert {rule_id}: {len(results) - failed} ok, {failed} failed")
     if failed:

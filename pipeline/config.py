@@ -382,8 +382,9 @@ class AlertRule(_Model):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
     to: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
-    members: tuple[str, ...] | None = None  # default: every member and the cluster
-    topics: tuple[str, ...] | None = None  # default: any topic, or none
+    # default: every member and the cluster; any topic, or none
+    members: tuple[str, ...] | None = Field(default=None, min_length=1)
+    topics: tuple[str, ...] | None = Field(default=None, min_length=1)
     in_title: bool = False  # the member is named in the headline
     max_age_days: int = Field(default=ALERT_MAX_AGE_DAYS, ge=1, le=3650)
     max_per_run: int = Field(default=ALERT_MAX_PER_RUN, ge=1, le=100)

@@ -221,6 +221,21 @@ def test_a_copy_found_later_is_not_sent_again(
     assert len(hook.posts) == 1
 
 
+def test_rebuilding_the_stories_sends_nothing_again(
+    make_config: MakeConfig, hook: AlertReceiver, db_path: Path
+) -> None:
+    from pipeline.run import restory
+
+    config = make_config([{"id": "comms", "to": "VEILLE_ALERTS_COMMS"}])
+    env = {"VEILLE_ALERTS_COMMS": hook.apprise_url()}
+    run(config, db_path=db_path, env=env)
+    # the stories are deleted and made again, their ids given anew: the ledger records
+    # the articles a message told, which keep their ids
+    assert restory(config, db_path=db_path).stories == 4
+    run(config, db_path=db_path, env=env)
+    assert len(hook.posts) == 2
+
+
 def test_a_failing_destination_gets_the_story_on_the_next_run_once_and_blocks_no_other(
     make_config: MakeConfig, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -543,9 +558,13 @@ def test_alert_rule_mistakes_are_configuration_errors_by_path(make_config: MakeC
                 {"id": "comms", "to": "VEILLE_ALERTS_COMMS", "members": ["goliver", "ng-biotech"]},
                 {"id": "comms", "to": "VEILLE ALERTS", "topics": ["funding", "weather"]},
                 {"id": "x", "to": "X", "max_per_run": 0, "colour": "red"},
+                {"id": "y", "to": "Y", "members": []},
             ]
         )
     problems = caught.value.problems
+    assert (
+        "alerts[3].members: Tuple should have at least 1 item after validation, not 0" in problems
+    )
     assert "alerts[1].to: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'" in problems
     assert "alerts[2].max_per_run: Input should be greater than or equal to 1" in problems
     assert "alerts[2].colour: unknown key" in problems
