@@ -420,7 +420,10 @@ def story_message(config: Config, story: Candidate) -> tuple[str, str]:
     if len(story.outlets) > 1:
         outlets += f" ({t['also']} {', '.join(story.outlets[1:])})"
     colon = " :" if config.digest.language == "fr" else ":"
-    lines = [f"{t['members']}{colon} {inert(', '.join(story.members), NAMES_LIMIT)}"]
+    named = t["members"] + (
+        "s" if len(story.members) > 1 and config.digest.language == "fr" else ""
+    )
+    lines = [f"{named}{colon} {inert(', '.join(story.members), NAMES_LIMIT)}"]
     if outlets:
         lines.append(f"{t['outlets']}{colon} {inert(outlets, NAMES_LIMIT)}")
     lines.append(f"{t['date']}{colon} {day}")

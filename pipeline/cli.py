@@ -166,7 +166,9 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
             "interrupted; sources already saved are kept, the run is marked as an error",
             EXIT_INTERRUPTED,
         )
-    click.echo(report.summary(), err=True)
+    alerts = report.alerts
+    sent = f"; {alerts.sent} alert(s) sent" if alerts is not None and alerts.sent else ""
+    click.echo(report.summary() + sent, err=True)
     if report.status == "failed":
         sys.exit(EXIT_FAILED)
 

@@ -198,6 +198,12 @@ def test_each_matching_story_is_sent_once_and_a_rerun_sends_nothing(
     again = run(config, db_path=db_path, env=env)
     assert again.alerts is not None and again.alerts.sent == 0
     assert len(hook.posts) == 2 and len(ledger(db_path)) == 2
+    # the command line's summary says how many went (another database: sent there too)
+    summary = veille(
+        "run", "--config", config.path, "--db", str(db_path.with_name("cli.db")), env=env
+    )
+    assert summary.returncode == 0
+    assert summary.stderr.strip().endswith("; 2 alert(s) sent")
 
 
 def test_a_copy_found_later_is_not_sent_again(
@@ -261,6 +267,28 @@ def test_a_failing_destination_gets_the_story_on_the_next_run_once_and_blocks_no
         run(config, db_path=db_path, env=env)
         assert len(down.posts) == 2 and len(up.posts) == 1
         assert [r["status"] for r in ledger(db_path)] == ["sent", "sent"]
+
+
+def test_a_destination_removed_from_the_variable_has_its_waiting_messages_dropped(
+    make_config: MakeConfig, hook: AlertReceiver, db_path: Path
+) -> None:
+    config = make_config(
+        [{"id": "comms", "to": "VEILLE_ALERTS_COMMS", "members": ["goliver-therapeutics"]}]
+    )
+    with AlertReceiver() as down:
+        down.status = 500
+        run(
+            config,
+            db_path=db_path,
+            env={"VEILLE_ALERTS_COMMS": f"{down.apprise_url()} {hook.apprise_url()}"},
+        )
+        run(config, db_path=db_path, env={"VEILLE_ALERTS_COMMS": hook.apprise_url()})
+        assert len(down.posts) == 1 and len(hook.posts) == 1
+    rows = {r["destination"].split("?")[0]: r for r in ledger(db_path)}
+    dropped = rows[f"json://127.0.0.1:{down.port}/hook"]
+    assert dropped["status"] == "dropped"
+    assert dropped["last_error"] == "no longer a destination in VEILLE_ALERTS_COMMS"
+    assert rows[f"json://127.0.0.1:{hook.port}/hook"]["status"] == "sent"
 
 
 def test_a_destination_that_keeps_failing_is_given_up_after_bounded_attempts(
