@@ -366,12 +366,14 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
     told = _told(store, rule.id)
     found: list[Candidate] = []
     for key, hits in matches.items():
+        # a story's copies (by the story's index), or the article alone when it has none
+        which = "a.story_id = :key" if key > 0 else "a.id = -:key"
         copies = store.db.execute(
-            """
+            f"""
             SELECT a.id, a.title, a.url, a.link, coalesce(a.outlet, s.name),
                    coalesce(a.published_at, a.first_seen_at)
             FROM articles a LEFT JOIN sources s ON s.id = a.source_id
-            WHERE (a.story_id = :key OR a.id = -:key) AND a.first_seen_at <= :now
+            WHERE {which} AND a.first_seen_at <= :now
             ORDER BY coalesce(a.published_at, a.first_seen_at), a.id
             """,
             {"key": key, "now": iso(now)},

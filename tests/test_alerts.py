@@ -694,3 +694,18 @@ def test_alerts_lists_deliveries_and_failures(
     # one failure per destination and pass: the second story waits, untried
     assert any(" comms  pending  x0  " in line for line in lines)
     assert "2 alert(s) waiting to be sent or retried" in result.stderr
+
+
+# ------------------------------------------------------------------ crashes (make crashtest)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_runs_killed_while_sending_alerts_tell_each_story_once(tmp_path: Path) -> None:
+    """`make crashtest`'s alerts scenario with three kills."""
+    from tests.crashtest import crash_trials
+
+    report = crash_trials(trials=3, seed=11, scenario="alerts", workdir=tmp_path / "crash")
+    assert report.trials == 3
+    assert report.integrity_failures == []
+    assert report.differences == [], report.summary()
