@@ -709,3 +709,20 @@ def test_runs_killed_while_sending_alerts_tell_each_story_once(tmp_path: Path) -
     assert report.trials == 3
     assert report.integrity_failures == []
     assert report.differences == [], report.summary()
+
+
+def test_the_commented_example_in_sources_yaml_is_a_valid_rule() -> None:
+    from pipeline.config import build_config
+
+    text = (ROOT / "sources.yaml").read_text(encoding="utf-8")
+    block = text[text.index("# alerts:") :]
+    example = "\n".join(line[2:] for line in block.splitlines())
+    data = YAML(typ="safe", pure=True).load(text)
+    data["alerts"] = YAML(typ="safe", pure=True).load(example)["alerts"]
+    [rule] = build_config(data, path=ROOT / "sources.yaml", file_members=[]).alerts
+    assert (rule.id, rule.to, rule.topics, rule.max_age_days) == (
+        "comms",
+        "VEILLE_ALERTS_COMMS",
+        ("funding",),
+        3,
+    )
