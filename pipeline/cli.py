@@ -301,7 +301,7 @@ def schedule(config_path: Path, db_path: Path) -> None:
     `veille run` from cron (whichever comes second skips its turn). On start, a
     pass or a digest missed while the daemon was down is done at once. SIGTERM
     or Ctrl-C stop it after the job in progress. Logs go to stderr (one line per
-    pass and per digest). Exit 0 when stopped, 2 on a configuration error, 75
+    pass, per digest and per alert rule that sent). Exit 0 when stopped, 2 on a configuration error, 75
     when another daemon serves the same database.
 
     \b
@@ -314,6 +314,7 @@ def schedule(config_path: Path, db_path: Path) -> None:
     config = _load(config_path)
     logging.getLogger("pipeline.schedule").setLevel(logging.INFO)
     logging.getLogger("pipeline.send").setLevel(logging.INFO)
+    logging.getLogger("pipeline.alerts").setLevel(logging.INFO)  # a line per rule that sent
     Daemon(config, db_path=db_path).start()
 
 
