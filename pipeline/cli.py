@@ -866,10 +866,11 @@ def _list_alerts(db_path: Path, limit: int) -> None:
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
     store = Store.open(db_path)  # brings the schema (the ledger) up to date
     try:
-        rows = recent(store, limit=limit)
-        waiting = store.db.execute(
-            "SELECT count(*) FROM alerts WHERE status IN ('pending', 'sending', 'failed')"
-        ).fetchone()[0]
+        with store.transaction("reading the alerts"):  # a database error is a StoreError
+            rows = recent(store, limit=limit)
+            waiting = store.db.execute(
+                "SELECT count(*) FROM alerts WHERE status IN ('pending', 'sending', 'failed')"
+            ).fetchone()[0]
     finally:
         store.close()
     if not rows:
