@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install veille with its development tools
 
-demo: $(STAMP)  ## offline: serve the bundled corpus on 127.0.0.1, run the pipeline into storage/demo.db, write and mail the digest
+demo: $(STAMP)  ## offline: serve the bundled corpus on 127.0.0.1, run the pipeline into storage/demo.db (alerts to a local webhook), write and mail the digest
 	$(BIN)/python -m tests.demo
 
 test: $(STAMP)  ## run the test suite (offline, loopback only)

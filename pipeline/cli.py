@@ -166,7 +166,9 @@ def run(config_path: Path, db_path: Path, source_ids: tuple[str, ...]) -> None:
             "interrupted; sources already saved are kept, the run is marked as an error",
             EXIT_INTERRUPTED,
         )
-    click.echo(report.summary(), err=True)
+    alerts = report.alerts
+    sent = f"; {alerts.sent} alert(s) sent" if alerts is not None and alerts.sent else ""
+    click.echo(report.summary() + sent, err=True)
     if report.status == "failed":
         sys.exit(EXIT_FAILED)
 
@@ -299,7 +301,7 @@ def schedule(config_path: Path, db_path: Path) -> None:
     `veille run` from cron (whichever comes second skips its turn). On start, a
     pass or a digest missed while the daemon was down is done at once. SIGTERM
     or Ctrl-C stop it after the job in progress. Logs go to stderr (one line per
-    pass and per digest). Exit 0 when stopped, 2 on a configuration error, 75
+    pass, per digest and per alert rule that sent). Exit 0 when stopped, 2 on a configuration error, 75
     when another daemon serves the same database.
 
     \b
@@ -312,6 +314,7 @@ def schedule(config_path: Path, db_path: Path) -> None:
     config = _load(config_path)
     logging.getLogger("pipeline.schedule").setLevel(logging.INFO)
     logging.getLogger("pipeline.send").setLevel(logging.INFO)
+    logging.getLogger("pipeline.alerts").setLevel(logging.INFO)  # a line per rule that sent
     Daemon(config, db_path=db_path).start()
 
 
@@ -334,6 +337,7 @@ def check(config_path: Path, probe: bool) -> None:
         veille check --config sources.yaml --probe
     """
     config = _load(config_path)
+    _check_alerts(config)
     by_kind: dict[str, int] = {}
     for spec in config.specs:
         by_kind[spec.kind] = by_kind.get(spec.kind, 0) + 1
@@ -362,6 +366,13 @@ def check(config_path: Path, probe: bool) -> None:
         f"  network   {config.network.agent!r}, private addresses "
         f"{'allowed' if config.network.allow_private else 'refused'}"
     )
+    if config.alerts:
+        silenced = sum(1 for rule in config.alerts if not rule.enabled)
+        click.echo(
+            f"  alerts    {len(config.alerts)} rule(s)"
+            + (f", {silenced} silenced (enabled: false)" if silenced else "")
+            + f": {', '.join(f'{r.id} -> ${r.to}' for r in config.alerts)}"
+        )
     if unconfirmed and not probe:
         click.echo(f"  to confirm with --probe: {', '.join(unconfirmed)}")
     if not probe:
@@ -868,6 +879,136 @@ def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str |
         articles = rows
     report = check(config, articles=articles, weeks=weeks)
     click.echo(render_check(report, only=member_id), nl=False)
+
+
+# ------------------------------------------------------------------ alerts
+
+
+def _check_alerts(config: Config) -> None:
+    """The alert rules' environment variables and Apprise URLs: configuration errors for
+    `veille check` (a run only warns, and sends the other rules' alerts)."""
+    import os
+
+    from pipeline.alerts import check_destinations
+
+    if problems := check_destinations(config, os.environ):
+        _fail(str(ConfigError(problems, path=config.path)), EXIT_USAGE)
+
+
+alerts_limit_option = click.option(
+    "--limit", default=30, show_default=True, type=click.IntRange(1, 10_000), help="Rows shown."
+)
+
+
+@cli.group(invoke_without_command=True)
+@db_option
+@alerts_limit_option
+@click.pass_context
+def alerts(ctx: click.Context, db_path: Path, limit: int) -> None:
+    """Alerts sent after each pass: list recent deliveries and failures, send a test.
+
+    `veille alerts` alone is `veille alerts list`.
+
+    \b
+    Examples:
+
+        veille alerts
+        veille alerts test comms
+    """
+    if ctx.invoked_subcommand is None:
+        _list_alerts(db_path, limit)
+
+
+@alerts.command("list")
+@db_option
+@alerts_limit_option
+def alerts_list(db_path: Path, limit: int) -> None:
+    """List the latest alerts, newest first: rule, status, attempts, destination, headline.
+
+    Destinations are shown in Apprise's privacy form (tokens masked). A failed alert
+    is tried again on the next passes; its last error is shown below it.
+
+    \b
+    Example:
+
+        veille alerts list --db storage/veille.db --limit 50
+    """
+    _list_alerts(db_path, limit)
+
+
+def _list_alerts(db_path: Path, limit: int) -> None:
+    from pipeline.alerts import recent
+
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    store = Store.open(db_path)  # brings the schema (the ledger) up to date
+    try:
+        with store.transaction("reading the alerts"):  # a database error is a StoreError
+            rows = recent(store, limit=limit)
+            waiting = store.db.execute(
+                "SELECT count(*) FROM alerts WHERE status IN ('pending', 'sending', 'failed')"
+            ).fetchone()[0]
+    finally:
+        store.close()
+    if not rows:
+        click.echo(f"no alerts in {db_path} yet")
+        return
+    for row in rows:
+        what = (
+            f"summary of {row['story_count']} stories: {row['title']}"
+            if row["kind"] == "summary"
+            else f"{row['story_count']} stories not sent (rule silenced)"
+            if row["kind"] == "muted"
+            else row["title"]
+        )
+        when = _short(row["sent_at"] or row["created_at"])
+        click.echo(
+            f"{when}  {row['rule_id']}  {row['status']:8} x{row['attempts']}  "
+            f"{_where(row['destination'])}  {what[:100]}"
+        )
+        if row["last_error"] and row["status"] != "sent":
+            click.echo(f"    last error: {row['last_error']}")
+    click.echo(f"{waiting} alert(s) waiting to be sent or retried", err=True)
+
+
+def _where(destination: str) -> str:
+    """A destination as a person reads it: its privacy form without Apprise's options."""
+    return destination.split("?", 1)[0] or "-"
+
+
+@alerts.command("test")
+@click.argument("rule_id", metavar="ID")
+@config_option
+def alerts_test(rule_id: str, config_path: Path) -> None:
+    """Send a test message to every destination of an alert rule; say what each answered.
+
+    Exit 0 when every destination took it, 1 when one refused it, 2 for an unknown
+    rule or a variable that is not set or holds an invalid URL.
+
+    \b
+    Example:
+
+        VEILLE_ALERTS_COMMS='json://127.0.0.1:8000/hook' veille alerts test comms
+    """
+    import os
+
+    from pipeline.alerts import send_test
+
+    config = _load(config_path)
+    try:
+        results = send_test(config, rule_id, env=os.environ)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    failed = 0
+    for label, error in results:
+        failed += error is not None
+        click.echo(
+            f"  {'ok' if error is None else 'error':5} {_where(label)}"
+            + (f": {error}" if error else "")
+        )
+    click.echo(f"alert {rule_id}: {len(results) - failed} ok, {failed} failed")
+    if failed:
+        sys.exit(EXIT_FAILED)
 
 
 def _short(stamp: str | None) -> str:

@@ -376,6 +376,25 @@ class MembersFile(_Model):
     members: tuple[Member, ...] = ()
 
 
+ALERT_MAX_AGE_DAYS = 3  # older news is not an alert
+ALERT_MAX_PER_RUN = 10  # beyond it, one summary message
+
+
+class AlertRule(_Model):
+    """An alert rule: new stories that match it go, once, to the Apprise URLs held in the
+    environment variable ``to`` (never in this file)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
+    to: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    # default: every member and the cluster; any topic, or none
+    members: tuple[str, ...] | None = Field(default=None, min_length=1)
+    topics: tuple[str, ...] | None = Field(default=None, min_length=1)
+    in_title: bool = False  # the member is named in the headline
+    max_age_days: int = Field(default=ALERT_MAX_AGE_DAYS, ge=1, le=3650)
+    max_per_run: int = Field(default=ALERT_MAX_PER_RUN, ge=1, le=100)
+    enabled: bool = True  # false: silenced, its stories are recorded as not sent
+
+
 class RawConfig(_Model):
     cluster: Cluster
     members: tuple[Member, ...] = ()
@@ -386,6 +405,7 @@ class RawConfig(_Model):
     schedule: Schedule = Schedule()
     digest: Digest = Digest()
     network: Network = Network()
+    alerts: tuple[AlertRule, ...] = ()
 
     @model_validator(mode="after")
     def _run_ends_before_the_next(self) -> RawConfig:
@@ -411,6 +431,7 @@ class Config(_Model):
     schedule: Schedule
     digest: Digest
     network: Network
+    alerts: tuple[AlertRule, ...] = ()
 
     def run_deadline(self) -> float:
         """Seconds a run may take before what is left waits for the next one: well below
@@ -499,6 +520,33 @@ def _duplicates(data: dict[str, Any], file_members: list[Any], file_label: str) 
                 problems.append(f'{where}: duplicate member id "{slug}" (first at {members[slug]})')
             else:
                 members[slug] = where
+    return problems
+
+
+def _alert_problems(raw: RawConfig, members: tuple[Member, ...]) -> list[str]:
+    """Alert rules that name a member, a topic or a rule id that does not exist. (Their
+    environment variables are checked by `veille check` and when alerts are sent:
+    pipeline/alerts.py.)"""
+    problems: list[str] = []
+    known_members = {raw.cluster.id, *(m.slug for m in members)}
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(raw.alerts):
+        if rule.id in seen:
+            problems.append(
+                f'alerts[{index}].id: duplicate "{rule.id}" (first at alerts[{seen[rule.id]}])'
+            )
+        seen.setdefault(rule.id, index)
+        for position, member in enumerate(rule.members or ()):
+            if member not in known_members:
+                problems.append(
+                    f"alerts[{index}].members[{position}]: no member with id {member!r}"
+                )
+        for position, topic in enumerate(rule.topics or ()):
+            if topic not in raw.topics:
+                known = ", ".join(sorted(raw.topics)) or "none configured"
+                problems.append(
+                    f"alerts[{index}].topics[{position}]: no topic {topic!r} (topics: {known})"
+                )
     return problems
 
 
@@ -597,6 +645,8 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         problems = problems + [
             f"{file_label}: {_path(e['loc'])}: {_message(e)}" for e in exc.errors()
         ]
+    if raw is not None and listed is not None:
+        problems += _alert_problems(raw, raw.members + listed.members)
     if problems or raw is None or listed is None:
         raise ConfigError(problems, path=str(path))
     members = raw.members + listed.members
@@ -612,4 +662,5 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         schedule=raw.schedule,
         digest=raw.digest,
         network=raw.network,
+        alerts=raw.alerts,
     )

@@ -12,13 +12,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pipeline.alerts import AlertsReport, send_alerts
 from pipeline.analyse import Analysis, AnalysisItem, analyse_batch, derive_forms
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url, same_site, to_articles, without_controls
@@ -69,6 +70,7 @@ class RunReport:
     not_due: list[str] = field(
         default_factory=list
     )  # waiting: backing off after failures, or polled less often
+    alerts: AlertsReport | None = None  # what the alert rules sent after the pass
 
     def _count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -883,8 +885,11 @@ def run(
     source_ids: Sequence[str] = (),
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RunReport:
-    """One pass. Raises LockHeld, ConfigError or StoreError; failed sources are in the report."""
+    """One pass. Raises LockHeld, ConfigError or StoreError; failed sources are in the report.
+
+    ``env`` holds the alert rules' variables (default: the process environment)."""
     # 1. which sources were asked for (an unknown --source is a usage error)
     wanted = select_sources(config, source_ids)
     # 2. one writer at a time
@@ -944,6 +949,12 @@ def run(
                 duration=report.duration,
                 errors=[f"{o.source_id}: {o.error}" for o in report.failed],
             )
+            # 7. alerts: the new stories that match a rule, once per rule and destination
+            # (never fatal, never the run's exit code: a WARNING line per failure)
+            if config.alerts:
+                report.alerts = send_alerts(
+                    config, store, env=os.environ if env is None else env, now=utcnow()
+                )
             return report
         finally:
             store.close()

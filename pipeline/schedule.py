@@ -115,7 +115,7 @@ class Daemon:
         from pipeline.run import run
 
         try:
-            report = run(self.config, db_path=self.db_path)
+            report = run(self.config, db_path=self.db_path, env=self.env)
         except LockHeld as exc:
             logger.warning("pass skipped: %s", exc)
         except VeilleError as exc:

@@ -457,6 +457,36 @@ def _m11_mention_found_at(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_mentions_found_at ON mentions(found_at)")
 
 
+def _m12_alerts(db: sqlite_utils.Database) -> None:
+    """The alerts ledger: one row per message and destination (an Apprise URL in its
+    privacy form, never its token); ``articles`` is the JSON list of the article ids the
+    message tells (one story, or the stories of a summary), so a story is alerted once
+    per rule whatever copies it gains. pipeline/alerts.py writes and reads it."""
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            articles TEXT NOT NULL DEFAULT '[]',
+            story_count INTEGER NOT NULL DEFAULT 1,
+            destination TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL DEFAULT '',
+            url TEXT,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            sending_at TEXT,
+            sent_at TEXT,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_alerts_rule_status ON alerts(rule_id, status)")
+    db.execute("CREATE INDEX idx_alerts_created_at ON alerts(created_at)")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -469,6 +499,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m9_bounded_work,
     _m10_membership,
     _m11_mention_found_at,
+    _m12_alerts,
 )
 
 MAX_STORY_CANDIDATES = 200

@@ -1,7 +1,7 @@
 """`make crashtest`: kill veille with SIGKILL at random moments, then check that nothing was lost,
 doubled or corrupted.
 
-    python -m tests.crashtest [--trials 20] [--seed S] [--scenario run|digest-send|all] [--keep DIR]
+    python -m tests.crashtest [--trials 20] [--seed S] [--scenario run|digest-send|alerts|all] [--keep DIR]
 
 The demo corpus is served on 127.0.0.1 (tests/demo.py's server and configuration). A
 clean ``veille run`` into a fresh database gives the reference and the typical run
@@ -17,13 +17,16 @@ Scenarios are pluggable (``SCENARIOS``): a scenario says how to prepare its worl
 which command to kill, how to finish, and how to compare. ``digest-send`` kills
 ``veille digest --send`` mid-send, one week per trial, against an SMTP server on
 loopback: every week must end recorded as sent and received, never recorded as sent
-and lost. ``make crashtest`` runs both.
+and lost. ``alerts`` kills ``veille run`` with an alert rule posting to a webhook
+receiver on loopback: the same stories alerted as in a clean run, each once, every
+message recorded as sent and received. ``make crashtest`` runs all three.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import signal
@@ -418,10 +421,128 @@ class DigestSendScenario(RunScenario):
         return problems + [f"crashed database: {p}" for p in consistency(crashed_db)]
 
 
-SCENARIOS: dict[str, type[Scenario]] = {"run": RunScenario, "digest-send": DigestSendScenario}
+class AlertsScenario(RunScenario):
+    """``veille run`` with an alert rule whose destination is a webhook receiver on loopback
+    that takes a moment to answer each post, so kills land while alerts are sent too.
+
+    Each database has its own rule variable and receiver path. After the kills and a last
+    run: the stories alerted must be those of the clean run, each told by exactly one
+    message, every message recorded as sent and received at least once: never recorded as
+    sent and lost, never a story sent twice except a message whose send was killed after
+    the receiver took it and before the ledger said so (sent again, marked; counted)."""
+
+    name = "alerts"
+    DELAY = 0.3  # seconds the receiver waits before answering each post
+
+    def prepare(self, workdir: Path, stack: contextlib.ExitStack) -> None:
+        from tests.alert_receiver import AlertReceiver
+
+        super().prepare(workdir, stack)
+        self.hook = stack.enter_context(AlertReceiver())
+        self.hook.delay = self.DELAY
+        yaml = YAML()
+        yaml.default_flow_style = False
+        base = YAML(typ="safe", pure=True).load(self.config_path.read_text(encoding="utf-8"))
+        self.configs: dict[str, Path] = {}
+        saved: dict[str, str | None] = {}
+        for name in ("clean", "crashed"):
+            variable = f"VEILLE_ALERTS_CRASHTEST_{name.upper()}"
+            # the corpus is dated November 2026: a wide window keeps its stories news; every
+            # story alone, so the sending phase is long enough for kills to land in it
+            rule = {"id": "comms", "to": variable, "max_age_days": 3650, "max_per_run": 100}
+            self.configs[name] = workdir / f"sources-{name}.yaml"
+            with self.configs[name].open("w", encoding="utf-8") as handle:
+                yaml.dump({**base, "alerts": [rule]}, handle)
+            saved[variable] = os.environ.get(variable)
+            os.environ[variable] = self.hook.apprise_url(name)
+
+        def restore() -> None:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+        stack.callback(restore)
+
+    def command(self, db_path: Path) -> list[str]:
+        config = self.configs[db_path.stem]
+        return veille_command("run", "--config", str(config), "--db", str(db_path))
+
+    def progress(self, db_path: Path) -> str:
+        done = super().progress(db_path)
+        if not db_path.exists():
+            return done
+        conn = sqlite3.connect(db_path)
+        with contextlib.closing(conn):
+            try:
+                rows = conn.execute(
+                    "SELECT status, count(*) FROM alerts GROUP BY status"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return done
+        posts = sum(1 for p in self.hook.posts if p.path == f"/{db_path.stem}")
+        alerts = ", ".join(f"{n} {status}" for status, n in rows) or "none"
+        return f"{done}; alerts {alerts}; {posts} received"
+
+    def _told(self, db_path: Path) -> tuple[dict[frozenset[str], int], list[tuple[str, str]]]:
+        """(story as its article URLs -> messages telling it, (status, title) per message)."""
+        conn = sqlite3.connect(db_path)
+        with contextlib.closing(conn):
+            urls = dict(conn.execute("SELECT id, url FROM articles").fetchall())
+            story_of: dict[str, frozenset[str]] = {}
+            for story in snapshot(db_path).stories:
+                for url in story:
+                    story_of[url] = story
+            told: Counter[frozenset[str]] = Counter()
+            messages = []
+            for status, title, articles in conn.execute(
+                "SELECT status, title, articles FROM alerts WHERE rule_id = 'comms'"
+            ):
+                messages.append((status, title))
+                stories = {story_of[urls[a]] for a in json.loads(articles)}
+                told.update(stories)
+        return dict(told), messages
+
+    def check(self, clean_db: Path, crashed_db: Path) -> list[str]:
+        problems = super().check(clean_db, crashed_db)
+        clean_told, _ = self._told(clean_db)
+        crashed_told, messages = self._told(crashed_db)
+        if not clean_told:
+            problems.append("the clean run sent no alert: nothing was tested")
+        missing = set(clean_told) - set(crashed_told)
+        extra = set(crashed_told) - set(clean_told)
+        if missing:
+            problems.append(f"alerts: {len(missing)} stories never alerted after crashes")
+        if extra:
+            problems.append(f"alerts: {len(extra)} stories alerted only after crashes")
+        twice = [s for s, n in crashed_told.items() if n > 1]
+        if twice:
+            problems.append(f"alerts: {len(twice)} stories told by more than one message")
+        received = Counter(
+            p.body.get("title", "") for p in self.hook.accepted if p.path == "/crashed"
+        )
+        self.resent = 0
+        self.messages = len(messages)
+        for status, title in messages:
+            if status != "sent":
+                problems.append(f"alert {title[:60]!r}: {status!r} after the final run")
+            elif received[title] == 0:
+                problems.append(f"alert {title[:60]!r}: recorded as sent but never received: lost")
+            self.resent += max(0, received[title] - 1)
+        return problems
+
+
+SCENARIOS: dict[str, type[Scenario]] = {
+    "run": RunScenario,
+    "digest-send": DigestSendScenario,
+    "alerts": AlertsScenario,
+}
 WHAT_IS_COMPARED = {
     "run": "articles, carriers, mentions, stories, text",
     "digest-send": "every week recorded as sent and received at least once",
+    "alerts": "articles, carriers, mentions, stories, text; the stories alerted, once each, "
+    "every message recorded as sent and received",
 }
 
 
@@ -530,7 +651,12 @@ def crash_trials(
                 f"weeks sent: {len(world.weeks.get(crashed_db, []))}; sent again in full after "
                 f"a kill that came after the server took the message: {world.resent} (allowed)"
             )
-        if scenario == "run" and crashed_db.exists():
+        if isinstance(world, AlertsScenario):
+            report.notes.append(
+                f"alert messages: {world.messages}; sent again after a kill that came after the "
+                f"receiver took the message: {world.resent} (allowed, marked as sent again)"
+            )
+        if scenario in ("run", "alerts") and crashed_db.exists():
             conn = sqlite3.connect(crashed_db)
             with contextlib.closing(conn):
                 statuses = Counter(r[0] for r in conn.execute("SELECT status FROM runs"))

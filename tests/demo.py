@@ -1,5 +1,6 @@
 """`make demo`: serve the bundled corpus on 127.0.0.1, run the pipeline twice into storage/demo.db,
-then write this week's digest and send it to an SMTP server on loopback.
+then write this week's digest and send it to an SMTP server on loopback. The runs send
+alerts to a webhook receiver on loopback, which prints what it receives.
 
 Offline end to end: the members are those of sources.yaml plus the cluster's directory
 (tests/fixtures/demo/annuaire.csv, imported as `veille members import` does); the sources
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from ruamel.yaml import YAML
 
 from pipeline.digest import Week
+from tests.alert_receiver import AlertReceiver
 from tests.fixture_server import FixtureServer, closed_port
 from tests.smtp_server import SmtpServer
 
@@ -158,6 +160,23 @@ def digest(rel_config: str, rel_db: str) -> int:
     return code or again
 
 
+# the alert rule of the demo: the issue's example, over the corpus (dated November 2026:
+# a wide max_age_days keeps its stories news whenever the demo runs)
+DEMO_ALERT = {
+    "id": "comms",
+    "to": "VEILLE_ALERTS_COMMS",
+    "members": ["goliver-therapeutics", "ng-biotech"],
+    "max_age_days": 3650,
+}
+
+
+def show_alert(post: Any) -> None:
+    """What the local webhook receiver prints for each alert it takes."""
+    print(f"  [webhook received] {post.body.get('title', '')}", flush=True)
+    for text in str(post.body.get("message", "")).splitlines():
+        print(f"      {text}", flush=True)
+
+
 def summary(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
@@ -221,7 +240,7 @@ def main() -> int:
     for stale in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
         stale.unlink(missing_ok=True)
     # the local server stands in for every *.example site the corpus links to
-    with FixtureServer(FEEDS, WEB, rewrite_hosts=True) as server:
+    with FixtureServer(FEEDS, WEB, rewrite_hosts=True) as server, AlertReceiver() as hook:
         config_path = DEMO_DIR / "sources.yaml"
         yaml = YAML()
         yaml.default_flow_style = False
@@ -229,8 +248,12 @@ def main() -> int:
             handle.write(
                 "# written by `make demo`: sources.yaml's members, sources on a local server\n"
             )
-            yaml.dump(demo_config(server), handle)
+            yaml.dump({**demo_config(server), "alerts": [DEMO_ALERT]}, handle)
         print(f"demo: serving {FEEDS.relative_to(ROOT)} on {server.base}")
+        # alerts go to a webhook receiver on loopback (Apprise's json:// form)
+        hook.log = show_alert
+        os.environ["VEILLE_ALERTS_COMMS"] = hook.apprise_url("comms")
+        print(f"demo: alert rule comms -> VEILLE_ALERTS_COMMS={hook.apprise_url('comms')}")
         rel_config = str(config_path.relative_to(ROOT))
         rel_db = str(DEMO_DB.relative_to(ROOT))
         (DEMO_DIR / "members.yaml").unlink(missing_ok=True)
@@ -251,6 +274,12 @@ def main() -> int:
         print("\n# a second run: validators are sent back, the server answers 304, nothing new")
         second = veille("run", "--config", rel_config, "--db", rel_db)
         conditional = sum(1 for r in server.requests if "if-none-match" in r.headers)
+        print(
+            f"\n# alerts: {len(hook.accepted)} received by the local webhook over three runs; "
+            "each story once"
+        )
+        veille("alerts", "--db", rel_db, "--limit", "5")
+        veille("alerts", "test", "comms", "--config", rel_config)
         veille("sources", "--db", rel_db)
     summary(DEMO_DB)
     print("\n# what a person reads before trusting 220 names (first lines)")

@@ -504,7 +504,8 @@ def test_check_probe_reads_every_source_as_its_kind_says(
 
 
 @pytest.mark.parametrize(
-    "command", ["run", "check", "sources", "discover", "match", "remention", "restory", "datasette"]
+    "command",
+    ["run", "check", "sources", "discover", "match", "remention", "restory", "datasette", "alerts"],
 )
 def test_every_command_is_documented_in_the_readme(command: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
