@@ -22,7 +22,7 @@ from pipeline.mentions import ArticleMention
 from pipeline.models import Article, SourceOutcome
 from pipeline.run import remention, run
 from pipeline.send import send_digest
-from pipeline.store import MIGRATIONS, Store
+from pipeline.store import MIGRATIONS, Store, _m11_mention_found_at
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer
@@ -287,7 +287,7 @@ def test_a_remention_that_finds_a_new_member_reports_only_it_as_late(
 def test_an_upgrade_reports_none_of_the_mentions_already_stored_as_late(
     db_path: Path, write_config: WriteConfig, server: FixtureServer
 ) -> None:
-    build_old_database(db_path, len(MIGRATIONS) - 1)
+    build_old_database(db_path, MIGRATIONS.index(_m11_mention_found_at))  # the one before
     conn = sqlite3.connect(db_path)
     conn.execute(
         "INSERT INTO digests (week, status, sent_at) VALUES ('2026-W47', 'sent', '2026-11-23T07:30:00Z')"
