@@ -16,10 +16,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
+from pipeline.config import load_config
 from pipeline.digest import Week
 from tests.alert_receiver import AlertReceiver
 from tests.fixture_server import FixtureServer, closed_port
@@ -235,6 +237,29 @@ def summary(db_path: Path) -> None:
     conn.close()
 
 
+EMPTY_SEARCH = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+    "<title>Recherche : aucun résultat</title><link>http://news.example/</link>"
+    "<description>Pas d'article récent</description></channel></rss>\n"
+).encode()
+
+
+def answer_quiet_searches(server: FixtureServer, config_path: Path) -> int:
+    """A search engine answers an empty feed for a name it has no news of: the local
+    server does the same for the members the corpus has no search file for."""
+
+    def empty(handler: Any) -> None:
+        server.send(handler, 200, EMPTY_SEARCH, {"Content-Type": "application/rss+xml"})
+
+    count = 0
+    for source in load_config(config_path).sources:
+        path = urlsplit(source.url).path.lstrip("/")
+        if source.template == "news-search" and not (FEEDS / path).is_file():
+            server.routes[path] = empty
+            count += 1
+    return count
+
+
 def main() -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     for stale in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
@@ -263,6 +288,8 @@ def main() -> int:
             return 1
         if veille("check", "--config", rel_config) != 0:
             return 1
+        quiet = answer_quiet_searches(server, config_path)
+        print(f"demo: {quiet} members have no news in the search: their feeds are empty")
         first = veille("run", "--config", rel_config, "--db", rel_db)
         print(
             "\n# the news search, named: all its feeds at once (unnamed, each feed waits for"
