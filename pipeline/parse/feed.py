@@ -289,15 +289,26 @@ def _date(entry: Any, now: datetime) -> tuple[datetime | None, str]:
             when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         except (OverflowError, ValueError, OSError):
             continue
-        if EARLIEST_DATE <= when <= now + FUTURE_SLACK:
+        if sane_date(when, now):
             return when, key.removesuffix("_parsed")
     return None, "none"
 
 
-def _lang(value: Any) -> str | None:
+def sane_date(when: datetime | None, now: datetime) -> datetime | None:
+    """The date, unless it is a placeholder (before 1990) or in the future."""
+    if when is not None and EARLIEST_DATE <= when <= now + FUTURE_SLACK:
+        return when
+    return None
+
+
+def feed_lang_code(value: Any) -> str | None:
+    """ "fr-FR", "en_US", "fr" -> the two-letter code; anything else -> None."""
     if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
         return value[:2].lower()
     return None
+
+
+_lang = feed_lang_code
 
 
 class _Base:
@@ -329,8 +340,15 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
     guid, guid_relative = base.restore(raw.get("id"))
     if guid_relative:
         guid = guid.removeprefix(base.origin) if guid else None
-        if raw.get("guidislink"):
-            link = None  # the "link" is a non-URL GUID that feedparser resolved: not a page
+        # feedparser copies a GUID into the link when it meets it before any <link>, and
+        # keeps `guidislink` set when a real <link> follows (reddit's Atom): only a link
+        # that is still the GUID, made absolute, is not a page
+        if raw.get("guidislink") and raw.get("link") == raw.get("id"):
+            link = None
+    # feedburner's origLink names the publisher's page behind its redirecting link
+    original = _http_url(base.restore(raw.get("feedburner_origlink"))[0])
+    if original:
+        link = original
     title = plain_text(str(raw.get("title") or ""), limit=MAX_TITLE)
     summary_html = str(raw.get("summary") or "")
     if not summary_html and raw.get("content"):
@@ -382,6 +400,10 @@ def parse_feed_bytes(
     now = now or datetime.now(UTC)
     if not data.strip():
         raise ParseError(_not_a_feed(data, None))
+    from pipeline.parse.jsonfeed import looks_like_json, parse_json_feed
+
+    if looks_like_json(data):  # by content: servers label JSON Feeds every which way
+        return parse_json_feed(data, url=url, max_entries=max_entries, now=now)
     safe = guard_feed_bytes(data)
     base = _Base(url)
     response_headers = {k.lower(): v for k, v in headers.items()}
