@@ -423,3 +423,25 @@ def test_comments_is_never_the_link_and_feedburner_origlink_is(
     articles = serve_and_run(server, feed_dir, write_config, db_path, "fb.rss", body)
     assert articles["Only comments"]["url"].startswith("urn:veille:feed:")
     assert articles["Through feedburner"]["url"] == "https://fil.example/2026/11/vraie-page.html"
+
+
+def test_an_id_inside_another_element_never_becomes_the_link() -> None:
+    # feedparser's own suite: an <image><id> met first sets a link from it, the entry's
+    # <id> then replaces the id; neither names a page
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><image><id>Valeur parasite</id>'
+        b"</image><id>Bonne valeur</id><title>Imbrication</title></entry></feed>"
+    )
+    (entry,) = parse_feed_bytes(data, headers={}, url="https://fil.example/feed", now=NOW).entries
+    assert entry.link is None and entry.guid == "/Bonne valeur"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_wide_encoding_without_a_bom_is_read(codec: str) -> None:
+    text = RSS.format(
+        attrs="",
+        items="<item><title>Biothérapies à Nantes</title><link>https://fil.example/a</link></item>",
+    ).replace('encoding="utf-8"', f'encoding="{codec[:6]}"')
+    feed = parse_feed_bytes(text.encode(codec), headers={}, url="https://fil.example/f", now=NOW)
+    (entry,) = feed.entries
+    assert entry.title == "Biothérapies à Nantes" and entry.link == "https://fil.example/a"

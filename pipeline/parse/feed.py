@@ -62,6 +62,13 @@ _BOMS = (
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
+# no BOM: the first "<" in a wide encoding (XML 1.0, appendix F)
+_WIDE_PROLOGS = (
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
 
 
 def _transcode_wide(data: bytes) -> bytes:
@@ -74,6 +81,14 @@ def _transcode_wide(data: bytes) -> bytes:
                 raise ParseError(
                     f"declared {codec.upper()} by its byte order mark but undecodable: {exc}"
                 ) from None
+            text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
+            return text.encode("utf-8")
+    for prolog, codec in _WIDE_PROLOGS:
+        if data.startswith(prolog):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"written in {codec.upper()} but undecodable: {exc}") from None
             text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
             return text.encode("utf-8")
     return data
@@ -341,9 +356,10 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
     if guid_relative:
         guid = guid.removeprefix(base.origin) if guid else None
         # feedparser copies a GUID into the link when it meets it before any <link>, and
-        # keeps `guidislink` set when a real <link> follows (reddit's Atom): only a link
-        # that is still the GUID, made absolute, is not a page
-        if raw.get("guidislink") and raw.get("link") == raw.get("id"):
+        # keeps `guidislink` set when a real <link> follows (reddit's Atom): a link that
+        # no <link> element gave is that GUID (or another id) made absolute, not a page
+        hrefs = [item.get("href") for item in raw.get("links") or () if isinstance(item, dict)]
+        if raw.get("guidislink") and raw.get("link") not in hrefs:
             link = None
     # feedburner's origLink names the publisher's page behind its redirecting link
     original = _http_url(base.restore(raw.get("feedburner_origlink"))[0])
