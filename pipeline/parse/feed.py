@@ -25,6 +25,7 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
+from pipeline.parse.large import keep_newest
 from pipeline.sandbox import Limits, run_bounded
 
 logger = logging.getLogger(__name__)
@@ -421,6 +422,8 @@ def parse_feed_bytes(
     if looks_like_json(data):  # by content: servers label JSON Feeds every which way
         return parse_json_feed(data, url=url, max_entries=max_entries, now=now)
     safe = guard_feed_bytes(data)
+    # past the cap, a well-formed feed is cut to its newest entries before feedparser
+    safe, taken_out = keep_newest(safe, max_entries)
     base = _Base(url)
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers["content-location"] = base.sentinel_url
@@ -446,7 +449,7 @@ def parse_feed_bytes(
             skipped += 1
         else:
             entries.append(entry)
-    skipped += max(0, len(raw_entries) - max_entries)
+    skipped += max(0, len(raw_entries) - max_entries) + taken_out
     bozo = result.get("bozo_exception") if result.get("bozo") else None
     return ParsedFeed(
         title=plain_text(str(feed.get("title") or ""), limit=MAX_TITLE),
