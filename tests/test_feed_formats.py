@@ -271,6 +271,25 @@ def test_a_json_source_past_the_entry_cap_says_how_many_were_skipped() -> None:
     )
     feed = parse_feed_bytes(data, headers={}, url="https://x.example/f", max_entries=10, now=NOW)
     assert len(feed.entries) == 10 and feed.skipped == 20
+    # undated: the first ones; dated (oldest first here): the newest, in the feed's order
+    assert [e.link for e in feed.entries] == [f"https://x.example/{i}" for i in range(10)]
+    dated = _json(
+        {
+            "version": FEED_11,
+            "items": [
+                {
+                    "id": str(i),
+                    "url": f"https://x.example/{i}",
+                    "date_published": f"2026-11-{i + 1:02d}",
+                }
+                for i in range(25)
+            ]
+            + [{"id": "undated", "url": "https://x.example/undated"}],
+        }
+    )
+    feed = parse_feed_bytes(dated, headers={}, url="https://x.example/f", max_entries=10, now=NOW)
+    assert [e.link for e in feed.entries] == [f"https://x.example/{i}" for i in range(15, 25)]
+    assert feed.skipped == 16
 
 
 # ---------------------------------------------------------------- entry links

@@ -142,7 +142,7 @@ def parse_json_feed(data: bytes, *, url: str, max_entries: int, now: datetime) -
     items: list[Any] = document["items"]
     entries: list[Entry] = []
     skipped = 0
-    for item in items[:max_entries]:
+    for item in _newest(items, max_entries):
         if not isinstance(item, dict):
             skipped += 1
             continue
@@ -159,6 +159,23 @@ def parse_json_feed(data: bytes, *, url: str, max_entries: int, now: datetime) -
         lang=feed_lang,
         skipped=skipped,
     )
+
+
+def _newest(items: list[Any], max_entries: int) -> list[Any]:
+    """At most ``max_entries`` items, the newest (as the XML path keeps them: dated items
+    newest first, then undated ones), in the feed's own order."""
+    if len(items) <= max_entries:
+        return items
+
+    def stamp(item: Any) -> float | None:
+        if not isinstance(item, dict):
+            return None
+        when = _when(item.get("date_published")) or _when(item.get("date_modified"))
+        return when.timestamp() if when else None
+
+    stamps = [stamp(item) for item in items]
+    order = sorted(range(len(items)), key=lambda i: (stamps[i] is None, -(stamps[i] or 0.0), i))
+    return [items[i] for i in sorted(order[:max_entries])]
 
 
 def _entry(
