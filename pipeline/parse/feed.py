@@ -391,6 +391,14 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
     )
 
 
+_SAX_POSITION = re.compile(r"^<unknown>:(\d+):(\d+): ")
+
+
+def _xml_error(bozo: Any) -> str:
+    """feedparser's complaint, its "<unknown>:3:12: " prefix said as a position."""
+    return _SAX_POSITION.sub(r"line \1, column \2: ", str(bozo))
+
+
 def _not_a_feed(data: bytes, bozo: Any) -> str:
     head = data.lstrip()[:512].lower()
     if not head:
@@ -399,7 +407,7 @@ def _not_a_feed(data: bytes, bozo: Any) -> str:
         return "not a feed: the server sent an HTML page"
     if not head.startswith(b"<"):
         return "not a feed: the body is not XML"
-    reason = str(bozo) if bozo else "no RSS or Atom elements found"
+    reason = _xml_error(bozo) if bozo else "no RSS or Atom elements found"
     return f"not a valid feed: {reason}"
 
 
@@ -455,7 +463,7 @@ def parse_feed_bytes(
         title=plain_text(str(feed.get("title") or ""), limit=MAX_TITLE),
         entries=tuple(entries),
         version=version or "unknown",
-        bozo=str(bozo)[:300] if bozo else None,
+        bozo=_xml_error(bozo)[:300] if bozo else None,
         lang=feed_lang,
         skipped=skipped,
     )
