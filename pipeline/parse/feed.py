@@ -318,13 +318,10 @@ def sane_date(when: datetime | None, now: datetime) -> datetime | None:
 
 
 def feed_lang_code(value: Any) -> str | None:
-    """ "fr-FR", "en_US", "fr" -> the two-letter code; anything else -> None."""
+    """The two-letter code of "fr-FR", "en_US" or "fr"; None for anything else."""
     if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
         return value[:2].lower()
     return None
-
-
-_lang = feed_lang_code
 
 
 class _Base:
@@ -386,7 +383,7 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
         author=author,
         published_at=published,
         date_source=date_source,
-        lang=_lang(detail.get("language")) or feed_lang,
+        lang=feed_lang_code(detail.get("language")) or feed_lang,
         outlet=outlet,
     )
 
@@ -448,7 +445,7 @@ def parse_feed_bytes(
     if not version and not raw_entries:
         raise ParseError(_not_a_feed(data, result.get("bozo_exception")))
     feed = result.get("feed") or {}
-    feed_lang = _lang(feed.get("language"))
+    feed_lang = feed_lang_code(feed.get("language"))
     entries: list[Entry] = []
     skipped = 0
     for raw in raw_entries[:max_entries]:
