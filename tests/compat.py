@@ -5,7 +5,8 @@
    the cache, ~/.cache/veille-compat by default (nothing downloaded is kept in the
    repository), plus the feeds in
    tests/fixtures/compat/ written after the cases those suites cover (reddit's Atom,
-   feedburner, JSON Feed 1.0 and 1.1, which feedparser 6 does not read).
+   feedburner, JSON Feed 1.0 and 1.1, which feedparser 6 does not read), and veille's
+   own test and demo feeds.
 2. reference: bare feedparser on the same bytes, with the headers the server sends
    (for a JSON Feed, the spec: each item's `url`, else `external_url`). A file counts
    when the reference finds at least one http(s) entry link in it; feedparser's own
@@ -61,6 +62,7 @@ SUITES = (
     ("podcastparser==0.6.11", "tests/data", (".rss", ".xml", ".atom")),  # .json: expectations
 )
 TARGET = 0.99
+OWN = ("own/", "fixtures/", "demo/")  # the suites written for veille
 OTHER_BASE = "http://elsewhere.invalid/other/feed.xml"  # tells a relative GUID from a URL
 _INTERNAL = re.compile(r"\b(failed|died)\b.*?\b[A-Z][A-Za-z]+(Error|Exception)\b|\bdied\b")
 
@@ -107,6 +109,9 @@ def collect(cache: Path) -> list[tuple[str, Path, tuple[str, ...]]]:
                 tar.extractall(cache, members=members, filter="data")
         folders.append((spec.split("==")[0], tests, suffixes))
     folders.append(("own", OWN_FEEDS, SUFFIXES))
+    # veille's own test and demo feeds (the hostile ones included)
+    folders.append(("fixtures", ROOT / "tests" / "fixtures" / "feeds", SUFFIXES))
+    folders.append(("demo", ROOT / "tests" / "fixtures" / "demo" / "feeds", SUFFIXES))
     return folders
 
 
@@ -340,7 +345,7 @@ def _print(
                 internal.append((result.path, error))
     coverage = found / expected if expected else 0.0
     print(
-        f"compat: {len(results)} files read ({sum(1 for r in results if r.path.startswith('own/'))}"
+        f"compat: {len(results)} files read ({sum(1 for r in results if r.path.startswith(OWN))}"
         f" written for veille); {len(counted)} count: bare feedparser (or the JSON Feed spec)"
         " finds at least one http(s) entry link in them"
     )
