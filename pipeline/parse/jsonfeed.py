@@ -47,10 +47,8 @@ def _decode(data: bytes) -> str | None:
     else:
         for bom, codec in _WIDE_BOMS:
             if data.startswith(bom):
-                try:
-                    text = data[len(bom) :].decode(codec)
-                except UnicodeDecodeError:
-                    return None
+                # a head cut inside a character still says how the body starts
+                text = data[len(bom) :].decode(codec, errors="replace")
                 break
     if text is None:
         head = data[:64].lstrip()
@@ -61,8 +59,11 @@ def _decode(data: bytes) -> str | None:
 
 
 def looks_like_json(data: bytes) -> bool:
-    """Whether the body is to be read as JSON: recognised by its content, never its URL or type."""
-    return _decode(data) is not None
+    """Whether the body is to be read as JSON: recognised by its content, never its URL or type.
+
+    Only the first bytes are decoded: an XML feed pays next to nothing for the question.
+    """
+    return _decode(data[:256]) is not None
 
 
 def _str(value: Any) -> str:
