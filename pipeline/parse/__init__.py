@@ -1,4 +1,5 @@
-"""Fetched bytes -> entries: feeds (feed.py), listing pages (listing.py), sitemaps (sitemap.py)."""
+"""Fetched bytes -> entries: feeds (feed.py; JSON Feed in jsonfeed.py, feeds past the entry
+cap cut in large.py), listing pages (listing.py), sitemaps (sitemap.py)."""
 
 from pipeline.parse.feed import (
     guard_feed_bytes,

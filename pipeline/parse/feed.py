@@ -25,6 +25,7 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
+from pipeline.parse.large import keep_newest
 from pipeline.sandbox import Limits, run_bounded
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,13 @@ _BOMS = (
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
+# no BOM: the first "<" in a wide encoding (XML 1.0, appendix F)
+_WIDE_PROLOGS = (
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
 
 
 def _transcode_wide(data: bytes) -> bytes:
@@ -74,6 +82,14 @@ def _transcode_wide(data: bytes) -> bytes:
                 raise ParseError(
                     f"declared {codec.upper()} by its byte order mark but undecodable: {exc}"
                 ) from None
+            text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
+            return text.encode("utf-8")
+    for prolog, codec in _WIDE_PROLOGS:
+        if data.startswith(prolog):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"written in {codec.upper()} but undecodable: {exc}") from None
             text = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1)
             return text.encode("utf-8")
     return data
@@ -289,12 +305,20 @@ def _date(entry: Any, now: datetime) -> tuple[datetime | None, str]:
             when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         except (OverflowError, ValueError, OSError):
             continue
-        if EARLIEST_DATE <= when <= now + FUTURE_SLACK:
+        if sane_date(when, now):
             return when, key.removesuffix("_parsed")
     return None, "none"
 
 
-def _lang(value: Any) -> str | None:
+def sane_date(when: datetime | None, now: datetime) -> datetime | None:
+    """The date, unless it is a placeholder (before 1990) or in the future."""
+    if when is not None and EARLIEST_DATE <= when <= now + FUTURE_SLACK:
+        return when
+    return None
+
+
+def feed_lang_code(value: Any) -> str | None:
+    """The two-letter code of "fr-FR", "en_US" or "fr"; None for anything else."""
     if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
         return value[:2].lower()
     return None
@@ -329,8 +353,16 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
     guid, guid_relative = base.restore(raw.get("id"))
     if guid_relative:
         guid = guid.removeprefix(base.origin) if guid else None
-        if raw.get("guidislink"):
-            link = None  # the "link" is a non-URL GUID that feedparser resolved: not a page
+        # feedparser copies a GUID into the link when it meets it before any <link>, and
+        # keeps `guidislink` set when a real <link> follows (reddit's Atom): a link that
+        # no <link> element gave is that GUID (or another id) made absolute, not a page
+        hrefs = [item.get("href") for item in raw.get("links") or () if isinstance(item, dict)]
+        if raw.get("guidislink") and raw.get("link") not in hrefs:
+            link = None
+    # feedburner's origLink names the publisher's page behind its redirecting link
+    original = _http_url(base.restore(raw.get("feedburner_origlink"))[0])
+    if original:
+        link = original
     title = plain_text(str(raw.get("title") or ""), limit=MAX_TITLE)
     summary_html = str(raw.get("summary") or "")
     if not summary_html and raw.get("content"):
@@ -351,9 +383,17 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
         author=author,
         published_at=published,
         date_source=date_source,
-        lang=_lang(detail.get("language")) or feed_lang,
+        lang=feed_lang_code(detail.get("language")) or feed_lang,
         outlet=outlet,
     )
+
+
+_SAX_POSITION = re.compile(r"^<unknown>:(\d+):(\d+): ")
+
+
+def _xml_error(bozo: Any) -> str:
+    """feedparser's complaint, its "<unknown>:3:12: " prefix said as a position."""
+    return _SAX_POSITION.sub(r"line \1, column \2: ", str(bozo))
 
 
 def _not_a_feed(data: bytes, bozo: Any) -> str:
@@ -364,7 +404,7 @@ def _not_a_feed(data: bytes, bozo: Any) -> str:
         return "not a feed: the server sent an HTML page"
     if not head.startswith(b"<"):
         return "not a feed: the body is not XML"
-    reason = str(bozo) if bozo else "no RSS or Atom elements found"
+    reason = _xml_error(bozo) if bozo else "no RSS or Atom elements found"
     return f"not a valid feed: {reason}"
 
 
@@ -382,7 +422,13 @@ def parse_feed_bytes(
     now = now or datetime.now(UTC)
     if not data.strip():
         raise ParseError(_not_a_feed(data, None))
+    from pipeline.parse.jsonfeed import looks_like_json, parse_json_feed
+
+    if looks_like_json(data):  # by content: servers label JSON Feeds every which way
+        return parse_json_feed(data, url=url, max_entries=max_entries, now=now)
     safe = guard_feed_bytes(data)
+    # past the cap, a well-formed feed is cut to its newest entries before feedparser
+    safe, taken_out = keep_newest(safe, max_entries)
     base = _Base(url)
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers["content-location"] = base.sentinel_url
@@ -399,7 +445,7 @@ def parse_feed_bytes(
     if not version and not raw_entries:
         raise ParseError(_not_a_feed(data, result.get("bozo_exception")))
     feed = result.get("feed") or {}
-    feed_lang = _lang(feed.get("language"))
+    feed_lang = feed_lang_code(feed.get("language"))
     entries: list[Entry] = []
     skipped = 0
     for raw in raw_entries[:max_entries]:
@@ -408,13 +454,13 @@ def parse_feed_bytes(
             skipped += 1
         else:
             entries.append(entry)
-    skipped += max(0, len(raw_entries) - max_entries)
+    skipped += max(0, len(raw_entries) - max_entries) + taken_out
     bozo = result.get("bozo_exception") if result.get("bozo") else None
     return ParsedFeed(
         title=plain_text(str(feed.get("title") or ""), limit=MAX_TITLE),
         entries=tuple(entries),
         version=version or "unknown",
-        bozo=str(bozo)[:300] if bozo else None,
+        bozo=_xml_error(bozo)[:300] if bozo else None,
         lang=feed_lang,
         skipped=skipped,
     )
