@@ -36,7 +36,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -46,7 +46,7 @@ from babel.dates import format_date
 
 from pipeline.config import AlertRule, Config
 from pipeline.errors import ConfigError
-from pipeline.store import WHILE_MEMBER_SQL, Store, iso
+from pipeline.store import WHILE_MEMBER_SQL, Store, from_iso, iso
 
 logger = logging.getLogger(__name__)
 
@@ -319,16 +319,6 @@ def _told(store: Store, rule_id: str) -> set[int]:
     }
 
 
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidate]:
     """The rule's stories not told yet, newest first."""
     since = iso(now - timedelta(days=rule.max_age_days))
@@ -381,7 +371,7 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
         if not copies or any(int(c[0]) in told for c in copies):
             continue  # told before (perhaps through another copy)
         first = copies[0]
-        when = _when(first[5]) or now
+        when = from_iso(first[5]) or now
         if first[5] < since:
             continue  # an old story that gained a copy: not news
         hits.sort(key=lambda h: (-h[2], h[4], h[1]))

@@ -32,7 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.store import WHILE_MEMBER_SQL, Store, iso
+from pipeline.store import WHILE_MEMBER_SQL, Store, from_iso, iso
 
 BACKLOG_DAYS = 14
 CHART_WEEKS = 8
@@ -243,16 +243,6 @@ def emphasise(snippet: str, alias: str) -> list[Segment]:
     return segments
 
 
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
     for index in range(0, len(values), size):
         yield values[index : index + size]
@@ -357,7 +347,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
     by_article: dict[int, int] = {}
     for key, records in copies.items():
         for record in records:
-            record["when"] = _when(record["published_at"]) or _when(record["first_seen_at"])
+            record["when"] = from_iso(record["published_at"]) or from_iso(record["first_seen_at"])
         records.sort(key=lambda r: (r["when"] or datetime.max.replace(tzinfo=UTC), r["id"]))
         first = records[0]
         outlet = line(first["outlet"] or first["source"])
@@ -590,7 +580,7 @@ def late_mentions(
         if (story_key, member_id) in seen:
             continue
         seen.add((story_key, member_id))
-        when = _when(published_at) or _when(first_seen_at) or week.start
+        when = from_iso(published_at) or from_iso(first_seen_at) or week.start
         late.append(
             LateMention(
                 article_id=int(article_id),
@@ -599,7 +589,7 @@ def late_mentions(
                 title=line(title or url),
                 url=safe_url(url) or safe_url(link),
                 when=when.astimezone(week.zone),
-                found=(_when(found_at) or when).astimezone(week.zone),
+                found=(from_iso(found_at) or when).astimezone(week.zone),
                 outlet=line(outlet),
                 snippet=emphasise(line(snippet), line(alias)),
             )
