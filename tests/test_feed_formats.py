@@ -20,25 +20,9 @@ from pipeline.parse import parse_feed_bytes, parse_feed_guarded
 from pipeline.run import run
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
+from tests.sqlite_rows import rows, source_row
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-
-
-def rows(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def source_row(db_path: Path, source_id: str) -> dict[str, Any]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return dict(conn.execute("SELECT * FROM sources WHERE id = ?", [source_id]).fetchone())
-    finally:
-        conn.close()
 
 
 def one_feed(server: FixtureServer, write_config: WriteConfig, name: str) -> Config:

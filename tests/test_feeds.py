@@ -32,6 +32,7 @@ from pipeline.serve import load_metadata, metadata_for
 from pipeline.store import Store
 from tests.conftest import DEMO_FEEDS
 from tests.fixture_server import FixtureServer
+from tests.sqlite_rows import rows as query
 from tests.test_datasette import FEEDS, write_demo_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,14 +86,6 @@ def feed(db_path: Path, path: str) -> Any:
     assert not parsed.bozo, parsed.get("bozo_exception")
     assert parsed.version == "atom10"
     return parsed
-
-
-def query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def ids_and_dates(parsed: Any) -> list[tuple[str, str]]:

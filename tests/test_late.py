@@ -26,6 +26,7 @@ from pipeline.store import MIGRATIONS, Store, _m11_mention_found_at
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer
+from tests.sqlite_rows import rows as query
 from tests.test_digest import DIGEST, PARIS
 from tests.test_upgrade import build_old_database
 from tests.test_web import PARAGRAPHS, article_page, feed, write
@@ -46,14 +47,6 @@ def site(tmp_path: Path) -> Iterator[FixtureServer]:
     root.mkdir()
     with FixtureServer(root) as server:
         yield server
-
-
-def query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def this_week() -> Week:

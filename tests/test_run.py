@@ -20,26 +20,10 @@ from pipeline.run import run
 from pipeline.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
+from tests.sqlite_rows import rows, source_row
 
 ROOT = Path(__file__).resolve().parent.parent
 XENOTHERA = "https://www.ouest-sante.example/economie/xenothera-leve-12-millions.html"
-
-
-def rows(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def source_row(db_path: Path, source_id: str) -> dict[str, Any]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return dict(conn.execute("SELECT * FROM sources WHERE id = ?", [source_id]).fetchone())
-    finally:
-        conn.close()
 
 
 def feeds(server: FixtureServer, *names: str) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ address policy, against a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from pipeline.run import run
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
+from tests.sqlite_rows import rows as query
 
 PARAGRAPHS = [
     "La biotech nantaise annonce une levée de fonds de douze millions d'euros pour financer "
@@ -64,14 +64,6 @@ def write(server: FixtureServer, path: str, text: str) -> None:
     target = server.root / path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-
-
-def query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def source(server: FixtureServer, sid: str, path: str, **options: Any) -> dict[str, Any]:
