@@ -445,9 +445,9 @@ def match(config_path: Path, files: tuple[str, ...]) -> None:
     written), start and end (character offsets in the file's text) and snippet.
     Use - to read standard input.
 
-    \b
-    Example:
+    Examples:
 
+    \b
         veille match article.txt
         echo "Il ose tout, NG-Biotech aussi." | veille match -
     """
@@ -909,9 +909,9 @@ def alerts(ctx: click.Context, db_path: Path, limit: int) -> None:
 
     `veille alerts` alone is `veille alerts list`.
 
-    \b
     Examples:
 
+    \b
         veille alerts
         veille alerts test comms
     """
