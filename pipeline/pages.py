@@ -152,6 +152,10 @@ class PageReader:
         self.tasks: dict[str, asyncio.Task[PageResult]] = {}
         # article pages between fetch and extraction: bounds the page bodies held at once
         self.page_slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
+        # a site's pages take at most as many of those slots as the site gets connections:
+        # otherwise one source's fifty pages, queued first, hold every slot while all but
+        # two of them wait for their host, and the other sites' pages wait behind them
+        self.site_slots: dict[str, asyncio.Semaphore] = {}
 
     async def read(self, urls: Sequence[str], *, timeout: float) -> dict[str, PageResult | None]:
         """Every URL's page, or None where it did not finish within ``timeout`` seconds
@@ -181,7 +185,13 @@ class PageReader:
         return HOP_DISALLOWED if verdict == DISALLOWED else verdict
 
     async def _fetch_page(self, url: str) -> PageResult:
-        async with self.page_slots:
+        host = (urlsplit(url).hostname or "").lower()
+        site = self.site_slots.get(host)
+        if site is None:
+            site = self.site_slots[host] = asyncio.Semaphore(
+                self.config.network.per_host_concurrency
+            )
+        async with site, self.page_slots:
             return await self._fetch_page_now(url)
 
     async def _fetch_page_now(self, url: str) -> PageResult:

@@ -4,11 +4,16 @@ the rules the page reader carries out.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipeline.extract import Extracted
 from pipeline.flow import Item, store_fields
 from pipeline.models import Article
 from pipeline.pages import apply_pages, choose_pages
 from pipeline.robots import DISALLOWED
+from pipeline.run import run
+from tests.conftest import WriteConfig
+from tests.fixture_server import FixtureServer
 
 SITE = "https://www.ouest-sante.example"
 SOURCE = f"{SITE}/rss/economie.xml"
@@ -100,3 +105,58 @@ def test_store_fields_key_each_item_by_its_final_url() -> None:
     }
     assert fields.analysis_errors == {done.article.url: "not analysed: timeout"}
     assert fields.analyses == {} and fields.story_keys == {}
+
+
+def _feed(site: str, title: str, links: list[str]) -> str:
+    items = "".join(
+        f"<item><title>{title} {n}</title><link>{link}</link>"
+        f"<description>Xenothera, installée à Nantes, annonce un essai.</description></item>"
+        for n, link in enumerate(links)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{site}</title><link>http://{site}/</link>{items}</channel></rss>"
+    )
+
+
+def test_one_sites_queued_pages_do_not_hold_back_another_sites_page(
+    tmp_path: Path, write_config: WriteConfig, db_path: Path
+) -> None:
+    # two sites on two loopback addresses: a slow one whose feed names many pages, and a
+    # quick one whose single page must not wait for the slow site's queue to drain
+    page = (Path(__file__).parent / "fixtures" / "articles" / "en-01-pharma-wire.html").read_bytes()
+    slow_root, quick_root = tmp_path / "slow", tmp_path / "quick"
+    for root in (slow_root, quick_root):
+        root.mkdir()
+        (root / "page.html").write_bytes(page)
+    with (
+        FixtureServer(slow_root, host="127.0.0.1") as slow,
+        FixtureServer(quick_root, host="127.0.0.2") as quick,
+    ):
+        links = [slow.url(f"_/slow/0.2/page.html?n={n}") for n in range(34)]
+        (slow_root / "feed.rss").write_text(_feed("slow.example", "Lent", links))
+        (quick_root / "feed.rss").write_text(
+            _feed("quick.example", "Rapide", [quick.url("page.html")])
+        )
+        config = write_config(
+            sources=[
+                {"id": "slow", "kind": "feed", "url": slow.url("feed.rss"), "fetch_articles": True},
+                # its feed comes later: the slow site's pages are all queued by then
+                {
+                    "id": "quick",
+                    "kind": "feed",
+                    "url": quick.url("_/slow/0.5/feed.rss"),
+                    "fetch_articles": True,
+                },
+            ],
+            network={"per_host_concurrency": 2, "source_timeout": 60},
+        )
+        report = run(config, db_path=db_path)
+        assert report.status == "ok", report.summary()
+        quick_at = quick.requests_for("page.html")[0].at
+        slow_pages = [r for r in slow.requests if "/_/slow/0.2/page.html" in r.path]
+    assert len(slow_pages) == 34
+    # 2 at a time, 0.2 s each: by the time the quick page is asked for, the slow site has
+    # had a few of its pages asked for, not the 19 that would free one of the 16 page slots
+    before = sum(1 for r in slow_pages if r.at < quick_at)
+    assert before <= 12, f"the quick site's page waited for {before} of the slow site's pages"
