@@ -16,49 +16,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pipeline.alerts import AlertsReport, send_alerts
 from pipeline.analyse import Analysis, AnalysisItem, analyse_batch, derive_forms
+from pipeline.collect import Collector
 from pipeline.config import Config, Source
-from pipeline.dedupe import canonical_url, same_site, to_articles, without_controls
+from pipeline.dedupe import to_articles, without_controls
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
-from pipeline.extract import Extracted, extract_guarded
-from pipeline.fetch import ACCEPT_HTML, Fetcher
+from pipeline.fetch import Fetcher
+from pipeline.flow import Item, Slots, store_fields
 from pipeline.lock import run_lock
 from pipeline.members import MemberForms
-from pipeline.models import Article, Entry, Fetched, SourceOutcome
-from pipeline.parse import parse_feed_guarded
-from pipeline.parse.listing import ListingSpec, parse_listing_guarded
-from pipeline.parse.sitemap import (
-    SitemapLink,
-    SitemapRequest,
-    parse_sitemap_guarded,
-    recent,
-    to_entries,
-)
-from pipeline.robots import DISALLOWED, RobotsCache
-from pipeline.sandbox import Limits, retire_idle_workers, run_bounded
+from pipeline.models import SourceOutcome
+from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
+from pipeline.robots import RobotsCache
+from pipeline.sandbox import Limits, run_bounded
 from pipeline.store import DUE_SLACK, Store, utcnow
 from pipeline.stories import StoryKey, story_key
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
-T = TypeVar("T")
 SOURCES_IN_FLIGHT = 8
-MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
-PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 DERIVE_TIMEOUT = 60.0  # the members' forms, once per configuration
-MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
-SITEMAP_CHUNK = 500  # sitemap URLs looked up in the store at a time
-# a page or feed this large may make its parser grow to network.parse_memory_mb (an HTML
-# page needs up to about 100 times its size): it is parsed alone
-LARGE_DOCUMENT = 1_000_000
-HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
 
 @dataclass
@@ -188,23 +170,6 @@ def next_check(
     return now + wait
 
 
-@dataclass
-class _Collected:
-    """What a source gave before any article page is fetched."""
-
-    status: int
-    entries: list[Entry] = field(default_factory=list)
-    etag: str | None = None
-    last_modified: str | None = None
-    lang: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    fresh_for: float | None = None  # a feed's cache hint (Cache-Control max-age, Expires)
-
-    @property
-    def not_modified(self) -> bool:
-        return self.status == 304
-
-
 def _analysis_key(config: Config) -> str:
     """Names the configuration, so a worker process builds its Analyser once per config."""
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
@@ -285,17 +250,13 @@ def analyse_bounded(
     return results
 
 
-@dataclass
-class _Analysed:
-    """What the analysis stage gives the store, per article URL."""
-
-    analyses: dict[str, Analysis] = field(default_factory=dict)
-    story_keys: dict[str, StoryKey] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # why an article was not analysed
-
-
 class _Pass:
-    """The shared machinery of one run: fetcher, robots cache, CPU slots, article tasks."""
+    """One run's per-source flow: collect, choose and read pages, analyse, save.
+
+    The stages' decisions are pure functions (pipeline.pages, flow.store_fields); what does
+    I/O (the collector, the page reader, the analysis workers, the store) is handed what
+    they decided. Each article travels as one :class:`Item` from collecting to the store.
+    """
 
     def __init__(
         self,
@@ -308,45 +269,14 @@ class _Pass:
     ) -> None:
         self.config = config
         self.store = store
-        self.fetcher = fetcher
-        self.robots = RobotsCache(fetcher)
         # the event loop's clock when the run stops starting work (None: no deadline)
         self.deadline = deadline
         self.analysis_key = _analysis_key(config)
         self.run_id = run_id
-        net = config.network
-        self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
-        self.extract_limits = Limits(timeout=net.extract_timeout, memory_mb=net.parse_memory_mb)
-        self.slots = os.cpu_count() or 2
-        self.cpu = asyncio.Semaphore(self.slots)  # parsers and extractors at once
-        self.heavy = asyncio.Lock()  # one large document at a time, alone
-        self.pages: dict[str, asyncio.Task[tuple[Extracted | None, str]]] = {}
-        # article pages between fetch and extraction: bounds the page bodies held at once
-        self.page_slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
-
-    async def bounded(self, func: Callable[..., T], *args: Any, size: int = 0, **kwargs: Any) -> T:
-        """``func`` in a thread, holding a CPU slot; a document of LARGE_DOCUMENT bytes or
-        more holds them all, after the idle workers are retired: its worker may grow to
-        parse_memory_mb, and nothing else grows beside it (the process tree stays within
-        the run, the forkserver and that worker)."""
-        if size < LARGE_DOCUMENT:
-            async with self.cpu:
-                return await asyncio.to_thread(func, *args, **kwargs)
-        async with self.heavy:
-            held = 0
-            try:
-                for _ in range(self.slots):
-                    await self.cpu.acquire()
-                    held += 1
-
-                def alone() -> T:
-                    retire_idle_workers()  # stopping processes blocks: not on the event loop
-                    return func(*args, **kwargs)
-
-                return await asyncio.to_thread(alone)
-            finally:
-                for _ in range(held):
-                    self.cpu.release()
+        self.slots = Slots()  # parsers, extractors and analyses at once
+        robots = RobotsCache(fetcher)
+        self.collector = Collector(config, fetcher, robots, self.slots, known_urls=store.known_urls)
+        self.pages = PageReader(config, fetcher, robots, self.slots)
 
     # -------------------------------------------------------------- one source
 
@@ -354,14 +284,13 @@ class _Pass:
         # 1. what we know of the source: validators and failure count
         state = self.store.source_state(source.id)
         etag = last_modified = None
-        articles: list[Article] = []
-        text_status: dict[str, str] = {}
+        items: list[Item] = []
         pages_fetched = 0
         # 2. fetch and read the source itself (feed, listing page or sitemap), conditionally;
         # at the run's deadline it is left as it was, due again for the next run
         try:
             async with asyncio.timeout_at(self.deadline):
-                collected = await self.collect(source, state)
+                collected = await self.collector.collect(source, state)
         except TimeoutError:
             return _deferred(source)
         except FetchError as exc:
@@ -394,10 +323,10 @@ class _Pass:
                     unwrap=source.kind == "search",
                 )
                 # 4. new articles: fetch each page once for the full text
-                articles, text_status, pages_fetched, page_warning = await self.enrich(
-                    source, articles
+                items, pages_fetched, page_warning = await self.enrich(
+                    source, [Item(a) for a in articles]
                 )
-                articles = [without_controls(a) for a in articles]
+                items = [replace(it, article=without_controls(it.article)) for it in items]
                 warnings = [*collected.warnings, *([page_warning] if page_warning else [])]
                 outcome = SourceOutcome(
                     source.id,
@@ -409,10 +338,16 @@ class _Pass:
                 )
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
-        fresh = self.needing_analysis(articles)
+        fresh = self.needing_analysis(items)
         # (analysis needs a few times its text, not the hundred times an HTML parse may)
-        text_size = sum(len(a.text or "") + len(a.summary) for a in fresh)
-        analysed = await self.bounded(self.analyse, fresh, size=text_size // 10)
+        text_size = sum(
+            len(items[k].article.text or "") + len(items[k].article.summary) for k in fresh
+        )
+        analysed = await self.slots.run(
+            self.analyse, [items[k] for k in fresh], size=text_size // 10
+        )
+        for k, item in zip(fresh, analysed, strict=True):
+            items[k] = item
         # 6. store the source's articles, their analyses and its state in one transaction
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
@@ -420,18 +355,19 @@ class _Pass:
             logger.info(
                 "source=%s fresh_for=%.0fs (Cache-Control or Expires)", source.id, outcome.fresh_for
             )
+        fields = store_fields(items)
         saved = self.store.save_source(
             outcome,
-            articles,
+            fields.articles,
             run_id=self.run_id,
             now=now,
             etag=etag,
             last_modified=last_modified,
             next_check_at=next_check(self.config, source, outcome, failures=failures, now=now),
-            text_status=text_status,
-            analyses=analysed.analyses,
-            story_keys=analysed.story_keys,
-            analysis_errors=analysed.errors,
+            text_status=fields.text_status,
+            analyses=fields.analyses,
+            story_keys=fields.story_keys,
+            analysis_errors=fields.analysis_errors,
         )
         return replace(
             outcome,
@@ -441,204 +377,66 @@ class _Pass:
             new_stories=saved.new_stories,
         )
 
-    def needing_analysis(self, articles: list[Article]) -> list[Article]:
-        """New articles, and known ones whose text was just read."""
-        if not articles:
+    def needing_analysis(self, items: list[Item]) -> list[int]:
+        """Positions of the new articles, and of known ones whose text was just read."""
+        if not items:
             return []
-        known = self.store.known_urls([url for a in articles for url in (a.url, *a.aliases)])
-        return [a for a in articles if a.text or not ({a.url, *a.aliases} & known)]
+        known = self.store.known_urls(
+            [url for it in items for url in (it.article.url, *it.article.aliases)]
+        )
+        return [
+            k
+            for k, it in enumerate(items)
+            if it.article.text or not ({it.article.url, *it.article.aliases} & known)
+        ]
 
-    def analyse(self, articles: list[Article]) -> _Analysed:
+    def analyse(self, items: list[Item]) -> list[Item]:
         """Mentions, topics, funding events and story keys, in a worker process: the run's
         own process keeps fetching and storing meanwhile. Blocking (call it in a thread)."""
-        items = [(a.title, a.summary, a.text, a.published_at) for a in articles]
-        out = _Analysed()
-        results = analyse_bounded(self.config, self.analysis_key, items)
-        for article, result in zip(articles, results, strict=True):
+        results = analyse_bounded(
+            self.config,
+            self.analysis_key,
+            [
+                (it.article.title, it.article.summary, it.article.text, it.article.published_at)
+                for it in items
+            ],
+        )
+        out: list[Item] = []
+        errors: list[str] = []
+        for item, result in zip(items, results, strict=True):
             if isinstance(result, str):
-                out.errors[article.url] = result
+                errors.append(result)
+                out.append(replace(item, analysis_error=result))
             else:
-                out.analyses[article.url], out.story_keys[article.url] = result
-        if out.errors:
+                out.append(replace(item, analysis=result[0], story_key=result[1]))
+        if errors:
             logger.warning(
                 "source=%s %d articles not analysed, e.g. %s",
-                articles[0].source_id,
-                len(out.errors),
-                next(iter(out.errors.values())),
+                items[0].article.source_id,
+                len(errors),
+                errors[0],
             )
         return out
 
-    async def collect(self, source: Source, state: dict[str, Any]) -> _Collected:
-        """Raises FetchError or ParseError for the source as a whole."""
-        if source.kind in ("page", "sitemap"):
-            await self._robots(source.url, trusted=True)
-        fetched = await self.fetcher.fetch(
-            source.url,
-            etag=state.get("etag"),
-            last_modified=state.get("last_modified"),
-            trusted=True,
-            accept=ACCEPT_HTML if source.kind == "page" else None,
-        )
-        collected = _Collected(
-            fetched.status, etag=fetched.etag, last_modified=fetched.last_modified
-        )
-        if source.kind in ("feed", "search"):
-            # a feed's own word on how long its answer stays fresh (listing pages and
-            # sitemaps are HTML and XML of sites whose caching is not about their news)
-            collected.fresh_for = fetched.fresh_for
-        if fetched.not_modified:
-            return collected
-        try:
-            await self._read(source, fetched, collected)
-        except ParseError as exc:
-            exc.status = fetched.status  # the row says what the server really answered
-            raise
-        return collected
-
-    async def _read(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
-        if not fetched.body:
-            raise ParseError(f"empty body: the server answered {fetched.status} with nothing in it")
-        if source.kind == "page":
-            await self._read_pages(source, fetched, collected)
-        elif source.kind == "sitemap":
-            await self._read_sitemap(source, fetched, collected)
-        else:
-            parsed = await self.bounded(
-                parse_feed_guarded,
-                fetched.body,
-                size=len(fetched.body),
-                headers=fetched.headers,
-                url=fetched.final_url,
-                limits=self.parse_limits,
-            )
-            collected.entries = list(parsed.entries)
-            collected.lang = parsed.lang
-            if parsed.bozo:
-                collected.warnings.append(f"feed is malformed but usable: {parsed.bozo}")
-            if parsed.skipped:
-                collected.warnings.append(f"{parsed.skipped} entries skipped")
-
-    async def _read_pages(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
-        spec = ListingSpec(
-            selector=source.selector or "a",
-            item_selector=source.item_selector,
-            title_selector=source.title_selector,
-            date_selector=source.date_selector,
-            next_selector=source.next_selector,
-        )
-        listing = await self.bounded(
-            parse_listing_guarded,
-            fetched.body,
-            size=len(fetched.body),
-            url=fetched.final_url,
-            spec=spec,
-            limits=self.parse_limits,
-        )
-        collected.entries = list(listing.entries)
-        next_url, page = listing.next_url, 1
-        while next_url and page < source.max_pages:
-            page += 1
-            try:
-                await self._robots(next_url)
-                more = await self.fetcher.fetch(next_url, accept=ACCEPT_HTML)
-                listing = await self.bounded(
-                    parse_listing_guarded,
-                    more.body,
-                    size=len(more.body),
-                    url=more.final_url,
-                    spec=spec,
-                    limits=self.parse_limits,
-                )
-            except (FetchError, ParseError) as exc:
-                collected.warnings.append(f"listing page {page} ({next_url}): {exc}")
-                break
-            collected.entries += listing.entries
-            next_url = listing.next_url
-
-    def _sitemap_request(self, source: Source, fetched: Fetched, now: datetime) -> SitemapRequest:
-        return SitemapRequest(
-            data=fetched.body,
-            url=fetched.final_url,
-            max_bytes=self.config.network.max_body_bytes,
-            max_age_days=source.max_age_days,
-            now=now,
-            canonical=canonical_or_same,
-        )
-
-    async def _read_sitemap(self, source: Source, fetched: Fetched, collected: _Collected) -> None:
-        """Parsing, the age limit, sorting and canonical URLs happen in the bounded worker;
-        the run only asks the store which of the candidates it knows."""
-        now = utcnow()
-        sitemap = await self.bounded(
-            parse_sitemap_guarded,
-            self._sitemap_request(source, fetched, now),
-            size=len(fetched.body),
-            limits=self.parse_limits,
-        )
-        links = list(sitemap.links)
-        if sitemap.is_index:
-            # an unchanged index says nothing of its children: read them on every run
-            collected.etag = collected.last_modified = None
-            links = []
-            children = recent(
-                sitemap.links, max_age_days=source.max_age_days, limit=MAX_CHILD_SITEMAPS, now=now
-            )
-            for child in children:
-                try:
-                    await self._robots(child.url)
-                    body = await self.fetcher.fetch(child.url)
-                    part = await self.bounded(
-                        parse_sitemap_guarded,
-                        self._sitemap_request(source, body, now),
-                        size=len(body.body),
-                        limits=self.parse_limits,
-                    )
-                except (FetchError, ParseError) as exc:
-                    collected.warnings.append(f"sitemap {child.url}: {exc}")
-                    continue
-                if part.is_index:
-                    collected.warnings.append(f"sitemap {child.url}: nested index skipped")
-                    continue
-                links += part.links
-        # URLs already stored are not news: leave the room under max_urls to the others,
-        # asking the store about the newest candidates first, a chunk at a time
-        ordered = recent(tuple(links), max_age_days=source.max_age_days, limit=len(links), now=now)
-        chosen: list[SitemapLink] = []
-        seen: set[str] = set()
-        for start in range(0, len(ordered), SITEMAP_CHUNK):
-            chunk = []
-            for link in ordered[start : start + SITEMAP_CHUNK]:
-                if link.key not in seen:
-                    seen.add(link.key)
-                    chunk.append(link)
-            known = self.store.known_urls([lk.key for lk in chunk])
-            chosen += [lk for lk in chunk if lk.key not in known][: source.max_urls - len(chosen)]
-            if len(chosen) >= source.max_urls:
-                break
-        collected.entries = to_entries(chosen)
-
     # -------------------------------------------------------------- article pages
 
-    async def enrich(
-        self, source: Source, articles: list[Article]
-    ) -> tuple[list[Article], dict[str, str], int, str | None]:
+    async def enrich(self, source: Source, items: list[Item]) -> tuple[list[Item], int, str | None]:
         """Fetch and extract the page of every new article, once. Never fails the source.
 
         Pages fetched before without success (an error, or over the per-run limit) are
         tried again when their article is seen again, up to MAX_PAGE_ATTEMPTS times.
         """
-        status: dict[str, str] = {}
-        if not articles or not source.fetch_articles:
-            return articles, status, 0, None
-        urls = [a.url for a in articles]
-        known = self.store.known_urls(urls)
-        retry = self.store.pages_to_retry(urls, max_attempts=MAX_PAGE_ATTEMPTS)
-        wanted = [a for a in articles if a.fetchable and (a.url not in known or a.url in retry)]
-        todo, later = wanted[: source.max_articles], wanted[source.max_articles :]
-        for article in later:
-            status[article.url] = f"pending: more than {source.max_articles} new pages in one run"
-        if not todo:
-            return articles, status, 0, None
+        if not items or not source.fetch_articles:
+            return items, 0, None
+        urls = [it.article.url for it in items]
+        plan = choose_pages(
+            items,
+            known=self.store.known_urls(urls),
+            retry=self.store.pages_to_retry(urls, max_attempts=MAX_PAGE_ATTEMPTS),
+            max_articles=source.max_articles,
+        )
+        if not plan.todo:
+            return plan.items, 0, None
         # 4a. the source's pages share network.source_timeout, and never outlast the run:
         # what is still in flight then waits for the next run, not counted as an attempt
         loop = asyncio.get_running_loop()
@@ -648,146 +446,9 @@ class _Pass:
         )
         if self.deadline is not None and self.deadline < ends:
             ends, reason = self.deadline, "pending: the run's deadline came first"
-        tasks = {a.url: self._page(a.url) for a in todo}
-        _done, unfinished = await asyncio.wait(
-            set(tasks.values()), timeout=max(0.0, ends - loop.time())
-        )
-        for task in unfinished:
-            task.cancel()  # a source sharing the page sees it cancelled: pending there too
-        extracted: dict[str, tuple[Extracted | None, str]] = {}
-        left = 0
-        for url, task in tasks.items():
-            self.pages.pop(url, None)  # saved next: later sources find it in the store
-            if task.cancelled() or task in unfinished:
-                status[url] = reason
-                left += 1
-            else:
-                extracted[url] = task.result()
-        out: list[Article] = []
-        failures: list[str] = []
-        claimed: dict[str, str] = {}  # canonical URL -> the feed URL that led to it in this batch
-        for article in articles:
-            if article.url not in extracted:
-                out.append(article)
-                continue
-            page, how = extracted[article.url]
-            if page is None:
-                status[article.url] = how
-                if how != DISALLOWED:
-                    failures.append(how)
-                out.append(article)
-                continue
-            merged = _merge(article, page, source_url=source.url)
-            if merged.url != article.url and claimed.get(merged.url, article.url) != article.url:
-                # two different entries name one canonical page: a site-wide tag, not a copy
-                merged = replace(merged, url=article.url, aliases=article.aliases)
-            claimed.setdefault(merged.url, article.url)
-            status[merged.url] = "ok"
-            out.append(merged)
-        notes = []
-        if failures:
-            notes.append(
-                f"{len(failures)} of {len(todo) - left} article pages failed, e.g. {failures[0]}"
-            )
-        if left:
-            notes.append(
-                f"{left} article pages left for the next run ({reason.removeprefix('pending: ')})"
-            )
-        return out, status, len(todo) - left, "; ".join(notes) or None
-
-    def _page(self, url: str) -> asyncio.Task[tuple[Extracted | None, str]]:
-        """One task per URL while it is in flight: sources carrying the same new article share it."""
-        if url not in self.pages:
-            self.pages[url] = asyncio.ensure_future(self._fetch_page(url))
-        return self.pages[url]
-
-    async def _robots(self, url: str, *, trusted: bool = False) -> None:
-        """Raise FetchError unless robots.txt lets veille fetch ``url``."""
-        verdict = await self.robots.verdict(url, trusted=trusted)
-        if verdict == DISALLOWED:
-            raise FetchError(f"disallowed by the site's robots.txt ({url})", url=url, kind="robots")
-        if verdict:
-            raise FetchError(verdict, url=url, kind="robots")
-
-    async def _hop_allowed(self, url: str) -> str | None:
-        """For redirects: robots.txt of the host a page redirects to must allow the target.
-
-        Any other verdict (the address policy refuses the host, its robots.txt cannot be
-        read) stops the redirect too, and is recorded as an error, not as "robots"."""
-        verdict = await self.robots.verdict(url)
-        return HOP_DISALLOWED if verdict == DISALLOWED else verdict
-
-    async def _fetch_page(self, url: str) -> tuple[Extracted | None, str]:
-        async with self.page_slots:
-            return await self._fetch_page_now(url)
-
-    async def _fetch_page_now(self, url: str) -> tuple[Extracted | None, str]:
-        verdict = await self.robots.verdict(url)
-        if verdict:
-            return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
-        try:
-            fetched = await self.fetcher.fetch(
-                url,
-                accept=ACCEPT_HTML,
-                max_bytes=self.config.network.max_page_bytes,
-                hop_check=self._hop_allowed,
-            )
-            kind = fetched.headers.get("content-type", "text/html").lower()
-            if "html" not in kind and "xml" not in kind:
-                return None, f"error: {url} is {kind.split(';')[0]}, not a page"
-            page = await self.bounded(
-                extract_guarded,
-                fetched.body,
-                url=fetched.final_url,
-                limits=self.extract_limits,
-                size=len(fetched.body),
-            )
-        except FetchError as exc:
-            # fetch() reports every hop_check refusal as kind "robots": only the
-            # robots.txt verdict itself means "disallowed"; a refused address is an error
-            if exc.kind == "robots" and str(exc).endswith(HOP_DISALLOWED):
-                return None, DISALLOWED
-            return None, f"error: {url}: {exc}"
-        except ParseError as exc:
-            return None, f"error: {url}: {exc}"
-        if fetched.final_url != url and same_site(fetched.final_url, url) and not page.canonical:
-            page = replace(page, canonical=fetched.final_url)
-        return page, "ok"
-
-
-def canonical_or_same(url: str) -> str:
-    try:
-        return canonical_url(url)
-    except ValueError:
-        return url
-
-
-def _merge(article: Article, page: Extracted, *, source_url: str) -> Article:
-    """The feed's values win where it has them; the page adds text and fills the gaps.
-
-    A rel=canonical on the same site (AMP, mobile, tracking-free URL) becomes the
-    article's key and the feed's URL one of its aliases. A canonical that points at
-    the site's home page or at the source itself is a template's mistake: ignored.
-    """
-    url, aliases = article.url, article.aliases
-    if page.canonical and same_site(page.canonical, article.url):
-        try:
-            canonical = canonical_url(page.canonical)
-            bogus = urlsplit(canonical).path in ("", "/") or canonical == canonical_url(source_url)
-        except ValueError:
-            canonical, bogus = article.url, True
-        if canonical != article.url and not bogus:
-            url, aliases = canonical, (*aliases, article.url)
-    return replace(
-        article,
-        url=url,
-        aliases=aliases,
-        text=page.text,
-        title=article.title or page.title or "",
-        author=article.author or page.author,
-        published_at=article.published_at or page.published_at,
-        lang=page.lang or article.lang,
-    )
+        results = await self.pages.read(plan.todo, timeout=ends - loop.time())
+        applied = apply_pages(plan, results, pending=reason, source_url=source.url)
+        return applied.items, applied.fetched, applied.note
 
 
 def _deferred(source: Source) -> SourceOutcome:
@@ -851,13 +512,16 @@ async def run_sources(
         return list(await asyncio.gather(*(one(s) for s in sources)))
 
 
-async def _probe_all(config: Config, store: Store) -> list[tuple[str, str, str]]:
+async def _probe_all(config: Config) -> list[tuple[str, str, str]]:
     async with Fetcher(config.network) as fetcher:
-        work = _Pass(config, store, fetcher, run_id=0)
+        # nothing counts as known: every candidate of a sitemap is reported
+        collector = Collector(
+            config, fetcher, RobotsCache(fetcher), Slots(), known_urls=lambda _urls: set()
+        )
 
         async def one(source: Source) -> tuple[str, str, str]:
             try:
-                collected = await work.collect(source, {})
+                collected = await collector.collect(source, {})
             except (FetchError, ParseError) as exc:
                 return source.id, "error", str(exc)
             return source.id, "ok", f"HTTP {collected.status}, {len(collected.entries)} entries"
@@ -868,14 +532,7 @@ async def _probe_all(config: Config, store: Store) -> list[tuple[str, str, str]]
 def probe(config: Config) -> list[tuple[str, str, str]]:
     """(source id, "ok" or "error", detail) for every enabled source, read as a run reads it
     (feed, listing page or sitemap), without validators and without touching the database."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(Path(tmp) / "probe.db")  # an empty store: nothing counts as known
-        try:
-            return asyncio.run(_probe_all(config, store))
-        finally:
-            store.close()
+    return asyncio.run(_probe_all(config))
 
 
 def run(

@@ -6,6 +6,8 @@ with 50 ms of latency per request; `veille run` runs against it as a subprocess.
 Sections (--only NAME, repeatable):
 
     e2e       1-2. first run and steady-state rerun (wall, entries/s, peak memory, bytes)
+    small     1-2b. many small sources: 3,000 feeds of a few entries, one source each,
+              no article pages; first run and a rerun in which every feed answers 304
     fetch     3. Fetcher against bare aiohttp at concurrency 50
     parse     4. parse_feed_guarded against bare feedparser
     extract   5. extract_guarded against trafilatura in-process; use of the cores
@@ -435,6 +437,7 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
 
 SECTIONS = (
     "e2e",
+    "small",
     "fetch",
     "parse",
     "extract",
@@ -491,6 +494,12 @@ def main() -> None:
         "--e2e-repeat", type=int, default=3, help="repetitions of the end-to-end runs"
     )
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--small-latency",
+        type=float,
+        default=0.0,
+        help="server latency in seconds for the many-small-sources case (default 0: files on loopback)",
+    )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="only this section")
     parser.add_argument(
         "--big", action="store_true", help="1,000,000-article stores for queries and growth"
@@ -541,6 +550,13 @@ def main() -> None:
             "e2e",
             "1-2. end to end",
             lambda: bench_e2e.bench_end_to_end(scale=scale, seed=args.seed, repeat=args.e2e_repeat),
+        )
+        run(
+            "small",
+            "1-2b. many small sources",
+            lambda: bench_e2e.bench_small_sources(
+                scale=scale, seed=args.seed, repeat=args.e2e_repeat, latency=args.small_latency
+            ),
         )
         run(
             "fetch",

@@ -480,3 +480,63 @@ def build_corpus(*, members: list[str], seed: int, scale: float, port: int) -> C
 
 def etag(body: bytes) -> str:
     return '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+
+
+SMALL_FEEDS = 3_000
+SMALL_SITES = 200  # loopback addresses 127.0.0.2 to 127.0.0.201, 15 feeds each at scale 1
+SMALL_ENTRIES = (3, 8)  # entries per small feed, at least and at most
+
+
+def build_small_corpus(*, members: list[str], seed: int, scale: float, port: int) -> Corpus:
+    """Many small sources: 3,000 feeds of 3 to 8 entries at scale 1.0, on 200 sites, no
+    article pages (the feeds are read with ``fetch_articles: false``), as a news watch
+    made of many blogs, company newsrooms and news-search feeds looks. A tenth of the
+    entries repeat another feed's title and summary, so stories have copies to group."""
+    rng = random.Random(seed)
+    feeds_total = max(2, round(SMALL_FEEDS * scale))
+    site_count = max(1, min(SMALL_SITES, feeds_total))
+    sites = [
+        Site(
+            index=i,
+            host=host_of(i, port),
+            name=("La lettre " if i % 2 == 0 else "The ") + _words(rng, 1).title(),
+            lang="fr" if i % 2 == 0 else "en",
+        )
+        for i in range(site_count)
+    ]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    files: dict[tuple[int, str], bytes] = {}
+    feeds: list[tuple[int, str, bool, str]] = []
+    told: list[tuple[str, str, str]] = []  # (lang, title, summary) of entries written so far
+    entries = 0
+    for f in range(feeds_total):
+        site = sites[f % site_count]
+        atom = f % 3 == 2
+        feed_path = f"small/{f}.{'atom' if atom else 'xml'}"
+        feed_url = f"http://{site.host}/{feed_path}"
+        items: list[str] = []
+        for e in range(rng.randint(*SMALL_ENTRIES)):
+            when = today + timedelta(hours=12) - timedelta(minutes=53 * (e + 1) + f % 600)
+            same_lang = [t for t in told[-200:] if t[0] == site.lang]
+            if same_lang and rng.random() < COPY_SHARE:
+                _, title, summary = rng.choice(same_lang)  # another outlet's copy of a story
+            else:
+                title, summary, _, _ = _article_text(rng, site.lang, members)
+                told.append((site.lang, title, summary))
+            url = f"http://{site.host}/posts/{f}-{e}-{rng.getrandbits(24):06x}.html"
+            if atom:
+                items.append(_atom_entry(url, title, summary, when))
+            else:
+                items.append(_rss_item(url, title, summary, when, None))
+            entries += 1
+        name = f"{site.name} – {'actualités' if site.lang == 'fr' else 'news'} {f}"
+        if atom:
+            files[(site.index, feed_path)] = _atom(site, name, feed_url, items, today)
+        else:
+            files[(site.index, feed_path)] = _rss(site, name, feed_url, items)
+        feeds.append((site.index, feed_path, False, site.lang))
+    for site in sites:
+        files[(site.index, "robots.txt")] = b"User-agent: *\nDisallow: /private/\n"
+    return Corpus(
+        files=files, feeds=feeds, sites=site_count, pages=0, entries=entries, page_bytes=0
+    )
