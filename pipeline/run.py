@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipeline.alerts import AlertsReport, send_alerts
-from pipeline.analyse import Analysis, AnalysisItem, analyse_batch, derive_forms
+from pipeline.analyse import (
+    Analysis,
+    AnalysisItem,
+    analyse_batch,
+    analysis_setup,
+    derive_forms,
+)
 from pipeline.collect import Collector
 from pipeline.config import Config, Source
 from pipeline.dedupe import to_articles, without_controls
@@ -178,6 +184,7 @@ def _analysis_key(config: Config) -> str:
 AnalysisResult = tuple[Analysis, StoryKey] | str  # or why the article was not analysed
 
 _forms: dict[str, list[MemberForms]] = {}  # the members' forms of the last configuration
+_setups: dict[str, bytes] = {}  # and what an analysis batch carries of it (analysis_setup)
 _forms_lock = threading.Lock()
 
 
@@ -198,6 +205,17 @@ def member_forms(config: Config, key: str) -> list[MemberForms]:
         return _forms[key]
 
 
+def analysis_payload_setup(config: Config, key: str) -> bytes:
+    """The configuration and its members' forms as one analysis batch carries them, pickled
+    once per configuration. Raises ParseError (deriving the forms)."""
+    forms = member_forms(config, key)
+    with _forms_lock:
+        if key not in _setups:
+            _setups.clear()
+            _setups[key] = analysis_setup(config, forms)
+        return _setups[key]
+
+
 def analyse_bounded(
     config: Config, key: str, items: Sequence[AnalysisItem]
 ) -> list[AnalysisResult]:
@@ -212,7 +230,7 @@ def analyse_bounded(
     if not items:
         return []
     try:
-        forms = member_forms(config, key)
+        setup = analysis_payload_setup(config, key)
     except ParseError as exc:
         return [f"not analysed: {exc}"] * len(items)
     net = config.network
@@ -222,9 +240,7 @@ def analyse_bounded(
     )
     what = "analysing the articles" if len(items) > 1 else "analysing the article"
     try:
-        return list(
-            run_bounded(analyse_batch, (key, config, forms, list(items)), limits=limits, what=what)
-        )
+        return list(run_bounded(analyse_batch, (key, setup, list(items)), limits=limits, what=what))
     except ParseError as exc:
         if len(items) == 1:
             return [f"not analysed: {exc}"]
@@ -239,7 +255,7 @@ def analyse_bounded(
         try:
             results += run_bounded(
                 analyse_batch,
-                (key, config, forms, [item]),
+                (key, setup, [item]),
                 limits=Limits(
                     timeout=min(ARTICLE_ANALYSIS_TIMEOUT, remaining), memory_mb=limits.memory_mb
                 ),
