@@ -19,7 +19,7 @@ from pipeline.fetch import ACCEPT_HTML, Fetcher
 from pipeline.flow import KnownUrls, Slots
 from pipeline.models import Entry, Fetched
 from pipeline.parse import parse_feed_guarded
-from pipeline.parse.listing import ListingSpec, parse_listing_guarded
+from pipeline.parse.listing import Listing, ListingSpec, parse_listing_guarded
 from pipeline.parse.sitemap import (
     SitemapLink,
     SitemapRequest,
@@ -138,6 +138,17 @@ class Collector:
             if parsed.skipped:
                 collected.warnings.append(f"{parsed.skipped} entries skipped")
 
+    async def _listing(self, fetched: Fetched, spec: ListingSpec) -> Listing:
+        """One listing page read in a bounded worker."""
+        return await self.slots.run(
+            parse_listing_guarded,
+            fetched.body,
+            size=len(fetched.body),
+            url=fetched.final_url,
+            spec=spec,
+            limits=self.parse_limits,
+        )
+
     async def _read_pages(self, source: Source, fetched: Fetched, collected: Collected) -> None:
         spec = ListingSpec(
             selector=source.selector or "a",
@@ -146,14 +157,7 @@ class Collector:
             date_selector=source.date_selector,
             next_selector=source.next_selector,
         )
-        listing = await self.slots.run(
-            parse_listing_guarded,
-            fetched.body,
-            size=len(fetched.body),
-            url=fetched.final_url,
-            spec=spec,
-            limits=self.parse_limits,
-        )
+        listing = await self._listing(fetched, spec)
         collected.entries = list(listing.entries)
         next_url, page = listing.next_url, 1
         while next_url and page < source.max_pages:
@@ -161,14 +165,7 @@ class Collector:
             try:
                 await require_robots(self.robots, next_url)
                 more = await self.fetcher.fetch(next_url, accept=ACCEPT_HTML)
-                listing = await self.slots.run(
-                    parse_listing_guarded,
-                    more.body,
-                    size=len(more.body),
-                    url=more.final_url,
-                    spec=spec,
-                    limits=self.parse_limits,
-                )
+                listing = await self._listing(more, spec)
             except (FetchError, ParseError) as exc:
                 collected.warnings.append(f"listing page {page} ({next_url}): {exc}")
                 break

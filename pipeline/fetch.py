@@ -75,6 +75,15 @@ UrlPolicy = Callable[[str], str | None]
 HopCheck = Callable[[str], Awaitable[str | None]]
 
 
+def _http_date(value: str) -> datetime | None:
+    """An HTTP-date (RFC 9110 5.6.7) as an aware datetime; None when it is not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Retry-After as seconds from now: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
     if not value:
@@ -82,12 +91,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     value = value.strip()
     if value.isdigit():
         return float(int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    when = _http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
@@ -107,14 +113,6 @@ def _delta_seconds(value: str | None) -> int | None:
     if not value.isascii() or not value.isdigit():
         return None
     return int(value) if len(value) <= _MAX_DELTA_DIGITS else 10**_MAX_DELTA_DIGITS
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _directives(lines: list[str]) -> dict[str, list[str | None]]:
