@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install veille with its development tools
 
 demo: $(STAMP)  ## offline: serve the bundled corpus on 127.0.0.1, run the pipeline into storage/demo.db (alerts to a local webhook), write and mail the digest
-	$(BIN)/python -m tests.demo
+	$(BIN)/python -m tests.scripts.demo
 
 test: $(STAMP)  ## run the test suite (offline, loopback only)
 	$(BIN)/python -m pytest -q
@@ -44,17 +44,17 @@ sources: $(STAMP)  ## show each source's state
 	$(BIN)/veille sources --db $(DB)
 
 eval: $(STAMP)  ## precision and recall of the mention matcher and of the story grouping
-	$(BIN)/python -m tests.eval_mentions
-	$(BIN)/python -m tests.eval_stories
+	$(BIN)/python -m tests.scripts.eval_mentions
+	$(BIN)/python -m tests.scripts.eval_stories
 
 bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS="--scale 0.1" for a quick look)
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.scripts.bench $(BENCH_ARGS)
 
 compat: $(STAMP)  ## links veille stores from feed parsers' test feeds (downloaded to ~/.cache/veille-compat) beside bare feedparser's (COMPAT_ARGS="--show 40")
-	$(BIN)/python -m tests.compat $(COMPAT_ARGS)
+	$(BIN)/python -m tests.scripts.compat $(COMPAT_ARGS)
 
 crashtest: $(STAMP)  ## kill runs and sends with SIGKILL at random moments, then compare with a clean run (CRASH_ARGS=--trials 40)
-	$(BIN)/python -m tests.crashtest $(CRASH_ARGS)
+	$(BIN)/python -m tests.scripts.crashtest $(CRASH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check pipeline tests

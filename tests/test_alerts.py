@@ -703,7 +703,7 @@ def test_alerts_lists_deliveries_and_failures(
 @pytest.mark.timeout(600)
 def test_runs_killed_while_sending_alerts_tell_each_story_once(tmp_path: Path) -> None:
     """`make crashtest`'s alerts scenario with three kills."""
-    from tests.crashtest import crash_trials
+    from tests.scripts.crashtest import crash_trials
 
     report = crash_trials(trials=3, seed=11, scenario="alerts", workdir=tmp_path / "crash")
     assert report.trials == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.compat import FileResult, reason_of, reference_json, reference_xml
+from tests.scripts.compat import FileResult, reason_of, reference_json, reference_xml
 
 URL = "http://127.0.0.1:8000/own/feed.xml"
 

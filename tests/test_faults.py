@@ -585,7 +585,7 @@ def test_the_matrix_covers_at_least_25_behaviours() -> None:
 @pytest.mark.timeout(300)
 def test_runs_killed_at_random_moments_leave_what_a_clean_run_leaves(tmp_path: Path) -> None:
     """The logic of `make crashtest`, with three kills: CI exercises it on every push."""
-    from tests.crashtest import crash_trials
+    from tests.scripts.crashtest import crash_trials
 
     report = crash_trials(trials=3, seed=7, workdir=tmp_path / "crash")
     assert report.trials == 3

@@ -14,7 +14,7 @@ from pipeline.parse.feed import MAX_ENTRIES
 from pipeline.parse.large import keep_newest
 from pipeline.sandbox import Limits
 from tests.conftest import DEMO_FEEDS, FEEDS, FIXTURES
-from tests.large_feeds import large_atom, large_rss
+from tests.scripts.large_feeds import large_atom, large_rss
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 # every well-formed XML fixture with two entries or more (the fast path needs more

@@ -312,7 +312,7 @@ def test_members_check_shows_forms_rules_reasons_and_counts_from_the_store(
 
 
 def test_the_220_member_directory_meets_the_targets_on_tuning_and_held_out_passages() -> None:
-    from tests.eval_mentions import (
+    from tests.scripts.eval_mentions import (
         CLUSTER_HELDOUT,
         CLUSTER_TUNING,
         TARGET_PRECISION,

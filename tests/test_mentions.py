@@ -15,8 +15,8 @@ from pipeline.config import Config, load_config
 from pipeline.mentions import Matcher, fold, snippet
 from pipeline.run import remention, run
 from tests.conftest import WriteConfig
-from tests.eval_mentions import TARGET_PRECISION, TARGET_RECALL, evaluate, load_passages
 from tests.fixture_server import FixtureServer
+from tests.scripts.eval_mentions import TARGET_PRECISION, TARGET_RECALL, evaluate, load_passages
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -276,7 +276,7 @@ def test_outlet_suffixes_are_dropped_from_headline_keys() -> None:
 
 
 def test_pairwise_precision_and_recall_on_the_labelled_set_meet_the_target() -> None:
-    from tests.eval_stories import TARGET, evaluate, load_articles
+    from tests.scripts.eval_stories import TARGET, evaluate, load_articles
 
     articles = load_articles()
     assert len(articles) >= 50 and len({a["story"] for a in articles}) >= 15

@@ -19,8 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.bench_common import WORDS, Row, Section, median, run_tree, veille, write_config
-from tests.bench_e2e import BENCH_NETWORK, corpus_sources, serve_corpus
+from tests.scripts.bench_common import WORDS, Row, Section, median, run_tree, veille, write_config
+from tests.scripts.bench_e2e import BENCH_NETWORK, corpus_sources, serve_corpus
 
 
 def build_store(db_path: Path, articles: int, *, seed: int) -> float:

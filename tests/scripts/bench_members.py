@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import random
 
-from tests.bench_common import Row, Section
+from tests.scripts.bench_common import Row, Section
 
 
 def bench_members(*, megabytes: float, repeat: int, seed: int) -> Section:
     from pipeline.mentions import Matcher
-    from tests.bench import median_seconds, synthetic_text
-    from tests.eval_mentions import cluster_config
+    from tests.scripts.bench import median_seconds, synthetic_text
+    from tests.scripts.eval_mentions import cluster_config
 
     config = cluster_config()
     matcher = Matcher.from_config(config)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tests.bench_common import WORDS, Row, Section, fmt, machine
+from tests.scripts.bench_common import WORDS, Row, Section, fmt, machine
 
 # This module is the main module: the sandbox's children import it again (multiprocessing
 # does so for a main module run with -m), so it imports nothing heavy at the top.
@@ -163,7 +163,7 @@ def bench_remention(*, articles: int, seed: int) -> Section:
     from pipeline.store import Store
 
     rng = random.Random(seed)
-    config = load_config(Path(__file__).resolve().parent.parent / "sources.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "sources.yaml")
     names = [m.name for m in config.members] + ["Atlanpole Biotherapies"]
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "bench.db"
@@ -253,7 +253,7 @@ def bench_stories(*, articles: int, seed: int, repeat: int) -> Section:
     from pipeline.stories import story_key
 
     rng = random.Random(seed)
-    config = load_config(Path(__file__).resolve().parent.parent / "sources.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "sources.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "stories.db"
         _synthetic_store(db_path, articles, rng)
@@ -590,7 +590,7 @@ def main() -> None:
             seed=args.seed,
         ),
     )
-    from tests.bench_members import bench_members
+    from tests.scripts.bench_members import bench_members
 
     run(
         "members",

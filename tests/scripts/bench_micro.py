@@ -20,9 +20,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.bench_common import Row, Section, median
-from tests.bench_corpus import Corpus, host_of
-from tests.bench_server import ServerProcess, free_port
+from tests.scripts.bench_common import Row, Section, median
+from tests.scripts.bench_corpus import Corpus, host_of
+from tests.scripts.bench_server import ServerProcess, free_port
 
 CONCURRENCY = 50
 
@@ -307,7 +307,7 @@ def bench_extract(corpus: Corpus, *, scale: float, repeat: int) -> Section:
 
 
 def corpus_for_stages(*, seed: int, scale: float) -> Corpus:
-    from tests.bench_common import member_names
-    from tests.bench_corpus import build_corpus
+    from tests.scripts.bench_common import member_names
+    from tests.scripts.bench_corpus import build_corpus
 
     return build_corpus(members=member_names(), seed=seed, scale=min(scale, 0.3), port=1)

@@ -22,7 +22,7 @@ Links the reference makes up are left out and counted apart: feedparser turns a 
 that is not a URL ("12345", "t3_abc") into a link on the feed's own host, which names no
 page, and veille keeps such an entry under a key of its own instead.
 
-    python -m tests.compat [--cache DIR] [--limit N] [--show N]
+    python -m tests.scripts.compat [--cache DIR] [--limit N] [--show N]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from pipeline.dedupe import canonical_url
 from pipeline.run import run
 from tests.fixture_server import CONTENT_TYPES, FixtureServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OWN_FEEDS = ROOT / "tests" / "fixtures" / "compat"
 DEFAULT_CACHE = Path.home() / ".cache" / "veille-compat"
 SUFFIXES = (".xml", ".rss", ".atom", ".rdf", ".json")

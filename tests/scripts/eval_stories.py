@@ -22,7 +22,7 @@ from pipeline.config import load_config, slugify
 from pipeline.models import Article, SourceOutcome
 from pipeline.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTICLES = ROOT / "tests" / "fixtures" / "stories" / "articles.jsonl"
 TARGET = 0.95
 

@@ -27,7 +27,7 @@ from tests.alert_receiver import AlertReceiver
 from tests.fixture_server import FixtureServer, closed_port
 from tests.smtp_server import SmtpServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FEEDS = ROOT / "tests" / "fixtures" / "demo" / "feeds"
 WEB = ROOT / "tests" / "fixtures" / "demo" / "web"
 DEMO_DIR = ROOT / "storage" / "demo"

@@ -1,6 +1,6 @@
 """The benchmark's web server: an aiohttp server in its own process, on loopback only.
 
-    python -m tests.bench_server ROOT --port P --sites N --latency 0.05
+    python -m tests.scripts.bench_server ROOT --port P --sites N --latency 0.05
 
 Serves ``ROOT/site-<n>/<path>`` on 127.0.0.<n+2>:P (one address per site, so that
 veille's per-host limits apply per site as they would on the Internet), with an ETag
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.bench_corpus import etag
+from tests.scripts.bench_corpus import etag
 
 LAST_MODIFIED = formatdate(1_790_000_000, usegmt=True)
 TINY = (b"<html><body><p>" + b"lorem ipsum dolor sit amet " * 150 + b"</p></body></html>")[:4096]
@@ -164,7 +164,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "tests.bench_server",
+                "tests.scripts.bench_server",
                 str(self.root),
                 "--port",
                 str(self.port),
@@ -175,7 +175,7 @@ class ServerProcess:
             ],
             stdout=subprocess.PIPE,
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
         )
         line = self.process.stdout.readline()  # type: ignore[attr-defined]
         if not line.startswith("ready"):

@@ -1,6 +1,6 @@
 """Writes the labelled passages of the 220-member evaluation (run once; the output is committed).
 
-    python -m tests.make_member_passages
+    python -m tests.scripts.make_member_passages
 
 Two sets from two disjoint groups of sentence frames and traps, with two seeds:
 passages.jsonl (tuning: the derivation's thresholds were chosen looking at it) and
@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.config import slugify
 from pipeline.directory import without_legal_suffix
 
-HERE = Path(__file__).resolve().parent / "fixtures" / "members"
+HERE = Path(__file__).resolve().parents[1] / "fixtures" / "members"
 DIRECTORY = HERE / "directory.csv"
 
 # How the press shortens some names (what a journalist writes on second mention).

@@ -26,7 +26,7 @@ from pipeline.config import Config, load_config
 from pipeline.directory import import_directory
 from pipeline.mentions import Matcher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSAGES = ROOT / "tests" / "fixtures" / "mentions" / "passages.jsonl"
 CLUSTER = ROOT / "tests" / "fixtures" / "members"
 DIRECTORY = CLUSTER / "directory.csv"

@@ -1,9 +1,9 @@
 """`make crashtest`: kill veille with SIGKILL at random moments, then check that nothing was lost,
 doubled or corrupted.
 
-    python -m tests.crashtest [--trials 20] [--seed S] [--scenario run|digest-send|alerts|all] [--keep DIR]
+    python -m tests.scripts.crashtest [--trials 20] [--seed S] [--scenario run|digest-send|alerts|all] [--keep DIR]
 
-The demo corpus is served on 127.0.0.1 (tests/demo.py's server and configuration). A
+The demo corpus is served on 127.0.0.1 (tests/scripts/demo.py's server and configuration). A
 clean ``veille run`` into a fresh database gives the reference and the typical run
 duration. Then, against one other database, ``veille run`` is started and its whole
 process group SIGKILLed after a random delay between 0 and that duration, ``--trials``
@@ -46,8 +46,8 @@ from zoneinfo import ZoneInfo
 from ruamel.yaml import YAML
 
 from pipeline.digest import Week
-from tests.demo import FEEDS, ROOT, WEB, demo_config
 from tests.fixture_server import FixtureServer
+from tests.scripts.demo import FEEDS, ROOT, WEB, demo_config
 from tests.smtp_server import SmtpServer
 
 KILL_GRACE = 10.0  # seconds to wait for a killed process group to be reaped
@@ -667,7 +667,7 @@ def crash_trials(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.crashtest", description=__doc__.split("\n\n")[0]
+        prog="python -m tests.scripts.crashtest", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--trials", type=int, default=20, help="kills per scenario (default 20)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")

@@ -1,6 +1,6 @@
 """Generated large feeds (RSS 2.0 and Atom), and how long veille takes to read them.
 
-    python -m tests.large_feeds [--entries 20000]
+    python -m tests.scripts.large_feeds [--entries 20000]
 
 prints, per format, the size, the time of the bounded parse (the one `veille run` uses),
 how many entries are kept and which. The tests use the generators.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.bench_common import (
+from tests.scripts.bench_common import (
     Row,
     Section,
     TreeUsage,
@@ -29,9 +29,9 @@ from tests.bench_common import (
     veille,
     write_config,
 )
-from tests.bench_corpus import Corpus, build_corpus, build_small_corpus, host_of
-from tests.bench_fingerprint import fingerprint
-from tests.bench_server import ServerProcess, free_port
+from tests.scripts.bench_corpus import Corpus, build_corpus, build_small_corpus, host_of
+from tests.scripts.bench_fingerprint import fingerprint
+from tests.scripts.bench_server import ServerProcess, free_port
 
 LATENCY = 0.05
 # veille's defaults but for the delay between two requests to one host (1 s by default:

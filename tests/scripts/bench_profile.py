@@ -1,6 +1,6 @@
 """Where the time of a first run goes, in every process: `veille run` under py-spy.
 
-    python -m tests.bench_profile --py-spy /path/to/py-spy [--scale 0.5] [--small]
+    python -m tests.scripts.bench_profile --py-spy /path/to/py-spy [--scale 0.5] [--small]
 
 Serves the bench's synthetic corpus (or the many-small-sources one with --small), runs
 `veille run` under ``py-spy record --subprocesses --idle --format raw`` (py-spy is not a
@@ -21,9 +21,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.bench_common import ROOT, VEILLE, write_config
-from tests.bench_corpus import build_corpus, build_small_corpus
-from tests.bench_e2e import BENCH_NETWORK, LATENCY, corpus_sources, serve_corpus
+from tests.scripts.bench_common import ROOT, VEILLE, write_config
+from tests.scripts.bench_corpus import build_corpus, build_small_corpus
+from tests.scripts.bench_e2e import BENCH_NETWORK, LATENCY, corpus_sources, serve_corpus
 
 # a leaf frame in one of these functions is a thread waiting, not working
 WAITING = {
