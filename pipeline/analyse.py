@@ -17,6 +17,7 @@ from datetime import datetime
 from pipeline.config import Config
 from pipeline.members import MemberForms, derive
 from pipeline.mentions import AliasRule, ArticleMention, Matcher, article_mentions
+from pipeline.sandbox import worker_setup
 from pipeline.stories import StoryKey, story_key
 
 TITLE_HITS = 1  # a topic keyword in the title is enough
@@ -206,25 +207,25 @@ def derive_forms(config: Config) -> list[MemberForms]:
 
 
 def analysis_setup(config: Config, forms: Sequence[MemberForms]) -> bytes:
-    """The configuration and the members' forms, pickled once per configuration by the run.
-
-    Every batch carries these bytes, and a worker unpickles them only when it has no
-    Analyser for the configuration yet: pickling the configuration and 220 members' forms
-    afresh into every batch cost the run more than the analysis of a small feed."""
-    return pickle.dumps((config, list(forms)), protocol=pickle.HIGHEST_PROTOCOL)
+    """What an Analyser is built from (the cluster, the members, the topics and the members'
+    forms), pickled once per configuration by the run and sent once to each worker
+    (``run_bounded(setup=...)``). The sources are left out: the Analyser never reads
+    them, and with 3,000 sources they were most of the bytes."""
+    slim = config.model_copy(update={"specs": (), "sources": (), "alerts": ()})
+    return pickle.dumps((slim, list(forms)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def analyse_batch(
-    payload: tuple[str, bytes, list[AnalysisItem]],
+    payload: tuple[str, list[AnalysisItem]],
 ) -> list[tuple[Analysis, StoryKey]]:
     """Analysis and story key of each article, for ``run_bounded`` (a worker process keeps
     the Analyser of the configuration named by the key, so the automaton is built once).
-    ``payload`` is (key, :func:`analysis_setup`'s bytes, items); the bytes come from the
-    run's own process, never from fetched content."""
-    key, setup, items = payload
+    ``payload`` is (key, items); the worker was sent :func:`analysis_setup`'s bytes under
+    that key (``worker_setup``), from the run's own process, never from fetched content."""
+    key, items = payload
     analyser = _ANALYSERS.get(key)
     if analyser is None:
-        config, forms = pickle.loads(setup)
+        config, forms = pickle.loads(worker_setup(key))
         _ANALYSERS.clear()
         analyser = _ANALYSERS[key] = Analyser(config, forms=forms)
     return [

@@ -184,7 +184,7 @@ def _analysis_key(config: Config) -> str:
 AnalysisResult = tuple[Analysis, StoryKey] | str  # or why the article was not analysed
 
 _forms: dict[str, list[MemberForms]] = {}  # the members' forms of the last configuration
-_setups: dict[str, bytes] = {}  # and what an analysis batch carries of it (analysis_setup)
+_setups: dict[str, bytes] = {}  # and what the analysis workers are sent of it (analysis_setup)
 _forms_lock = threading.Lock()
 
 
@@ -206,8 +206,8 @@ def member_forms(config: Config, key: str) -> list[MemberForms]:
 
 
 def analysis_payload_setup(config: Config, key: str) -> bytes:
-    """The configuration and its members' forms as one analysis batch carries them, pickled
-    once per configuration. Raises ParseError (deriving the forms)."""
+    """What the analysis workers are built from (``analyse.analysis_setup``), pickled once
+    per configuration. Raises ParseError (deriving the forms)."""
     forms = member_forms(config, key)
     with _forms_lock:
         if key not in _setups:
@@ -240,7 +240,11 @@ def analyse_bounded(
     )
     what = "analysing the articles" if len(items) > 1 else "analysing the article"
     try:
-        return list(run_bounded(analyse_batch, (key, setup, list(items)), limits=limits, what=what))
+        return list(
+            run_bounded(
+                analyse_batch, (key, list(items)), limits=limits, what=what, setup=(key, setup)
+            )
+        )
     except ParseError as exc:
         if len(items) == 1:
             return [f"not analysed: {exc}"]
@@ -255,11 +259,12 @@ def analyse_bounded(
         try:
             results += run_bounded(
                 analyse_batch,
-                (key, setup, [item]),
+                (key, [item]),
                 limits=Limits(
                     timeout=min(ARTICLE_ANALYSIS_TIMEOUT, remaining), memory_mb=limits.memory_mb
                 ),
                 what="analysing the article",
+                setup=(key, setup),
             )
         except ParseError as exc:
             results.append(f"not analysed: {exc}")

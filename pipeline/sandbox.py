@@ -50,6 +50,9 @@ MAX_IDLE = 8  # idle workers kept per memory allowance
 # take is not given back to the system while it lives, and an idle worker keeps it
 RETIRE_GROWTH_MB = 96
 
+Setup = tuple[str, bytes]  # (key, bytes) a worker keeps between documents: see run_bounded
+_setup: Setup | None = None  # in a worker: the last setup the run sent it
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -78,6 +81,14 @@ def _work(func: Callable[[Any], Any], payload: Any, what: str, memory_mb: int) -
         return "fatal", f"{what} failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
+def worker_setup(key: str) -> bytes:
+    """In a worker: the bytes ``run_bounded(..., setup=(key, bytes))`` sent it. Raises
+    ParseError if this worker was never sent them (a caller's bug, not the input's)."""
+    if _setup is None or _setup[0] != key:
+        raise ParseError("the worker process was not given its setup")
+    return _setup[1]
+
+
 def _serve(conn: multiprocessing.connection.Connection, memory_mb: int) -> None:
     """Worker process: cap the address space, then answer one request after another.
 
@@ -92,16 +103,19 @@ def _serve(conn: multiprocessing.connection.Connection, memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     except (ImportError, ValueError, OSError):
         pass  # not on Linux: the wall-clock limit still holds
+    global _setup
     conn.send(("ready", start))
     while True:
         try:
-            func, payload, what = conn.recv()
+            func, payload, what, setup = conn.recv()
         except (EOFError, OSError):
             return
         except MemoryError:  # the payload itself does not fit
             with contextlib.suppress(Exception):
                 conn.send(("fatal", f"refused: the input needs more than {memory_mb} MB of memory"))
             return
+        if setup is not None:
+            _setup = setup
         status, result = _work(func, payload, what, memory_mb)
         del payload
         try:
@@ -120,6 +134,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.uses = 0
+        self.setup_key: str | None = None  # the setup it holds (worker_setup)
         self.start_vm = 0
         self.vm = 0
         self.ready = False
@@ -215,11 +230,15 @@ def run_bounded(
     limits: Limits,
     what: str = "parsing",
     reuse: bool = True,
+    setup: Setup | None = None,
 ) -> T:
     """``func(payload)`` in a bounded worker. Blocking; raises ParseError on any failure.
 
     ``func`` must be a module-level function (it is pickled by name). ``reuse=False``
     stops the worker afterwards (a one-off job that leaves it holding memory).
+    ``setup``: (key, bytes) that ``func`` reads with :func:`worker_setup` (the run's own
+    data, never fetched content). A reused worker keeps them, so they cross the pipe
+    once per worker and key, not with every document.
     """
     started = time.monotonic()
     worker = _pool.take(_mp_context(), limits.memory_mb)
@@ -235,8 +254,9 @@ def run_bounded(
                 )
             raise ParseError(f"{what} died: the worker process did not start")
         # a worker that died reading the input may have left its last words: read below
+        sent = setup if setup is not None and worker.setup_key != setup[0] else None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            worker.conn.send((func, payload, what))
+            worker.conn.send((func, payload, what, sent))
         remaining = max(0.0, limits.timeout - (time.monotonic() - started))
         if worker.conn.poll(remaining):
             with contextlib.suppress(EOFError, OSError):  # the worker died mid-answer
@@ -251,6 +271,8 @@ def run_bounded(
         if len(message) > 2:
             worker.vm = int(message[2])
         healthy = status in ("ok", "error")
+        if setup is not None:
+            worker.setup_key = setup[0]
         if status == "ok":
             return result  # type: ignore[no-any-return]
         raise ParseError(str(result))

@@ -602,7 +602,7 @@ HANGS_ON = "Valneva"  # a title the analysis below never finishes
 def hanging_analysis(payload: Any) -> Any:
     """The worker's analysis, stuck forever on one article: a parser bug that input can no
     longer provoke, now that every pattern is linear (pickled by name into the worker)."""
-    _key, _setup, items = payload
+    _key, items = payload
     if any(HANGS_ON in title for title, *_ in items):
         time.sleep(3600)
     return run_module.analyse_batch(payload)

@@ -542,7 +542,7 @@ def main() -> None:
         print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
         sections.append(section)
 
-    from tests import bench_e2e, bench_growth, bench_micro
+    from tests.scripts import bench_e2e, bench_growth, bench_micro
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
