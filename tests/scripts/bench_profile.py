@@ -1,6 +1,6 @@
 """Where the time of a first run goes, in every process: `veille run` under py-spy.
 
-    python -m tests.scripts.bench_profile --py-spy /path/to/py-spy [--scale 0.5] [--small]
+    python -m tests.scripts.bench_profile --py-spy /path/to/py-spy [--scale 0.5] [--small] [--rerun]
 
 Serves the bench's synthetic corpus (or the many-small-sources one with --small), runs
 `veille run` under ``py-spy record --subprocesses --idle --format raw`` (py-spy is not a
@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50, help="samples per second per process")
     parser.add_argument("--small", action="store_true", help="the many-small-sources corpus")
     parser.add_argument("--keep", type=Path, help="copy the folded stacks into this directory")
+    parser.add_argument(
+        "--rerun", action="store_true", help="profile a second run (the first is not sampled)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -157,6 +160,9 @@ def main() -> None:
             config = tmp / "profile.yaml"
             write_config(config, sources=corpus_sources(served), network=BENCH_NETWORK)
             raw = tmp / "profile.txt"
+            run = [VEILLE, "run", "--config", str(config), "--db", str(tmp / "profile.db")]
+            if args.rerun:
+                subprocess.run(run, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
             started = time.perf_counter()
             subprocess.run(
                 [
@@ -173,12 +179,7 @@ def main() -> None:
                     "-o",
                     str(raw),
                     "--",
-                    VEILLE,
-                    "run",
-                    "--config",
-                    str(config),
-                    "--db",
-                    str(tmp / "profile.db"),
+                    *run,
                 ],
                 check=True,
                 cwd=ROOT,
