@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -154,3 +155,27 @@ def _make_targets() -> set[str]:
 def test_every_make_target_named_in_the_docs_exists(page: str) -> None:
     named = set(re.findall(r"`make ([a-z][a-z-]*)", _read(ROOT / page)))
     assert named - _make_targets() == set(), f"{page} names make targets the Makefile lacks"
+
+
+def _sql_examples() -> list[str]:
+    text = _read(DOCS / "analysing.md")
+    return re.findall(r"^```sql\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_analysts_questions_have_their_queries() -> None:
+    assert len(_sql_examples()) >= 5
+
+
+@pytest.mark.parametrize("sql", _sql_examples())
+def test_every_example_query_runs_on_the_current_schema(sql: str, tmp_path: Path) -> None:
+    """The queries of docs/analysing.md name only tables and columns the migrations create."""
+    from pipeline.store import Store
+
+    path = tmp_path / "veille.db"
+    Store.open(path).close()
+    connection = sqlite3.connect(path)
+    try:
+        parameters = {name: "x" for name in re.findall(r"(?<!:):([a-z_]+)", sql)}
+        assert connection.execute(sql, parameters).fetchall() == []  # an empty database
+    finally:
+        connection.close()
