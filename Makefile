@@ -62,7 +62,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/mypy
 
 docs: $(STAMP)  ## regenerate the --help texts and transcripts in docs/ (cog); the tests fail until they match
-	$(BIN)/cog -r -I docs $(shell grep -l '\[\[\[cog' docs/*.md)
+	$(BIN)/cog -r -I docs $(shell grep -l '^<!-- \[\[\[cog' docs/*.md)
 
 clean:  ## remove the virtualenv and caches (keeps databases)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

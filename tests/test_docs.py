@@ -18,7 +18,9 @@ from pipeline.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
-COGGED = sorted(path for path in DOCS.glob("*.md") if "[[[cog" in path.read_text(encoding="utf-8"))
+COGGED = sorted(
+    path for path in DOCS.glob("*.md") if "\n<!-- [[[cog" in path.read_text(encoding="utf-8")
+)
 
 
 def _commands(group: click.Command, path: tuple[str, ...] = ()) -> Iterator[str]:
