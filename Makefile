@@ -57,8 +57,8 @@ crashtest: $(STAMP)  ## kill runs and sends with SIGKILL at random moments, then
 	$(BIN)/python -m tests.scripts.crashtest $(CRASH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline tests docs
+	$(BIN)/ruff format --check pipeline tests docs
 	$(BIN)/mypy
 
 docs: $(STAMP)  ## regenerate the --help texts and transcripts in docs/ (cog); the tests fail until they match

@@ -21,7 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # a date and time printed relative to today, e.g. "next digest Mon 2026-12-07 07:30"
-NEXT_DIGEST = (r"next digest \w{3} \d{4}-\d{2}-\d{2} \d{2}:\d{2}", "next digest Mon YYYY-MM-DD 07:30")
+NEXT_DIGEST = (
+    r"next digest \w{3} \d{4}-\d{2}-\d{2} \d{2}:\d{2}",
+    "next digest Mon YYYY-MM-DD 07:30",
+)
 # OPML's <dateCreated>, written at export time
 DATE_CREATED = (r"<dateCreated>[^<]*</dateCreated>", "<dateCreated>…</dateCreated>")
 
@@ -87,6 +90,12 @@ def veille(
     return "\n".join(out)
 
 
-def block(*commands: str, **options: object) -> str:
+def block(
+    *commands: str,
+    files: Mapping[str, bytes | str] | None = None,
+    stdin: str | None = None,
+    normalise: Iterable[tuple[str, str]] = (),
+) -> str:
     """The transcript in a fenced code block, ready for `cog.outl`."""
-    return "```\n" + veille(*commands, **options) + "\n```"  # type: ignore[arg-type]
+    text = veille(*commands, files=files, stdin=stdin, normalise=normalise)
+    return "```\n" + text + "\n```"
