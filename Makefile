@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run digest schedule lint check sources eval bench crashtest compat datasette clean
+.PHONY: help install demo test run digest schedule lint check sources eval bench crashtest compat datasette docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,9 +57,12 @@ crashtest: $(STAMP)  ## kill runs and sends with SIGKILL at random moments, then
 	$(BIN)/python -m tests.scripts.crashtest $(CRASH_ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline tests docs
+	$(BIN)/ruff format --check pipeline tests docs
 	$(BIN)/mypy
+
+docs: $(STAMP)  ## regenerate the --help texts and transcripts in docs/ (cog); the tests fail until they match
+	$(BIN)/cog -r -I docs $(shell grep -l '^<!-- \[\[\[cog' docs/*.md)
 
 clean:  ## remove the virtualenv and caches (keeps databases)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

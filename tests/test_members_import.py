@@ -231,11 +231,6 @@ def test_legal_suffixes_are_stripped_from_the_end_only(name: str, stripped: str)
     assert without_legal_suffix(name) == stripped
 
 
-@pytest.mark.parametrize("command", ["members import", "members check"])
-def test_the_members_commands_are_documented_in_the_readme(command: str) -> None:
-    assert f"veille {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
-
-
 def test_a_field_emptied_in_the_directory_is_cleared_and_a_missing_column_kept(
     tmp_path: Path, config_path: Path
 ) -> None:

@@ -489,8 +489,3 @@ def test_the_sources_commands_import_export_and_still_show_the_state(
     for args in (("sources", "--db", str(db)), ("sources", "list", "--db", str(db))):
         shown = veille(*args)
         assert shown.returncode == 2 and "no database at" in shown.stderr, args
-
-
-@pytest.mark.parametrize("command", ["sources import", "sources export", "sources list"])
-def test_the_sources_commands_are_documented_in_the_readme(command: str) -> None:
-    assert f"veille {command}" in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -485,12 +485,3 @@ def test_check_probe_reads_every_source_as_its_kind_says(
     assert "error html: not a feed: the server sent an HTML page" in result.stdout
     assert "probe: 3 ok, 1 failed" in result.stdout
     assert not db_path.exists()  # a probe stores nothing
-
-
-@pytest.mark.parametrize(
-    "command",
-    ["run", "check", "sources", "discover", "match", "remention", "restory", "datasette", "alerts"],
-)
-def test_every_command_is_documented_in_the_readme(command: str) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"veille {command}" in readme
