@@ -297,13 +297,15 @@ class _Pass:
         self.slots = Slots()  # parsers, extractors and analyses at once
         robots = RobotsCache(fetcher)
         self.collector = Collector(config, fetcher, robots, self.slots, known_urls=store.known_urls)
+        # validators and failure counts as the pass began: only this pass writes them
+        self.states = store.source_states()
         self.pages = PageReader(config, fetcher, robots, self.slots)
 
     # -------------------------------------------------------------- one source
 
     async def process(self, source: Source) -> SourceOutcome:
         # 1. what we know of the source: validators and failure count
-        state = self.store.source_state(source.id)
+        state = self.states.get(source.id, {})
         etag = last_modified = None
         items: list[Item] = []
         pages_fetched = 0

@@ -859,6 +859,11 @@ class Store:
         rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source_id]))
         return rows[0] if rows else {}
 
+    def source_states(self) -> dict[str, dict[str, Any]]:
+        """Every source's row by id, in one query (a pass reads them once, not one by one:
+        with thousands of small sources the lookups were a tenth of the run's own work)."""
+        return {row["id"]: row for row in self.db.query("SELECT * FROM sources")}
+
     def due_sources(
         self, sources: Sequence[Source], *, now: datetime, run_interval: timedelta | None = None
     ) -> tuple[list[Source], list[Source]]:
