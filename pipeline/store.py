@@ -38,6 +38,33 @@ BUSY_TIMEOUT_MS = 15_000
 DUE_SLACK = timedelta(minutes=2)  # cron fires a little early or late; a source due "soon" is due
 
 
+Params = Sequence[Any] | dict[str, Any]
+
+
+def _explain(exc: sqlite3.Error) -> str:
+    """SQLite's message, and what it means for the operator where that is not plain."""
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        hint = (
+            f"another process kept it busy longer than the {BUSY_TIMEOUT_MS / 1000:g} s "
+            "busy timeout; try again when it is done"
+        )
+    elif "disk i/o" in low:
+        hint = "the disk or the file system failed; check them and the free space"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        hint = "the file is damaged or not a veille database; restore it from a backup"
+    elif "no such table" in low or "no such column" in low:
+        hint = "its schema is not the one this veille expects; was it changed by hand?"
+    elif "readonly" in low or "unable to open" in low:
+        hint = "check the permissions of the file and of its directory"
+    elif "full" in low:
+        hint = "free some space on the disk"
+    else:
+        return text
+    return f"{text} ({hint})"
+
+
 def iso_week(when: datetime) -> str:
     """ "2026-W48": the ISO week of a moment, in UTC like every stored time."""
     year, week, _ = when.astimezone(UTC).isocalendar()
@@ -284,13 +311,17 @@ class Store:
             if migrate:
                 store.migrate()
             return store
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {_explain(exc)}") from None
         except OSError as exc:
             raise StoreError(f"cannot create database {path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
+
+    # ------------------------------------------------------------ the boundary
+    # Every statement goes through _write (a transaction) or _read: no sqlite3 error
+    # leaves this class but as a StoreError that names the file and what was being done.
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite_utils.Database]:
@@ -298,11 +329,43 @@ class Store:
             with self.db.atomic():
                 yield self.db
         except sqlite3.Error as exc:
-            raise StoreError(f"{what}: {exc}") from None
+            raise StoreError(f"{self.path}: {what}: {_explain(exc)}") from None
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sqlite_utils.Database]:
+        try:
+            yield self.db
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {_explain(exc)}") from None
+
+    def rows(self, what: str, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row a query returns (``what`` says what it reads, for the error)."""
+        with self._read(what) as db:
+            return list(db.execute(sql, params).fetchall())
+
+    def row(self, what: str, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        """The first row a query returns, or None."""
+        with self._read(what) as db:
+            found = db.execute(sql, params).fetchone()
+            return tuple(found) if found is not None else None
+
+    def records(self, what: str, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Every row a query returns, as a dict by column name."""
+        with self._read(what) as db:
+            cursor = db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    def execute(self, what: str, sql: str, params: Params = ()) -> int:
+        """One write statement, committed (or a savepoint inside :meth:`transaction`);
+        the number of rows it changed."""
+        with self._write(what) as db:
+            return int(db.execute(sql, params).rowcount)
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        with self._read("reading the schema version") as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
         """Apply the migrations this database has not seen; return the new version."""
@@ -329,8 +392,9 @@ class Store:
         now = now or utcnow()
         stored = {
             row[0]: (row[1], row[2], row[3])
-            for row in self.db.execute(
-                "SELECT id, url, next_check_at, consecutive_failures FROM sources"
+            for row in self.rows(
+                "reading the sources' schedule",
+                "SELECT id, url, next_check_at, consecutive_failures FROM sources",
             )
         }
         with self._write("saving members and sources") as db:
@@ -407,7 +471,11 @@ class Store:
     # ------------------------------------------------------------ reads
 
     def source_state(self, source_id: str) -> dict[str, Any]:
-        rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source_id]))
+        rows = self.records(
+            f"reading the state of source {source_id}",
+            "SELECT * FROM sources WHERE id = ?",
+            [source_id],
+        )
         return rows[0] if rows else {}
 
     def due_sources(
@@ -421,8 +489,9 @@ class Store:
         limit = iso(now + DUE_SLACK)
         scheduled = {
             row[0]: row[1]
-            for row in self.db.execute(
-                "SELECT id, next_check_at FROM sources WHERE next_check_at IS NOT NULL"
+            for row in self.rows(
+                "reading when sources are due",
+                "SELECT id, next_check_at FROM sources WHERE next_check_at IS NOT NULL",
             )
         }
         due: list[Source] = []
@@ -447,16 +516,15 @@ class Store:
         return due, later
 
     def sources_report(self) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                """
+        return self.records(
+            "reading the sources' state",
+            """
                 SELECT s.id, s.name, s.kind, s.last_status, s.last_http_status,
                        s.consecutive_failures, s.last_checked_at, s.last_new_at, s.next_check_at,
                        s.last_error, s.last_warning, s.enabled, s.confirmed,
                        (SELECT count(*) FROM article_sources a WHERE a.source_id = s.id) AS articles
                 FROM sources s WHERE s.in_config = 1 ORDER BY s.id
-                """
-            )
+                """,
         )
 
     def _urls_where(self, urls: Sequence[str], query: str, extra: Sequence[Any] = ()) -> set[str]:
@@ -465,7 +533,7 @@ class Store:
         for start in range(0, len(urls), 500):  # under SQLite's limit on bound parameters
             chunk = list(urls[start : start + 500])
             sql = query.replace("{urls}", ", ".join("?" * len(chunk)))
-            found |= {row[0] for row in self.db.execute(sql, [*chunk, *extra])}
+            found |= {row[0] for row in self.rows("looking up article URLs", sql, [*chunk, *extra])}
         return found
 
     def known_urls(self, urls: Sequence[str]) -> set[str]:
@@ -478,10 +546,11 @@ class Store:
         """(id, title, summary, text) of every article, in batches by id."""
         last = 0
         while True:
-            rows = self.db.execute(
+            rows = self.rows(
+                "reading articles",
                 "SELECT id, title, summary, text FROM articles WHERE id > ? ORDER BY id LIMIT ?",
                 [last, batch],
-            ).fetchall()
+            )
             if not rows:
                 return
             yield [(int(r[0]), r[1] or "", r[2] or "", r[3]) for r in rows]
@@ -490,10 +559,11 @@ class Store:
     def articles_since(self, since: str) -> list[tuple[str, str, str | None]]:
         """(title, summary, text) of the articles first seen at or after ``since`` (ISO UTC),
         for `veille members check`."""
-        rows = self.db.execute(
+        rows = self.rows(
+            "reading the latest articles",
             "SELECT title, summary, text FROM articles WHERE first_seen_at >= ? ORDER BY id",
             [since],
-        ).fetchall()
+        )
         return [(r[0] or "", r[1] or "", r[2]) for r in rows]
 
     def save_analyses(self, analyses: dict[int, Analysis | str]) -> None:
@@ -539,11 +609,12 @@ class Store:
         """(id, title, summary, text, published_at, first_seen_at) in the order they were seen."""
         last: tuple[str, int] = ("", 0)
         while True:
-            rows = self.db.execute(
+            rows = self.rows(
+                "reading articles for their stories",
                 "SELECT id, title, summary, text, published_at, first_seen_at FROM articles "
                 "WHERE (first_seen_at, id) > (?, ?) ORDER BY first_seen_at, id LIMIT ?",
                 [last[0], last[1], batch],
-            ).fetchall()
+            )
             if not rows:
                 return
             yield [
@@ -589,11 +660,10 @@ class Store:
     )
 
     def digest_row(self, week: str) -> dict[str, Any] | None:
-        cursor = self.db.execute("SELECT * FROM digests WHERE week = ?", [week])
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+        rows = self.records(
+            f"reading the digest of {week}", "SELECT * FROM digests WHERE week = ?", [week]
+        )
+        return rows[0] if rows else None
 
     def save_digest(self, week: str, *, attempts_increment: bool = False, **fields: Any) -> None:
         """Create or update a week's row; committed at once (it is the send's journal)."""
@@ -626,7 +696,8 @@ class Store:
             )
 
     def count(self, table: str) -> int:
-        return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
+        found = self.row(f"counting {table}", f"SELECT count(*) FROM [{table}]")
+        return int(found[0]) if found else 0
 
     # ------------------------------------------------------------ writes
 
