@@ -18,15 +18,14 @@ from pipeline.config import Config
 from pipeline.dedupe import canonical_url, same_site
 from pipeline.errors import FetchError, ParseError
 from pipeline.extract import Extracted, extract_guarded
-from pipeline.fetch import ACCEPT_HTML, Fetcher
+from pipeline.fetch import ACCEPT_HTML, Fetcher, HopRefused
 from pipeline.flow import Item, Slots
 from pipeline.models import Article
-from pipeline.robots import DISALLOWED, RobotsCache
+from pipeline.robots import DISALLOWED, Access, RobotsCache
 from pipeline.sandbox import Limits
 
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
-HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
 PageResult = tuple[Extracted | None, str]  # the page, or None and why ("robots", "error: ...")
 
@@ -176,13 +175,16 @@ class PageReader:
             self.tasks[url] = asyncio.ensure_future(self._fetch_page(url))
         return self.tasks[url]
 
-    async def _hop_allowed(self, url: str) -> str | None:
+    async def _hop_allowed(self, url: str) -> HopRefused | None:
         """For redirects: robots.txt of the host a page redirects to must allow the target.
 
         Any other verdict (the address policy refuses the host, its robots.txt cannot be
         read) stops the redirect too, and is recorded as an error, not as "robots"."""
         verdict = await self.robots.verdict(url)
-        return HOP_DISALLOWED if verdict == DISALLOWED else verdict
+        if verdict.allowed:
+            return None
+        kind = "robots" if verdict.kind is Access.DISALLOWED else "refused"
+        return HopRefused(verdict.reason, kind=kind)
 
     async def _fetch_page(self, url: str) -> PageResult:
         host = (urlsplit(url).hostname or "").lower()
@@ -196,8 +198,10 @@ class PageReader:
 
     async def _fetch_page_now(self, url: str) -> PageResult:
         verdict = await self.robots.verdict(url)
-        if verdict:
-            return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
+        if verdict.kind is Access.DISALLOWED:
+            return None, DISALLOWED
+        if not verdict.allowed:
+            return None, f"error: {verdict.reason}"
         try:
             fetched = await self.fetcher.fetch(
                 url,
@@ -216,9 +220,9 @@ class PageReader:
                 size=len(fetched.body),
             )
         except FetchError as exc:
-            # fetch() reports every hop_check refusal as kind "robots": only the
-            # robots.txt verdict itself means "disallowed"; a refused address is an error
-            if exc.kind == "robots" and str(exc).endswith(HOP_DISALLOWED):
+            # only a hop robots.txt disallows has kind "robots" (see _hop_allowed); a
+            # refused address or an unreadable robots.txt is an error
+            if exc.kind == "robots":
                 return None, DISALLOWED
             return None, f"error: {url}: {exc}"
         except ParseError as exc:
