@@ -446,6 +446,24 @@ def _m12_alerts(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_alerts_created_at ON alerts(created_at)")
 
 
+def _m13_text_state(db: sqlite_utils.Database) -> None:
+    """The state of an article's page in a column of its own (ok, robots, error, pending:
+    pipeline.models.PageState), so that no query reads it from the start of text_status,
+    which keeps the sentence with its reason. Filled here from the sentences stored."""
+    db.execute("ALTER TABLE articles ADD COLUMN text_state TEXT")
+    db.execute(
+        """
+        UPDATE articles SET text_state = CASE
+            WHEN text_status = 'ok' OR text_status LIKE 'ok:%' THEN 'ok'
+            WHEN text_status = 'robots' OR text_status LIKE 'robots:%' THEN 'robots'
+            WHEN text_status = 'pending' OR text_status LIKE 'pending:%' THEN 'pending'
+            ELSE 'error'
+        END
+        WHERE text_status IS NOT NULL
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -459,4 +477,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m10_membership,
     _m11_mention_found_at,
     _m12_alerts,
+    _m13_text_state,
 )

@@ -18,6 +18,7 @@ from protego import Protego
 
 from pipeline.errors import FetchError
 from pipeline.fetch import Fetcher
+from pipeline.models import PageState
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ MAX_ROBOTS_BYTES = 500_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_CRAWL_DELAY = 30.0
 
 
-DISALLOWED = "robots"  # an article's text_status when robots.txt disallows its page
+DISALLOWED = PageState.ROBOTS.status()  # an article's text_status when robots.txt disallows it
 
 
 class Access(StrEnum):

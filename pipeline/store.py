@@ -28,7 +28,7 @@ from pipeline.config import Config, Source
 from pipeline.errors import StoreError
 from pipeline.migrations import MIGRATIONS
 from pipeline.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
-from pipeline.models import Article, SourceOutcome
+from pipeline.models import Article, PageState, SourceOutcome
 from pipeline.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ def from_iso(value: str | None) -> datetime | None:
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
+
+# ---------------------------------------------------------------- stories (in a transaction)
 
 MAX_STORY_CANDIDATES = 200
 
@@ -184,9 +186,13 @@ def _refresh_story(db: sqlite_utils.Database, story_id: int, *, stamp: str) -> N
     )
 
 
-def _attempt(status: str | None) -> int:
+# ---------------------------------------------------------------- one source's result
+# The parts of Store.save_source, each writing one thing inside its transaction.
+
+
+def _attempt(state: PageState | None) -> int:
     """1 when the page was actually tried; 0 when it was not (no status, or left pending)."""
-    return 0 if status is None or status.startswith("pending") else 1
+    return 0 if state is None or state is PageState.PENDING else 1
 
 
 def _write_analysis(
@@ -246,6 +252,168 @@ def _write_analysis_error(db: sqlite_utils.Database, article_id: int, reason: st
     """The article stays stored, unanalysed, with the reason; no later run pays for it
     again unless its text changes (or `veille remention` is asked for)."""
     db.execute("UPDATE articles SET analysis_error = ? WHERE id = ?", [reason[:500], article_id])
+
+
+def _write_article(
+    db: sqlite_utils.Database, article: Article, *, status: str | None, now: datetime
+) -> tuple[int, bool, bool]:
+    """The article's row, found by any of its URLs or inserted: (id, created, filled).
+
+    ``filled``: a stored article without text got this copy's text. A stored one still
+    without text gets the new ``status`` of its page (tried again, or still pending)."""
+    state = PageState.of(status)
+    keys = [article.url, *article.aliases]
+    found = db.execute(
+        f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
+        keys,
+    ).fetchone()
+    if found is None:
+        article_id = db.execute(
+            """
+            INSERT INTO articles (url, link, title, summary, text, text_status, text_state,
+                                  text_attempts, lang, author, guid, outlet, published_at,
+                                  first_seen_at, source_id, week)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            RETURNING id
+            """,
+            [
+                article.url,
+                article.link,
+                article.title,
+                article.summary,
+                article.text,
+                status,
+                state,
+                _attempt(state),
+                article.lang,
+                article.author,
+                article.guid,
+                article.outlet,
+                iso(article.published_at) if article.published_at else None,
+                iso(now),
+                article.source_id,
+                iso_week(article.published_at or now),
+            ],
+        ).fetchone()[0]
+        return int(article_id), True, False
+    article_id = int(found[0])
+    if article.text:  # a copy that was fetched fills what the first one lacked
+        filled = db.execute(
+            "UPDATE articles SET text = ?, text_status = ?, text_state = ? "
+            "WHERE id = ? AND text IS NULL",
+            [article.text, PageState.OK.status(), PageState.OK, article_id],
+        ).rowcount
+        return article_id, False, bool(filled)
+    if status is not None:  # tried again, still without text
+        db.execute(
+            "UPDATE articles SET text_status = ?, text_state = ?, "
+            "text_attempts = text_attempts + ? WHERE id = ? AND text IS NULL",
+            [status, state, _attempt(state), article_id],
+        )
+    return article_id, False, False
+
+
+def _write_article_analysis(
+    db: sqlite_utils.Database,
+    article_id: int,
+    analysis: Analysis | None,
+    error: str | None,
+    *,
+    stamp: str,
+) -> None:
+    """A new (or newly filled) article's mentions, fundings and topics, or why it has none."""
+    if analysis is not None:
+        _write_analysis(db, article_id, analysis, found_at=stamp)
+    elif error is not None:
+        _write_analysis_error(db, article_id, error)
+
+
+def _write_copies(
+    db: sqlite_utils.Database,
+    article_id: int,
+    article: Article,
+    source_id: str,
+    *,
+    run_id: int | None,
+    stamp: str,
+) -> None:
+    """The article's URLs, and the source carrying it (first and last seen)."""
+    for key in (article.url, *article.aliases):
+        db.execute(
+            "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",
+            [key, article_id],
+        )
+    db.execute(
+        """
+        INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
+                                     last_seen_at, run_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+        """,
+        [article_id, source_id, article.link, article.guid, stamp, stamp, run_id],
+    )
+
+
+def _write_article_story(
+    db: sqlite_utils.Database, article_id: int, key: StoryKey | None, *, title: str, stamp: str
+) -> int:
+    """A new article (``key``) finds its copies' story; an old one's story may gain an
+    outlet. 1 when a story was created."""
+    if key is not None:
+        return int(_place_in_story(db, article_id, key, title=title, stamp=stamp))
+    story = db.execute("SELECT story_id FROM articles WHERE id = ?", [article_id]).fetchone()
+    if story and story[0] is not None:
+        _refresh_story(db, story[0], stamp=stamp)
+    return 0
+
+
+def _write_source_state(
+    db: sqlite_utils.Database,
+    outcome: SourceOutcome,
+    *,
+    stamp: str,
+    etag: str | None,
+    last_modified: str | None,
+    next_check_at: datetime,
+    new: int,
+) -> None:
+    """The source's row after a pass: status, validators, failures, next check."""
+    db.execute(
+        """
+        UPDATE sources SET
+            last_checked_at = :now,
+            last_status = :status,
+            last_http_status = :http_status,
+            last_error = :error,
+            last_warning = CASE WHEN :status = 'not-modified' THEN last_warning ELSE :warning END,
+            consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
+            last_success_at = CASE WHEN :failed THEN last_success_at ELSE :now END,
+            etag = CASE WHEN :failed OR :status = 'not-modified' THEN coalesce(:etag, etag)
+                        ELSE :etag END,
+            last_modified = CASE WHEN :failed OR :status = 'not-modified'
+                                 THEN coalesce(:last_modified, last_modified)
+                                 ELSE :last_modified END,
+            next_check_at = :next_check_at,
+            last_new_at = CASE WHEN :new > 0 THEN :now ELSE last_new_at END
+        WHERE id = :id
+        """,
+        {
+            "now": stamp,
+            "status": outcome.status,
+            "http_status": outcome.http_status,
+            "error": outcome.error,
+            "warning": "; ".join(outcome.warnings) or None,
+            "failed": int(outcome.failed),
+            "etag": etag,
+            "last_modified": last_modified,
+            "next_check_at": iso(next_check_at),
+            "new": new,
+            "id": outcome.source_id,
+        },
+    )
+
+
+# ---------------------------------------------------------------- sources' schedule
 
 
 def pass_quota(feeds: int, source: Source, run_interval: timedelta) -> int:
@@ -362,6 +530,18 @@ class Store:
         with self._write(what) as db:
             return int(db.execute(sql, params).rowcount)
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[None]:
+        """One transaction around several writes (the writes inside nest as savepoints)."""
+        with self._write(what):
+            yield
+
+    def count(self, table: str) -> int:
+        found = self.row(f"counting {table}", f"SELECT count(*) FROM [{table}]")
+        return int(found[0]) if found else 0
+
+    # ------------------------------------------------------------ the schema
+
     @property
     def schema_version(self) -> int:
         with self._read("reading the schema version") as db:
@@ -382,7 +562,7 @@ class Store:
             logger.info("migrated db=%s version=%d", self.path, number)
         return self.schema_version
 
-    # ------------------------------------------------------------ config sync
+    # ------------------------------------------------------------ members and sources
 
     def sync_config(self, config: Config, *, now: datetime | None = None) -> None:
         """Members and sources from sources.yaml; rows no longer configured are kept, marked.
@@ -468,8 +648,6 @@ class Store:
                     },
                 )
 
-    # ------------------------------------------------------------ reads
-
     def source_state(self, source_id: str) -> dict[str, Any]:
         rows = self.records(
             f"reading the state of source {source_id}",
@@ -527,6 +705,8 @@ class Store:
                 """,
         )
 
+    # ------------------------------------------------------------ articles and their analyses
+
     def _urls_where(self, urls: Sequence[str], query: str, extra: Sequence[Any] = ()) -> set[str]:
         """The URLs among ``urls`` that ``query`` returns ({urls} stands for the IN list)."""
         found: set[str] = set()
@@ -583,17 +763,12 @@ class Store:
             """
             SELECT u.url FROM article_urls u JOIN articles a ON a.id = u.article_id
             WHERE u.url IN ({urls}) AND a.text IS NULL
-              AND (a.text_status LIKE 'pending%'
-                   OR (a.text_status LIKE 'error%' AND a.text_attempts < ?))
+              AND (a.text_state = ? OR (a.text_state = ? AND a.text_attempts < ?))
             """,
-            [max_attempts],
+            [PageState.PENDING, PageState.ERROR, max_attempts],
         )
 
-    @contextmanager
-    def transaction(self, what: str) -> Iterator[None]:
-        """One transaction around several writes (the writes inside nest as savepoints)."""
-        with self._write(what):
-            yield
+    # ------------------------------------------------------------ stories
 
     def reset_stories(self) -> None:
         """Forget every story, signature and band (before `veille restory`)."""
@@ -695,11 +870,7 @@ class Store:
                 [(week, article_id, member_id) for article_id, member_id in mentions],
             )
 
-    def count(self, table: str) -> int:
-        found = self.row(f"counting {table}", f"SELECT count(*) FROM [{table}]")
-        return int(found[0]) if found else 0
-
-    # ------------------------------------------------------------ writes
+    # ------------------------------------------------------------ runs
 
     def close_stale_runs(self, *, now: datetime) -> int:
         """Runs still marked running belong to a process that died: the caller holds the lock."""
@@ -783,130 +954,35 @@ class Store:
         new = new_stories = 0
         with self._write(f"saving source {outcome.source_id}") as db:
             for article in articles:
-                keys = [article.url, *article.aliases]
-                found = db.execute(
-                    f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
-                    keys,
-                ).fetchone()
-                created = found is None
-                if found is None:
-                    new += 1
-                    article_id = db.execute(
-                        """
-                        INSERT INTO articles (url, link, title, summary, text, text_status, text_attempts,
-                                              lang, author, guid, outlet, published_at, first_seen_at,
-                                              source_id, week)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        RETURNING id
-                        """,
-                        [
-                            article.url,
-                            article.link,
-                            article.title,
-                            article.summary,
-                            article.text,
-                            text_status.get(article.url),
-                            _attempt(text_status.get(article.url)),
-                            article.lang,
-                            article.author,
-                            article.guid,
-                            article.outlet,
-                            iso(article.published_at) if article.published_at else None,
-                            stamp,
-                            article.source_id,
-                            iso_week(article.published_at or now),
-                        ],
-                    ).fetchone()[0]
-                    if article.url in analyses:
-                        _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
-                    elif article.url in analysis_errors:
-                        _write_analysis_error(db, article_id, analysis_errors[article.url])
-                else:
-                    article_id = found[0]
-                    if article.text:  # a copy that was fetched fills what the first one lacked
-                        filled = db.execute(
-                            "UPDATE articles SET text = ?, text_status = 'ok' WHERE id = ? AND text IS NULL",
-                            [article.text, article_id],
-                        ).rowcount
-                        if filled and article.url in analyses:
-                            _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
-                        elif filled and article.url in analysis_errors:
-                            _write_analysis_error(db, article_id, analysis_errors[article.url])
-                    elif article.url in text_status:  # tried again, still without text
-                        db.execute(
-                            "UPDATE articles SET text_status = ?, text_attempts = text_attempts + ? "
-                            "WHERE id = ? AND text IS NULL",
-                            [
-                                text_status[article.url],
-                                _attempt(text_status[article.url]),
-                                article_id,
-                            ],
-                        )
-                for key in keys:
-                    db.execute(
-                        "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",
-                        [key, article_id],
-                    )
-                db.execute(
-                    """
-                    INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
-                                                 last_seen_at, run_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
-                    """,
-                    [
-                        article_id,
-                        outcome.source_id,
-                        article.link,
-                        article.guid,
-                        stamp,
-                        stamp,
-                        run_id,
-                    ],
+                article_id, created, filled = _write_article(
+                    db, article, status=text_status.get(article.url), now=now
                 )
-                # its story: a new article finds its copies; an old one may add an outlet
-                if created and article.url in story_keys:
-                    new_stories += _place_in_story(
-                        db, article_id, story_keys[article.url], title=article.title, stamp=stamp
+                new += created
+                if created or filled:
+                    _write_article_analysis(
+                        db,
+                        article_id,
+                        analyses.get(article.url),
+                        analysis_errors.get(article.url),
+                        stamp=stamp,
                     )
-                else:
-                    story = db.execute(
-                        "SELECT story_id FROM articles WHERE id = ?", [article_id]
-                    ).fetchone()
-                    if story and story[0] is not None:
-                        _refresh_story(db, story[0], stamp=stamp)
-            failed = outcome.failed
-            db.execute(
-                """
-                UPDATE sources SET
-                    last_checked_at = :now,
-                    last_status = :status,
-                    last_http_status = :http_status,
-                    last_error = :error,
-                    last_warning = CASE WHEN :status = 'not-modified' THEN last_warning ELSE :warning END,
-                    consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
-                    last_success_at = CASE WHEN :failed THEN last_success_at ELSE :now END,
-                    etag = CASE WHEN :failed OR :status = 'not-modified' THEN coalesce(:etag, etag)
-                                ELSE :etag END,
-                    last_modified = CASE WHEN :failed OR :status = 'not-modified'
-                                         THEN coalesce(:last_modified, last_modified)
-                                         ELSE :last_modified END,
-                    next_check_at = :next_check_at,
-                    last_new_at = CASE WHEN :new > 0 THEN :now ELSE last_new_at END
-                WHERE id = :id
-                """,
-                {
-                    "now": stamp,
-                    "status": outcome.status,
-                    "http_status": outcome.http_status,
-                    "error": outcome.error,
-                    "warning": "; ".join(outcome.warnings) or None,
-                    "failed": int(failed),
-                    "etag": etag,
-                    "last_modified": last_modified,
-                    "next_check_at": iso(next_check_at),
-                    "new": new,
-                    "id": outcome.source_id,
-                },
+                _write_copies(
+                    db, article_id, article, outcome.source_id, run_id=run_id, stamp=stamp
+                )
+                new_stories += _write_article_story(
+                    db,
+                    article_id,
+                    story_keys.get(article.url) if created else None,
+                    title=article.title,
+                    stamp=stamp,
+                )
+            _write_source_state(
+                db,
+                outcome,
+                stamp=stamp,
+                etag=etag,
+                last_modified=last_modified,
+                next_check_at=next_check_at,
+                new=new,
             )
         return Saved(new=new, seen=len(articles) - new, new_stories=new_stories)
