@@ -88,7 +88,7 @@ def apply_pages(
             continue
         page, how = result
         if page is None:
-            if how != ROBOTS:
+            if PageState.of(how) is not PageState.ROBOTS:
                 failures.append(how)
             out.append(replace(item, text_status=how))
             continue
