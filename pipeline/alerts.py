@@ -312,7 +312,8 @@ def _told(store: Store, rule_id: str) -> set[int]:
     """Article ids some message (or muted row) of the rule already covers."""
     return {
         int(row[0])
-        for row in store.db.execute(
+        for row in store.rows(
+            f"reading the alerts of rule {rule_id}",
             "SELECT j.value FROM alerts l, json_each(l.articles) j WHERE l.rule_id = ?",
             [rule_id],
         )
@@ -340,7 +341,8 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
         )
         params.update({f"t{i}": topic for i, topic in enumerate(rule.topics)})
     matches: dict[int, list[tuple[str, str, int, str, str]]] = {}
-    for key, member, in_title, snippet, seen, name in store.db.execute(
+    for key, member, in_title, snippet, seen, name in store.rows(
+        "reading the mentions an alert rule may tell",
         f"""
         SELECT coalesce(a.story_id, -a.id), m.member_id, m.in_title, m.snippet,
                coalesce(a.published_at, a.first_seen_at), mb.name
@@ -358,7 +360,8 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
     for key, hits in matches.items():
         # a story's copies (by the story's index), or the article alone when it has none
         which = "a.story_id = :key" if key > 0 else "a.id = -:key"
-        copies = store.db.execute(
+        copies = store.rows(
+            "reading a story's copies",
             f"""
             SELECT a.id, a.title, a.url, a.link, coalesce(a.outlet, s.name),
                    coalesce(a.published_at, a.first_seen_at)
@@ -367,7 +370,7 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
             ORDER BY coalesce(a.published_at, a.first_seen_at), a.id
             """,
             {"key": key, "now": iso(now)},
-        ).fetchall()
+        )
         if not copies or any(int(c[0]) in told for c in copies):
             continue  # told before (perhaps through another copy)
         first = copies[0]
@@ -494,7 +497,8 @@ def _record(
 ) -> None:
     with store.transaction(f"recording alerts of rule {rule.id}"):
         for target in targets or [Destination(label="", url="")]:
-            store.db.execute(
+            store.execute(
+                f"recording an alert of rule {rule.id}",
                 """
                 INSERT INTO alerts (rule_id, kind, articles, story_count, destination, title,
                                     body, url, status, created_at)
@@ -580,8 +584,10 @@ def plan(
 def _set(store: Store, row_id: int, **values: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in values)
     with store.transaction("recording an alert"):
-        store.db.execute(
-            f"UPDATE alerts SET {assignments} WHERE id = ?", [*values.values(), row_id]
+        store.execute(
+            "recording an alert",
+            f"UPDATE alerts SET {assignments} WHERE id = ?",
+            [*values.values(), row_id],
         )
 
 
@@ -598,11 +604,12 @@ def deliver(
     t = _labels(config)
     by_label = {d.label: d for d in targets}
     down: set[str] = set()
-    rows = store.db.execute(
+    rows = store.rows(
+        f"reading the alerts of rule {rule.id} to send",
         f"SELECT id, destination, title, body, status, attempts FROM alerts "
         f"WHERE rule_id = ? AND status IN ({', '.join('?' * len(TO_SEND))}) ORDER BY id",
         [rule.id, *TO_SEND],
-    ).fetchall()
+    )
     for row_id, label, title, body, status, attempts in rows:
         target = by_label.get(label)
         if target is None:
@@ -677,10 +684,19 @@ def send_test(
 
 def recent(store: Store, *, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """The latest ledger rows, newest first (muted rows included)."""
-    cursor = store.db.execute(
+    return store.records(
+        "reading the alerts",
         "SELECT id, rule_id, kind, story_count, destination, title, status, attempts, "
         "created_at, sent_at, last_error FROM alerts ORDER BY id DESC LIMIT ?",
         [limit],
     )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def waiting(store: Store) -> int:
+    """How many ledger rows are still to be sent or retried."""
+    found = store.row(
+        "counting the alerts to send",
+        f"SELECT count(*) FROM alerts WHERE status IN ({', '.join('?' * len(TO_SEND))})",
+        list(TO_SEND),
+    )
+    return int(found[0]) if found else 0

@@ -937,17 +937,15 @@ def alerts_list(db_path: Path, limit: int) -> None:
 
 
 def _list_alerts(db_path: Path, limit: int) -> None:
-    from pipeline.alerts import recent
+    from pipeline.alerts import recent, waiting
 
     if not db_path.exists():
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
     store = Store.open(db_path)  # brings the schema (the ledger) up to date
     try:
-        with store.transaction("reading the alerts"):  # a database error is a StoreError
+        with store.transaction("reading the alerts"):  # one snapshot for both reads
             rows = recent(store, limit=limit)
-            waiting = store.db.execute(
-                "SELECT count(*) FROM alerts WHERE status IN ('pending', 'sending', 'failed')"
-            ).fetchone()[0]
+            to_send = waiting(store)
     finally:
         store.close()
     if not rows:
@@ -968,7 +966,7 @@ def _list_alerts(db_path: Path, limit: int) -> None:
         )
         if row["last_error"] and row["status"] != "sent":
             click.echo(f"    last error: {row['last_error']}")
-    click.echo(f"{waiting} alert(s) waiting to be sent or retried", err=True)
+    click.echo(f"{to_send} alert(s) waiting to be sent or retried", err=True)
 
 
 def _where(destination: str) -> str:

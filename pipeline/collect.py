@@ -27,7 +27,7 @@ from pipeline.parse.sitemap import (
     recent,
     to_entries,
 )
-from pipeline.robots import DISALLOWED, RobotsCache
+from pipeline.robots import Access, RobotsCache
 from pipeline.sandbox import Limits
 from pipeline.store import utcnow
 
@@ -62,10 +62,10 @@ def canonical_or_same(url: str) -> str:
 async def require_robots(robots: RobotsCache, url: str, *, trusted: bool = False) -> None:
     """Raise FetchError unless robots.txt lets veille fetch ``url``."""
     verdict = await robots.verdict(url, trusted=trusted)
-    if verdict == DISALLOWED:
-        raise FetchError(f"disallowed by the site's robots.txt ({url})", url=url, kind="robots")
-    if verdict:
-        raise FetchError(verdict, url=url, kind="robots")
+    if verdict.kind is Access.DISALLOWED:
+        raise FetchError(f"{verdict.reason} ({url})", url=url, kind="robots")
+    if not verdict.allowed:
+        raise FetchError(verdict.reason, url=url, kind="robots")
 
 
 class Collector:

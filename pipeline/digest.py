@@ -282,7 +282,8 @@ def week_counts(
 ) -> dict[str, tuple[int, int]]:
     """member id -> (stories, mentions) in a week; a mention is an article naming the member
     while it is one (its `joined` and `left` dates)."""
-    rows = store.db.execute(
+    rows = store.rows(
+        f"counting the mentions of {week.label}",
         f"""
         SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id)), count(*)
         FROM mentions m JOIN articles a ON a.id = m.article_id
@@ -291,14 +292,15 @@ def week_counts(
         GROUP BY m.member_id
         """,
         _params(week, backlog_days),
-    ).fetchall()
+    )
     return {member: (stories, mentions) for member, stories, mentions in rows}
 
 
 def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]:
     """(stories, articles, mentions) in a week, counting only articles that name the
     cluster or a member: the others are in the database, not in the digest."""
-    row = store.db.execute(
+    row = store.row(
+        f"counting the stories of {week.label}",
         f"""
         SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
         FROM articles a JOIN mentions m ON m.article_id = a.id
@@ -306,7 +308,8 @@ def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]
         WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
         """,
         _params(week, backlog_days),
-    ).fetchone()
+    )
+    assert row is not None  # an aggregate without GROUP BY always answers one row
     return int(row[0]), int(row[1]), int(row[2])
 
 
@@ -315,7 +318,8 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
     bounds = _params(week, backlog_days)
     keys = [
         row[0]
-        for row in store.db.execute(
+        for row in store.rows(
+            f"reading the stories of {week.label}",
             f"SELECT DISTINCT coalesce(a.story_id, -a.id) FROM articles a WHERE {_IN_WEEK}",
             bounds,
         )
@@ -333,14 +337,12 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
             where.append(f"a.story_id IN ({','.join('?' * len(story_ids))})")
         if article_ids:
             where.append(f"a.id IN ({','.join('?' * len(article_ids))})")
-        cursor = store.db.execute(
+        for record in store.records(
+            f"reading the articles of {week.label}",
             f"SELECT {columns} FROM articles a LEFT JOIN sources s ON s.id = a.source_id "
             f"WHERE ({' OR '.join(where)}) AND a.first_seen_at < ?",
             [*story_ids, *article_ids, bounds["end"]],
-        )
-        names = [d[0] for d in cursor.description]
-        for row in cursor:
-            record = dict(zip(names, row, strict=True))
+        ):
             copies.setdefault(record["story_key"], []).append(record)
 
     stories: dict[int, Story] = {}
@@ -380,7 +382,8 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
     found: dict[tuple[int, str], tuple[int, list[Segment]]] = {}
     for chunk in _chunks(article_ids):
         marks = ",".join("?" * len(chunk))
-        for article_id, member_id, alias, text in store.db.execute(
+        for article_id, member_id, alias, text in store.rows(
+            f"reading the snippets of {week.label}",
             f"SELECT article_id, member_id, alias, snippet FROM mentions WHERE article_id IN ({marks})",
             list(chunk),
         ):
@@ -398,7 +401,9 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
     zone = config.schedule.zone
     members = {
         row[0]: (row[1], row[2])
-        for row in store.db.execute("SELECT id, name, kind FROM members WHERE kind != 'person'")
+        for row in store.rows(
+            "reading the members", "SELECT id, name, kind FROM members WHERE kind != 'person'"
+        )
     }
     chart_weeks = [week.shift(offset) for offset in range(-(CHART_WEEKS - 1), 1)]
     backlog_days = config.digest.backlog_days
@@ -449,7 +454,8 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             title=line(title),
             url=safe_url(url) or safe_url(link),
         )
-        for name, amount, currency, amount_eur, phrase, title, link, url in store.db.execute(
+        for name, amount, currency, amount_eur, phrase, title, link, url in store.rows(
+            f"reading the fundings of {week.label}",
             f"""
             SELECT mb.name, f.amount, f.currency, f.amount_eur, f.phrase, a.title, a.link, a.url
             FROM fundings f JOIN articles a ON a.id = f.article_id
@@ -460,13 +466,14 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             _params(week, backlog_days),
         )
     )
-    problem_rows = store.db.execute(
+    problem_rows = store.rows(
+        "reading the sources in error",
         """
         SELECT name, coalesce(last_error, last_status, 'failed'), consecutive_failures
         FROM sources WHERE in_config = 1 AND enabled = 1 AND consecutive_failures > 0
         ORDER BY consecutive_failures DESC, name
-        """
-    ).fetchall()
+        """,
+    )
     problems = [
         SourceProblem(name=line(n), error=line(e), failures=f)
         for n, e, f in problem_rows[:MAX_ERRORS_LISTED]
@@ -505,7 +512,8 @@ def _week_mentions(store: Store, week: Week) -> list[tuple[int, str]]:
     week that is sent reports them (shown, or left out as back catalogue or a story told)."""
     return [
         (int(article_id), str(member_id))
-        for article_id, member_id in store.db.execute(
+        for article_id, member_id in store.rows(
+            f"reading the mentions {week.label} reports",
             "SELECT m.article_id, m.member_id FROM mentions m JOIN articles a ON a.id = m.article_id "
             "WHERE a.first_seen_at >= ? AND a.first_seen_at < ? AND m.digest_week IS NULL",
             [iso(week.start), iso(week.end)],
@@ -525,7 +533,8 @@ def late_mentions(
     (by an earlier digest, or by this one's ``told`` stories)."""
     oldest = week.start - timedelta(days=backlog_days)
     windows: list[Week] = []
-    for (label,) in store.db.execute(
+    for (label,) in store.rows(
+        "reading the digests sent",
         f"SELECT week FROM digests WHERE status IN ({','.join('?' * len(DONE_STATUSES))}) "
         "AND week < ? ORDER BY week",
         [*DONE_STATUSES, week.label],
@@ -540,7 +549,8 @@ def late_mentions(
         return []
     within = " OR ".join("(a.first_seen_at >= ? AND a.first_seen_at < ?)" for _ in windows)
     bounds = [iso(bound) for w in windows for bound in (w.start, min(w.end, week.start))]
-    rows = store.db.execute(
+    rows = store.rows(
+        f"reading the late mentions for {week.label}",
         f"""
         SELECT m.article_id, m.member_id, mb.name, m.alias, m.snippet, m.found_at,
                a.url, a.link, a.title, coalesce(a.outlet, s.name), a.published_at,
@@ -559,7 +569,7 @@ def late_mentions(
         ORDER BY mb.kind != 'cluster', mb.name, m.found_at, m.article_id
         """,
         [week.label, *bounds, iso(oldest), week.label],
-    ).fetchall()
+    )
     seen = {(story.story_key, member) for story in told for member in story.snippets}
     late: list[LateMention] = []
     for (
@@ -599,7 +609,8 @@ def late_mentions(
 
 def _quiet_members(store: Store, week: Week, listed: set[str]) -> int:
     """Configured members that were members during the week and are not in the table."""
-    rows = store.db.execute(
+    rows = store.rows(
+        "reading the members of the week",
         """
         SELECT id FROM members
         WHERE kind = 'member' AND in_config = 1

@@ -41,8 +41,10 @@ class FetchError(VeilleError):
 
     ``kind`` is one of: timeout, slow (the whole answer took longer than the total
     timeout: a trickling server, not retried within the run, since it would trickle
-    again), connect, status, too-large, redirect, refused (the address policy or an
-    unusable URL), robots, encoding, protocol.
+    again), connect, status, too-large, redirect, refused (the address policy, an
+    unusable URL, or a redirect hop refused for another reason than robots.txt), robots
+    (robots.txt disallows the URL, or the redirect target of an article page), encoding,
+    protocol.
     """
 
     def __init__(

@@ -71,8 +71,19 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Returns a reason to refuse the URL, or None to allow it. Called on every redirect hop.
 UrlPolicy = Callable[[str], str | None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HopRefused:
+    """Why a redirect target may not be followed: ``reason`` for the message, ``kind`` for
+    the FetchError (robots: robots.txt disallows the target; refused: anything else)."""
+
+    reason: str
+    kind: str = "refused"
+
+
 # The same, asynchronous, given per request (robots.txt for article pages).
-HopCheck = Callable[[str], Awaitable[str | None]]
+HopCheck = Callable[[str], Awaitable[HopRefused | None]]
 
 
 def _http_date(value: str) -> datetime | None:
@@ -607,7 +618,8 @@ class Fetcher:
         """GET ``url`` with conditional headers; retry what is transient. Raises FetchError.
 
         ``trusted``: the URL comes from sources.yaml (its first hop skips the address check).
-        ``hop_check``: called on every redirect target; a reason it returns stops the fetch.
+        ``hop_check``: called on every redirect target; a HopRefused it returns stops the
+        fetch with a FetchError of the HopRefused's kind.
         """
         headers: dict[str, str] = {}
         if accept:
@@ -691,7 +703,9 @@ class Fetcher:
                                 f"redirect to {target}: {reason}", url=url, kind="refused"
                             )
                         if hop_check is not None and (why := await hop_check(target)):
-                            raise FetchError(f"redirect to {target}: {why}", url=url, kind="robots")
+                            raise FetchError(
+                                f"redirect to {target}: {why.reason}", url=url, kind=why.kind
+                            )
                         current = target
                         continue
                     lower = {k.lower(): v for k, v in response.headers.items()}

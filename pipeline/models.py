@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +95,32 @@ class SourceOutcome:
     @property
     def failed(self) -> bool:
         return self.status == "error"
+
+
+class PageState(StrEnum):
+    """How reading an article's page went: the kind, stored in ``articles.text_state``.
+
+    The sentence an analyst reads stays in ``articles.text_status``: the state's value,
+    then the reason where there is one ("ok", "robots", "error: <why>", "pending: <why>")."""
+
+    OK = "ok"
+    ROBOTS = "robots"  # robots.txt disallows the page (or the redirect target)
+    ERROR = "error"  # tried and failed; tried again on later runs, a few times
+    PENDING = "pending"  # not tried yet (out of time, or over the per-run limit)
+
+    def status(self, reason: str | None = None) -> str:
+        """The ``text_status`` sentence for this state and reason."""
+        return f"{self.value}: {reason}" if reason else self.value
+
+    @classmethod
+    def of(cls, status: str | None) -> PageState | None:
+        """The state a ``text_status`` sentence was made with by :meth:`status`; None for
+        no status. The sentences travel as text between the stages (pipeline.flow's
+        ``Item.text_status``): this is the one place that reads the state back."""
+        if status is None:
+            return None
+        head = status.split(":", 1)[0].strip()
+        try:
+            return cls(head)
+        except ValueError:
+            return cls.ERROR  # not a sentence veille writes: count it as a failure

@@ -18,17 +18,18 @@ from pipeline.config import Config
 from pipeline.dedupe import canonical_url, same_site
 from pipeline.errors import FetchError, ParseError
 from pipeline.extract import Extracted, extract_guarded
-from pipeline.fetch import ACCEPT_HTML, Fetcher
+from pipeline.fetch import ACCEPT_HTML, Fetcher, HopRefused
 from pipeline.flow import Item, Slots
-from pipeline.models import Article
-from pipeline.robots import DISALLOWED, RobotsCache
+from pipeline.models import Article, PageState
+from pipeline.robots import Access, RobotsCache
 from pipeline.sandbox import Limits
 
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once
-HOP_DISALLOWED = "disallowed by the site's robots.txt"  # a redirect into a disallowed path
 
-PageResult = tuple[Extracted | None, str]  # the page, or None and why ("robots", "error: ...")
+# the page and its text_status (PageState.OK), or None and why (ROBOTS, or "error: <why>")
+PageResult = tuple[Extracted | None, str]
+ROBOTS = PageState.ROBOTS.status()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def choose_pages(
         if it.article.fetchable and (it.article.url not in known or it.article.url in retry)
     ]
     todo, later = wanted[:max_articles], set(wanted[max_articles:])
-    pending = f"pending: more than {max_articles} new pages in one run"
+    pending = PageState.PENDING.status(f"more than {max_articles} new pages in one run")
     return PagePlan(
         items=[replace(it, text_status=pending) if it.article.url in later else it for it in items],
         todo=todo,
@@ -87,7 +88,7 @@ def apply_pages(
             continue
         page, how = result
         if page is None:
-            if how != DISALLOWED:
+            if PageState.of(how) is not PageState.ROBOTS:
                 failures.append(how)
             out.append(replace(item, text_status=how))
             continue
@@ -96,7 +97,7 @@ def apply_pages(
             # two different entries name one canonical page: a site-wide tag, not a copy
             merged = replace(merged, url=article.url, aliases=article.aliases)
         claimed.setdefault(merged.url, article.url)
-        out.append(replace(item, article=merged, text_status="ok"))
+        out.append(replace(item, article=merged, text_status=PageState.OK.status()))
     left = len(unfinished)
     notes = []
     if failures:
@@ -176,13 +177,16 @@ class PageReader:
             self.tasks[url] = asyncio.ensure_future(self._fetch_page(url))
         return self.tasks[url]
 
-    async def _hop_allowed(self, url: str) -> str | None:
+    async def _hop_allowed(self, url: str) -> HopRefused | None:
         """For redirects: robots.txt of the host a page redirects to must allow the target.
 
         Any other verdict (the address policy refuses the host, its robots.txt cannot be
         read) stops the redirect too, and is recorded as an error, not as "robots"."""
         verdict = await self.robots.verdict(url)
-        return HOP_DISALLOWED if verdict == DISALLOWED else verdict
+        if verdict.allowed:
+            return None
+        kind = "robots" if verdict.kind is Access.DISALLOWED else "refused"
+        return HopRefused(verdict.reason, kind=kind)
 
     async def _fetch_page(self, url: str) -> PageResult:
         host = (urlsplit(url).hostname or "").lower()
@@ -196,8 +200,10 @@ class PageReader:
 
     async def _fetch_page_now(self, url: str) -> PageResult:
         verdict = await self.robots.verdict(url)
-        if verdict:
-            return None, verdict if verdict == DISALLOWED else f"error: {verdict}"
+        if verdict.kind is Access.DISALLOWED:
+            return None, ROBOTS
+        if not verdict.allowed:
+            return None, PageState.ERROR.status(verdict.reason)
         try:
             fetched = await self.fetcher.fetch(
                 url,
@@ -207,7 +213,7 @@ class PageReader:
             )
             kind = fetched.headers.get("content-type", "text/html").lower()
             if "html" not in kind and "xml" not in kind:
-                return None, f"error: {url} is {kind.split(';')[0]}, not a page"
+                return None, PageState.ERROR.status(f"{url} is {kind.split(';')[0]}, not a page")
             page = await self.slots.run(
                 extract_guarded,
                 fetched.body,
@@ -216,13 +222,13 @@ class PageReader:
                 size=len(fetched.body),
             )
         except FetchError as exc:
-            # fetch() reports every hop_check refusal as kind "robots": only the
-            # robots.txt verdict itself means "disallowed"; a refused address is an error
-            if exc.kind == "robots" and str(exc).endswith(HOP_DISALLOWED):
-                return None, DISALLOWED
-            return None, f"error: {url}: {exc}"
+            # only a hop robots.txt disallows has kind "robots" (see _hop_allowed); a
+            # refused address or an unreadable robots.txt is an error
+            if exc.kind == "robots":
+                return None, ROBOTS
+            return None, PageState.ERROR.status(f"{url}: {exc}")
         except ParseError as exc:
-            return None, f"error: {url}: {exc}"
+            return None, PageState.ERROR.status(f"{url}: {exc}")
         if fetched.final_url != url and same_site(fetched.final_url, url) and not page.canonical:
             page = replace(page, canonical=fetched.final_url)
-        return page, "ok"
+        return page, PageState.OK.status()

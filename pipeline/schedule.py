@@ -160,9 +160,11 @@ class Daemon:
         try:
             row = store.digest_row(week.label)
             # a week before veille's first pass has nothing to tell (a new installation)
-            watched = store.db.execute(
-                "SELECT 1 FROM runs WHERE started_at < ? LIMIT 1", [iso(week.end)]
-            ).fetchone()
+            watched = store.row(
+                "reading whether a pass ran before the week ended",
+                "SELECT 1 FROM runs WHERE started_at < ? LIMIT 1",
+                [iso(week.end)],
+            )
         finally:
             store.close()
         if row is None:
@@ -194,7 +196,9 @@ class Daemon:
             return True
         store = Store.open(self.db_path)
         try:
-            row = store.db.execute("SELECT max(started_at) FROM runs").fetchone()
+            row = store.row(
+                "reading when the last pass started", "SELECT max(started_at) FROM runs"
+            )
         finally:
             store.close()
         if not row or not row[0]:

@@ -1,6 +1,7 @@
 """Articles, source state and runs -> SQLite (the only module that imports sqlite_utils).
 
-The schema is created and migrated by numbered migrations (PRAGMA user_version).
+The schema is created and migrated by numbered migrations (PRAGMA user_version), kept
+in :mod:`pipeline.migrations`.
 The database runs in WAL mode with a busy timeout so Datasette and the digest can
 read while a run writes; each source's results are written in one transaction.
 Timestamps are ISO 8601 UTC strings ("2026-11-28T06:00:00Z"), so they sort and
@@ -13,7 +14,7 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,9 @@ import sqlite_utils
 from pipeline.analyse import Analysis
 from pipeline.config import Config, Source
 from pipeline.errors import StoreError
-from pipeline.models import Article, SourceOutcome
+from pipeline.migrations import MIGRATIONS
+from pipeline.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
+from pipeline.models import Article, PageState, SourceOutcome
 from pipeline.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,33 @@ logger = logging.getLogger(__name__)
 DEFAULT_DB_PATH = Path("storage/veille.db")
 BUSY_TIMEOUT_MS = 15_000
 DUE_SLACK = timedelta(minutes=2)  # cron fires a little early or late; a source due "soon" is due
+
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+def _explain(exc: sqlite3.Error) -> str:
+    """SQLite's message, and what it means for the operator where that is not plain."""
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        hint = (
+            f"another process kept it busy longer than the {BUSY_TIMEOUT_MS / 1000:g} s "
+            "busy timeout; try again when it is done"
+        )
+    elif "disk i/o" in low:
+        hint = "the disk or the file system failed; check them and the free space"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        hint = "the file is damaged or not a veille database; restore it from a backup"
+    elif "no such table" in low or "no such column" in low:
+        hint = "its schema is not the one this veille expects; was it changed by hand?"
+    elif "readonly" in low or "unable to open" in low:
+        hint = "check the permissions of the file and of its directory"
+    elif "full" in low:
+        hint = "free some space on the disk"
+    else:
+        return text
+    return f"{text} ({hint})"
 
 
 def iso_week(when: datetime) -> str:
@@ -61,457 +91,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-# ---------------------------------------------------------------- migrations
-
-
-def _m1_initial(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE sources (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            url TEXT NOT NULL,
-            member_id TEXT,
-            enabled INTEGER NOT NULL DEFAULT 1,
-            confirmed INTEGER NOT NULL DEFAULT 1,
-            in_config INTEGER NOT NULL DEFAULT 1,
-            etag TEXT,
-            last_modified TEXT,
-            last_checked_at TEXT,
-            last_success_at TEXT,
-            last_status TEXT,
-            last_http_status INTEGER,
-            last_error TEXT,
-            last_warning TEXT,
-            consecutive_failures INTEGER NOT NULL DEFAULT 0,
-            next_check_at TEXT,
-            last_new_at TEXT
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE articles (
-            id INTEGER PRIMARY KEY,
-            url TEXT NOT NULL UNIQUE,
-            link TEXT,
-            title TEXT NOT NULL DEFAULT '',
-            summary TEXT NOT NULL DEFAULT '',
-            text TEXT,
-            lang TEXT,
-            author TEXT,
-            guid TEXT,
-            outlet TEXT,
-            published_at TEXT,
-            first_seen_at TEXT NOT NULL,
-            source_id TEXT REFERENCES sources(id),
-            story_id INTEGER,
-            topics TEXT
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_articles_published_at ON articles(published_at)")
-    db.execute("CREATE INDEX idx_articles_first_seen_at ON articles(first_seen_at)")
-    db.execute("CREATE INDEX idx_articles_source_id ON articles(source_id)")
-    db.execute(
-        """
-        CREATE TABLE article_sources (
-            article_id INTEGER NOT NULL REFERENCES articles(id),
-            source_id TEXT NOT NULL REFERENCES sources(id),
-            link TEXT,
-            guid TEXT,
-            first_seen_at TEXT NOT NULL,
-            last_seen_at TEXT NOT NULL,
-            run_id INTEGER REFERENCES runs(id),
-            PRIMARY KEY (article_id, source_id)
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_article_sources_source_id ON article_sources(source_id)")
-    db.execute(
-        """
-        CREATE TABLE members (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            aliases TEXT NOT NULL DEFAULT '[]',
-            kind TEXT NOT NULL,
-            city TEXT,
-            website TEXT,
-            tags TEXT NOT NULL DEFAULT '[]',
-            in_config INTEGER NOT NULL DEFAULT 1
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            status TEXT NOT NULL,
-            pid INTEGER,
-            sources_total INTEGER NOT NULL DEFAULT 0,
-            sources_ok INTEGER NOT NULL DEFAULT 0,
-            sources_not_modified INTEGER NOT NULL DEFAULT 0,
-            sources_failed INTEGER NOT NULL DEFAULT 0,
-            sources_skipped INTEGER NOT NULL DEFAULT 0,
-            entries INTEGER NOT NULL DEFAULT 0,
-            new_articles INTEGER NOT NULL DEFAULT 0,
-            duration_s REAL,
-            errors TEXT NOT NULL DEFAULT '[]'
-        )
-        """
-    )
-    # Full-text search over articles, kept in step by triggers; accents folded so
-    # "biotherapies" finds "biothérapies".
-    db.execute(
-        """
-        CREATE VIRTUAL TABLE articles_fts USING FTS5 (
-            title, summary, text,
-            content=[articles], content_rowid=[id],
-            tokenize='unicode61 remove_diacritics 2'
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
-            INSERT INTO articles_fts (rowid, title, summary, text)
-            VALUES (new.id, new.title, new.summary, new.text);
-        END
-        """
-    )
-    db.execute(
-        """
-        CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
-            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
-            VALUES ('delete', old.id, old.title, old.summary, old.text);
-        END
-        """
-    )
-    db.execute(
-        """
-        CREATE TRIGGER articles_au AFTER UPDATE ON articles BEGIN
-            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
-            VALUES ('delete', old.id, old.title, old.summary, old.text);
-            INSERT INTO articles_fts (rowid, title, summary, text)
-            VALUES (new.id, new.title, new.summary, new.text);
-        END
-        """
-    )
-
-
-def _m2_article_urls(db: sqlite_utils.Database) -> None:
-    """Every canonical URL an article is known by (feed link, rel=canonical, AMP page)."""
-    db.execute(
-        """
-        CREATE TABLE article_urls (
-            url TEXT PRIMARY KEY,
-            article_id INTEGER NOT NULL REFERENCES articles(id)
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_article_urls_article_id ON article_urls(article_id)")
-    db.execute("INSERT INTO article_urls (url, article_id) SELECT url, id FROM articles")
-    db.execute("ALTER TABLE articles ADD COLUMN text_status TEXT")
-
-
-def _m3_mentions(db: sqlite_utils.Database) -> None:
-    """Who is named in which article; money tied to a member; articles.topics is JSON."""
-    db.execute(
-        """
-        CREATE TABLE mentions (
-            article_id INTEGER NOT NULL REFERENCES articles(id),
-            member_id TEXT NOT NULL REFERENCES members(id),
-            alias TEXT NOT NULL,
-            count INTEGER NOT NULL,
-            in_title INTEGER NOT NULL,
-            snippet TEXT NOT NULL,
-            PRIMARY KEY (article_id, member_id)
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_mentions_member_id ON mentions(member_id)")
-    db.execute(
-        """
-        CREATE TABLE fundings (
-            id INTEGER PRIMARY KEY,
-            article_id INTEGER NOT NULL REFERENCES articles(id),
-            member_id TEXT NOT NULL REFERENCES members(id),
-            amount REAL NOT NULL,
-            currency TEXT NOT NULL,
-            amount_eur REAL,
-            phrase TEXT NOT NULL,
-            UNIQUE (article_id, member_id, amount, currency)
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_fundings_member_id ON fundings(member_id)")
-
-
-def _m4_text_attempts(db: sqlite_utils.Database) -> None:
-    """How many times an article's page was tried: failed pages are retried a few times."""
-    db.execute("ALTER TABLE articles ADD COLUMN text_attempts INTEGER NOT NULL DEFAULT 0")
-    db.execute(
-        "UPDATE articles SET text_attempts = 1 WHERE text_status IS NOT NULL "
-        "AND text_status NOT LIKE 'pending%'"
-    )
-
-
-def _m5_stories(db: sqlite_utils.Database) -> None:
-    """Syndicated copies grouped into stories; MinHash signatures and LSH bands to find them."""
-    db.execute(
-        """
-        CREATE TABLE stories (
-            id INTEGER PRIMARY KEY,
-            title TEXT NOT NULL,
-            first_seen_at TEXT NOT NULL,
-            last_seen_at TEXT NOT NULL,
-            article_count INTEGER NOT NULL DEFAULT 0,
-            outlets TEXT NOT NULL DEFAULT '[]'
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE article_signatures (
-            article_id INTEGER PRIMARY KEY REFERENCES articles(id),
-            scheme TEXT NOT NULL,
-            seed INTEGER NOT NULL,
-            num_perm INTEGER NOT NULL,
-            text_hash TEXT NOT NULL,
-            title_key TEXT NOT NULL,
-            signature BLOB
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_article_signatures_text_hash ON article_signatures(text_hash)")
-    db.execute("CREATE INDEX idx_article_signatures_title_key ON article_signatures(title_key)")
-    db.execute(
-        """
-        CREATE TABLE story_bands (
-            band INTEGER NOT NULL,
-            hash INTEGER NOT NULL,
-            article_id INTEGER NOT NULL REFERENCES articles(id),
-            PRIMARY KEY (band, hash, article_id)
-        ) WITHOUT ROWID
-        """
-    )
-    db.execute("CREATE INDEX idx_articles_story_id ON articles(story_id)")
-
-
-def _m6_faster_bookkeeping(db: sqlite_utils.Database) -> None:
-    """Re-index an article only when its title, summary or text change, not when a story
-    id or the topics are set; find an article's LSH bands without scanning them all."""
-    db.execute("CREATE INDEX idx_story_bands_article_id ON story_bands(article_id)")
-    db.execute("DROP TRIGGER articles_au")
-    db.execute(
-        """
-        CREATE TRIGGER articles_au AFTER UPDATE OF title, summary, text ON articles BEGIN
-            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
-            VALUES ('delete', old.id, old.title, old.summary, old.text);
-            INSERT INTO articles_fts (rowid, title, summary, text)
-            VALUES (new.id, new.title, new.summary, new.text);
-        END
-        """
-    )
-
-
-# SQLite has no ISO-week format before 3.46: the Thursday of the week names its year
-# and its week number ("2026-W48"), Monday to Sunday.
-ISO_WEEK_SQL = (
-    "strftime('%Y', date({d}, '-3 days', 'weekday 4')) || '-W' || "
-    "printf('%02d', (CAST(strftime('%j', date({d}, '-3 days', 'weekday 4')) AS INTEGER) - 1) / 7 + 1)"
-)
-
-
-def _m7_views_for_analysts(db: sqlite_utils.Database) -> None:
-    """The ISO week of each article, and the views Datasette users start from."""
-    db.execute("ALTER TABLE articles ADD COLUMN week TEXT")
-    db.execute(
-        "UPDATE articles SET week = "
-        + ISO_WEEK_SQL.format(d="substr(coalesce(published_at, first_seen_at), 1, 10)")
-    )
-    db.execute("CREATE INDEX idx_articles_week ON articles(week)")
-    db.execute("CREATE INDEX idx_stories_last_seen_at ON stories(last_seen_at)")
-    db.execute("CREATE INDEX idx_fundings_article_id ON fundings(article_id)")
-    db.execute(
-        """
-        CREATE VIEW mention_details AS
-        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
-               m.alias, m.count, m.in_title, m.snippet,
-               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
-               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
-               a.story_id, st.title AS story, st.article_count AS story_articles
-        FROM mentions m
-        JOIN articles a ON a.id = m.article_id
-        JOIN members mb ON mb.id = m.member_id
-        LEFT JOIN sources s ON s.id = a.source_id
-        LEFT JOIN stories st ON st.id = a.story_id
-        """
-    )
-    db.execute(
-        """
-        CREATE VIEW weekly_member_counts AS
-        SELECT a.week, m.member_id, mb.name AS member,
-               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
-               count(DISTINCT a.id) AS articles,
-               sum(m.count) AS mentions,
-               sum(m.in_title) AS in_titles
-        FROM mentions m
-        JOIN articles a ON a.id = m.article_id
-        JOIN members mb ON mb.id = m.member_id
-        GROUP BY a.week, m.member_id
-        """
-    )
-
-
-def _m8_digests(db: sqlite_utils.Database) -> None:
-    """One row per ISO week's digest: what was sent, to whom, when; what is left to send."""
-    db.execute(
-        """
-        CREATE TABLE digests (
-            week TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            generated_at TEXT,
-            sending_at TEXT,
-            sent_at TEXT,
-            recipients TEXT NOT NULL DEFAULT '[]',
-            delivered TEXT NOT NULL DEFAULT '[]',
-            refused TEXT NOT NULL DEFAULT '{}',
-            subject TEXT,
-            message_id TEXT,
-            story_count INTEGER NOT NULL DEFAULT 0,
-            article_count INTEGER NOT NULL DEFAULT 0,
-            mention_count INTEGER NOT NULL DEFAULT 0,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            permanent_error INTEGER NOT NULL DEFAULT 0
-        )
-        """
-    )
-
-
-def _m9_bounded_work(db: sqlite_utils.Database) -> None:
-    """Why an article was not analysed (NULL: analysed); sources a run left to the next."""
-    db.execute("ALTER TABLE articles ADD COLUMN analysis_error TEXT")
-    db.execute("ALTER TABLE runs ADD COLUMN sources_deferred INTEGER NOT NULL DEFAULT 0")
-
-
-# An article counts for a member while it is one: the article's date (published, else
-# first seen) on or after `joined` and before `left` (NULL: no bound). For `a` and `mb`.
-WHILE_MEMBER_SQL = (
-    "((mb.joined IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) >= mb.joined)"
-    " AND (mb.left IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) < mb.left))"
-)
-
-
-def _m10_membership(db: sqlite_utils.Database) -> None:
-    """When a member joined and left the cluster (ISO dates, NULL: unknown or still one).
-    The weekly counts the charts read count a member only while it is one; every mention
-    stays in `mentions` and `mention_details` (with `while_member`)."""
-    db.execute("ALTER TABLE members ADD COLUMN joined TEXT")
-    db.execute("ALTER TABLE members ADD COLUMN left TEXT")
-    db.execute("DROP VIEW mention_details")
-    db.execute(
-        f"""
-        CREATE VIEW mention_details AS
-        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
-               m.alias, m.count, m.in_title, m.snippet,
-               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
-               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
-               a.story_id, st.title AS story, st.article_count AS story_articles,
-               {WHILE_MEMBER_SQL} AS while_member
-        FROM mentions m
-        JOIN articles a ON a.id = m.article_id
-        JOIN members mb ON mb.id = m.member_id
-        LEFT JOIN sources s ON s.id = a.source_id
-        LEFT JOIN stories st ON st.id = a.story_id
-        """
-    )
-    db.execute("DROP VIEW weekly_member_counts")
-    db.execute(
-        f"""
-        CREATE VIEW weekly_member_counts AS
-        SELECT a.week, m.member_id, mb.name AS member,
-               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
-               count(DISTINCT a.id) AS articles,
-               sum(m.count) AS mentions,
-               sum(m.in_title) AS in_titles
-        FROM mentions m
-        JOIN articles a ON a.id = m.article_id
-        JOIN members mb ON mb.id = m.member_id
-        WHERE {WHILE_MEMBER_SQL}
-        GROUP BY a.week, m.member_id
-        """
-    )
-
-
-def _m11_mention_found_at(db: sqlite_utils.Database) -> None:
-    """When each mention was first found, and the week of the digest that reported it
-    (NULL until one is sent): a mention found after its week's digest went out is
-    reported once, by the next digest, as found late. Mentions stored before are taken
-    as found with their article and as reported with its week (ISO week in UTC, as
-    `articles.week` is), so an upgrade reports none of them as late."""
-    db.execute("ALTER TABLE mentions ADD COLUMN found_at TEXT")
-    db.execute("ALTER TABLE mentions ADD COLUMN digest_week TEXT")
-    db.execute(
-        "UPDATE mentions SET found_at = (SELECT first_seen_at FROM articles a "
-        "WHERE a.id = mentions.article_id)"
-    )
-    db.execute(
-        "UPDATE mentions SET digest_week = (SELECT "
-        + ISO_WEEK_SQL.format(d="substr(a.first_seen_at, 1, 10)")
-        + " FROM articles a WHERE a.id = mentions.article_id)"
-    )
-    db.execute("CREATE INDEX idx_mentions_found_at ON mentions(found_at)")
-
-
-def _m12_alerts(db: sqlite_utils.Database) -> None:
-    """The alerts ledger: one row per message and destination (an Apprise URL in its
-    privacy form, never its token); ``articles`` is the JSON list of the article ids the
-    message tells (one story, or the stories of a summary), so a story is alerted once
-    per rule whatever copies it gains. pipeline/alerts.py writes and reads it."""
-    db.execute(
-        """
-        CREATE TABLE alerts (
-            id INTEGER PRIMARY KEY,
-            rule_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            articles TEXT NOT NULL DEFAULT '[]',
-            story_count INTEGER NOT NULL DEFAULT 1,
-            destination TEXT NOT NULL,
-            title TEXT NOT NULL DEFAULT '',
-            body TEXT NOT NULL DEFAULT '',
-            url TEXT,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            sending_at TEXT,
-            sent_at TEXT,
-            last_error TEXT
-        )
-        """
-    )
-    db.execute("CREATE INDEX idx_alerts_rule_status ON alerts(rule_id, status)")
-    db.execute("CREATE INDEX idx_alerts_created_at ON alerts(created_at)")
-
-
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
-    _m1_initial,
-    _m2_article_urls,
-    _m3_mentions,
-    _m4_text_attempts,
-    _m5_stories,
-    _m6_faster_bookkeeping,
-    _m7_views_for_analysts,
-    _m8_digests,
-    _m9_bounded_work,
-    _m10_membership,
-    _m11_mention_found_at,
-    _m12_alerts,
-)
+# ---------------------------------------------------------------- stories (in a transaction)
 
 MAX_STORY_CANDIDATES = 200
 
@@ -606,9 +186,13 @@ def _refresh_story(db: sqlite_utils.Database, story_id: int, *, stamp: str) -> N
     )
 
 
-def _attempt(status: str | None) -> int:
+# ---------------------------------------------------------------- one source's result
+# The parts of Store.save_source, each writing one thing inside its transaction.
+
+
+def _attempt(state: PageState | None) -> int:
     """1 when the page was actually tried; 0 when it was not (no status, or left pending)."""
-    return 0 if status is None or status.startswith("pending") else 1
+    return 0 if state is None or state is PageState.PENDING else 1
 
 
 def _write_analysis(
@@ -668,6 +252,168 @@ def _write_analysis_error(db: sqlite_utils.Database, article_id: int, reason: st
     """The article stays stored, unanalysed, with the reason; no later run pays for it
     again unless its text changes (or `veille remention` is asked for)."""
     db.execute("UPDATE articles SET analysis_error = ? WHERE id = ?", [reason[:500], article_id])
+
+
+def _write_article(
+    db: sqlite_utils.Database, article: Article, *, status: str | None, now: datetime
+) -> tuple[int, bool, bool]:
+    """The article's row, found by any of its URLs or inserted: (id, created, filled).
+
+    ``filled``: a stored article without text got this copy's text. A stored one still
+    without text gets the new ``status`` of its page (tried again, or still pending)."""
+    state = PageState.of(status)
+    keys = [article.url, *article.aliases]
+    found = db.execute(
+        f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
+        keys,
+    ).fetchone()
+    if found is None:
+        article_id = db.execute(
+            """
+            INSERT INTO articles (url, link, title, summary, text, text_status, text_state,
+                                  text_attempts, lang, author, guid, outlet, published_at,
+                                  first_seen_at, source_id, week)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            RETURNING id
+            """,
+            [
+                article.url,
+                article.link,
+                article.title,
+                article.summary,
+                article.text,
+                status,
+                state,
+                _attempt(state),
+                article.lang,
+                article.author,
+                article.guid,
+                article.outlet,
+                iso(article.published_at) if article.published_at else None,
+                iso(now),
+                article.source_id,
+                iso_week(article.published_at or now),
+            ],
+        ).fetchone()[0]
+        return int(article_id), True, False
+    article_id = int(found[0])
+    if article.text:  # a copy that was fetched fills what the first one lacked
+        filled = db.execute(
+            "UPDATE articles SET text = ?, text_status = ?, text_state = ? "
+            "WHERE id = ? AND text IS NULL",
+            [article.text, PageState.OK.status(), PageState.OK, article_id],
+        ).rowcount
+        return article_id, False, bool(filled)
+    if status is not None:  # tried again, still without text
+        db.execute(
+            "UPDATE articles SET text_status = ?, text_state = ?, "
+            "text_attempts = text_attempts + ? WHERE id = ? AND text IS NULL",
+            [status, state, _attempt(state), article_id],
+        )
+    return article_id, False, False
+
+
+def _write_article_analysis(
+    db: sqlite_utils.Database,
+    article_id: int,
+    analysis: Analysis | None,
+    error: str | None,
+    *,
+    stamp: str,
+) -> None:
+    """A new (or newly filled) article's mentions, fundings and topics, or why it has none."""
+    if analysis is not None:
+        _write_analysis(db, article_id, analysis, found_at=stamp)
+    elif error is not None:
+        _write_analysis_error(db, article_id, error)
+
+
+def _write_copies(
+    db: sqlite_utils.Database,
+    article_id: int,
+    article: Article,
+    source_id: str,
+    *,
+    run_id: int | None,
+    stamp: str,
+) -> None:
+    """The article's URLs, and the source carrying it (first and last seen)."""
+    for key in (article.url, *article.aliases):
+        db.execute(
+            "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",
+            [key, article_id],
+        )
+    db.execute(
+        """
+        INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
+                                     last_seen_at, run_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+        """,
+        [article_id, source_id, article.link, article.guid, stamp, stamp, run_id],
+    )
+
+
+def _write_article_story(
+    db: sqlite_utils.Database, article_id: int, key: StoryKey | None, *, title: str, stamp: str
+) -> int:
+    """A new article (``key``) finds its copies' story; an old one's story may gain an
+    outlet. 1 when a story was created."""
+    if key is not None:
+        return int(_place_in_story(db, article_id, key, title=title, stamp=stamp))
+    story = db.execute("SELECT story_id FROM articles WHERE id = ?", [article_id]).fetchone()
+    if story and story[0] is not None:
+        _refresh_story(db, story[0], stamp=stamp)
+    return 0
+
+
+def _write_source_state(
+    db: sqlite_utils.Database,
+    outcome: SourceOutcome,
+    *,
+    stamp: str,
+    etag: str | None,
+    last_modified: str | None,
+    next_check_at: datetime,
+    new: int,
+) -> None:
+    """The source's row after a pass: status, validators, failures, next check."""
+    db.execute(
+        """
+        UPDATE sources SET
+            last_checked_at = :now,
+            last_status = :status,
+            last_http_status = :http_status,
+            last_error = :error,
+            last_warning = CASE WHEN :status = 'not-modified' THEN last_warning ELSE :warning END,
+            consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
+            last_success_at = CASE WHEN :failed THEN last_success_at ELSE :now END,
+            etag = CASE WHEN :failed OR :status = 'not-modified' THEN coalesce(:etag, etag)
+                        ELSE :etag END,
+            last_modified = CASE WHEN :failed OR :status = 'not-modified'
+                                 THEN coalesce(:last_modified, last_modified)
+                                 ELSE :last_modified END,
+            next_check_at = :next_check_at,
+            last_new_at = CASE WHEN :new > 0 THEN :now ELSE last_new_at END
+        WHERE id = :id
+        """,
+        {
+            "now": stamp,
+            "status": outcome.status,
+            "http_status": outcome.http_status,
+            "error": outcome.error,
+            "warning": "; ".join(outcome.warnings) or None,
+            "failed": int(outcome.failed),
+            "etag": etag,
+            "last_modified": last_modified,
+            "next_check_at": iso(next_check_at),
+            "new": new,
+            "id": outcome.source_id,
+        },
+    )
+
+
+# ---------------------------------------------------------------- sources' schedule
 
 
 def pass_quota(feeds: int, source: Source, run_interval: timedelta) -> int:
@@ -733,13 +479,17 @@ class Store:
             if migrate:
                 store.migrate()
             return store
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {_explain(exc)}") from None
         except OSError as exc:
             raise StoreError(f"cannot create database {path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
+
+    # ------------------------------------------------------------ the boundary
+    # Every statement goes through _write (a transaction) or _read: no sqlite3 error
+    # leaves this class but as a StoreError that names the file and what was being done.
 
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite_utils.Database]:
@@ -747,11 +497,55 @@ class Store:
             with self.db.atomic():
                 yield self.db
         except sqlite3.Error as exc:
-            raise StoreError(f"{what}: {exc}") from None
+            raise StoreError(f"{self.path}: {what}: {_explain(exc)}") from None
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sqlite_utils.Database]:
+        try:
+            yield self.db
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {_explain(exc)}") from None
+
+    def rows(self, what: str, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row a query returns (``what`` says what it reads, for the error)."""
+        with self._read(what) as db:
+            return list(db.execute(sql, params).fetchall())
+
+    def row(self, what: str, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        """The first row a query returns, or None."""
+        with self._read(what) as db:
+            found = db.execute(sql, params).fetchone()
+            return tuple(found) if found is not None else None
+
+    def records(self, what: str, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Every row a query returns, as a dict by column name."""
+        with self._read(what) as db:
+            cursor = db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    def execute(self, what: str, sql: str, params: Params = ()) -> int:
+        """One write statement, committed (or a savepoint inside :meth:`transaction`);
+        the number of rows it changed."""
+        with self._write(what) as db:
+            return int(db.execute(sql, params).rowcount)
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[None]:
+        """One transaction around several writes (the writes inside nest as savepoints)."""
+        with self._write(what):
+            yield
+
+    def count(self, table: str) -> int:
+        found = self.row(f"counting {table}", f"SELECT count(*) FROM [{table}]")
+        return int(found[0]) if found else 0
+
+    # ------------------------------------------------------------ the schema
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        with self._read("reading the schema version") as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
         """Apply the migrations this database has not seen; return the new version."""
@@ -768,7 +562,7 @@ class Store:
             logger.info("migrated db=%s version=%d", self.path, number)
         return self.schema_version
 
-    # ------------------------------------------------------------ config sync
+    # ------------------------------------------------------------ members and sources
 
     def sync_config(self, config: Config, *, now: datetime | None = None) -> None:
         """Members and sources from sources.yaml; rows no longer configured are kept, marked.
@@ -778,8 +572,9 @@ class Store:
         now = now or utcnow()
         stored = {
             row[0]: (row[1], row[2], row[3])
-            for row in self.db.execute(
-                "SELECT id, url, next_check_at, consecutive_failures FROM sources"
+            for row in self.rows(
+                "reading the sources' schedule",
+                "SELECT id, url, next_check_at, consecutive_failures FROM sources",
             )
         }
         with self._write("saving members and sources") as db:
@@ -853,10 +648,12 @@ class Store:
                     },
                 )
 
-    # ------------------------------------------------------------ reads
-
     def source_state(self, source_id: str) -> dict[str, Any]:
-        rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source_id]))
+        rows = self.records(
+            f"reading the state of source {source_id}",
+            "SELECT * FROM sources WHERE id = ?",
+            [source_id],
+        )
         return rows[0] if rows else {}
 
     def source_states(self) -> dict[str, dict[str, Any]]:
@@ -875,8 +672,9 @@ class Store:
         limit = iso(now + DUE_SLACK)
         scheduled = {
             row[0]: row[1]
-            for row in self.db.execute(
-                "SELECT id, next_check_at FROM sources WHERE next_check_at IS NOT NULL"
+            for row in self.rows(
+                "reading when sources are due",
+                "SELECT id, next_check_at FROM sources WHERE next_check_at IS NOT NULL",
             )
         }
         due: list[Source] = []
@@ -901,17 +699,18 @@ class Store:
         return due, later
 
     def sources_report(self) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                """
+        return self.records(
+            "reading the sources' state",
+            """
                 SELECT s.id, s.name, s.kind, s.last_status, s.last_http_status,
                        s.consecutive_failures, s.last_checked_at, s.last_new_at, s.next_check_at,
                        s.last_error, s.last_warning, s.enabled, s.confirmed,
                        (SELECT count(*) FROM article_sources a WHERE a.source_id = s.id) AS articles
                 FROM sources s WHERE s.in_config = 1 ORDER BY s.id
-                """
-            )
+                """,
         )
+
+    # ------------------------------------------------------------ articles and their analyses
 
     def _urls_where(self, urls: Sequence[str], query: str, extra: Sequence[Any] = ()) -> set[str]:
         """The URLs among ``urls`` that ``query`` returns ({urls} stands for the IN list)."""
@@ -919,7 +718,7 @@ class Store:
         for start in range(0, len(urls), 500):  # under SQLite's limit on bound parameters
             chunk = list(urls[start : start + 500])
             sql = query.replace("{urls}", ", ".join("?" * len(chunk)))
-            found |= {row[0] for row in self.db.execute(sql, [*chunk, *extra])}
+            found |= {row[0] for row in self.rows("looking up article URLs", sql, [*chunk, *extra])}
         return found
 
     def known_urls(self, urls: Sequence[str]) -> set[str]:
@@ -932,10 +731,11 @@ class Store:
         """(id, title, summary, text) of every article, in batches by id."""
         last = 0
         while True:
-            rows = self.db.execute(
+            rows = self.rows(
+                "reading articles",
                 "SELECT id, title, summary, text FROM articles WHERE id > ? ORDER BY id LIMIT ?",
                 [last, batch],
-            ).fetchall()
+            )
             if not rows:
                 return
             yield [(int(r[0]), r[1] or "", r[2] or "", r[3]) for r in rows]
@@ -944,10 +744,11 @@ class Store:
     def articles_since(self, since: str) -> list[tuple[str, str, str | None]]:
         """(title, summary, text) of the articles first seen at or after ``since`` (ISO UTC),
         for `veille members check`."""
-        rows = self.db.execute(
+        rows = self.rows(
+            "reading the latest articles",
             "SELECT title, summary, text FROM articles WHERE first_seen_at >= ? ORDER BY id",
             [since],
-        ).fetchall()
+        )
         return [(r[0] or "", r[1] or "", r[2]) for r in rows]
 
     def save_analyses(self, analyses: dict[int, Analysis | str]) -> None:
@@ -967,17 +768,12 @@ class Store:
             """
             SELECT u.url FROM article_urls u JOIN articles a ON a.id = u.article_id
             WHERE u.url IN ({urls}) AND a.text IS NULL
-              AND (a.text_status LIKE 'pending%'
-                   OR (a.text_status LIKE 'error%' AND a.text_attempts < ?))
+              AND (a.text_state = ? OR (a.text_state = ? AND a.text_attempts < ?))
             """,
-            [max_attempts],
+            [PageState.PENDING, PageState.ERROR, max_attempts],
         )
 
-    @contextmanager
-    def transaction(self, what: str) -> Iterator[None]:
-        """One transaction around several writes (the writes inside nest as savepoints)."""
-        with self._write(what):
-            yield
+    # ------------------------------------------------------------ stories
 
     def reset_stories(self) -> None:
         """Forget every story, signature and band (before `veille restory`)."""
@@ -993,11 +789,12 @@ class Store:
         """(id, title, summary, text, published_at, first_seen_at) in the order they were seen."""
         last: tuple[str, int] = ("", 0)
         while True:
-            rows = self.db.execute(
+            rows = self.rows(
+                "reading articles for their stories",
                 "SELECT id, title, summary, text, published_at, first_seen_at FROM articles "
                 "WHERE (first_seen_at, id) > (?, ?) ORDER BY first_seen_at, id LIMIT ?",
                 [last[0], last[1], batch],
-            ).fetchall()
+            )
             if not rows:
                 return
             yield [
@@ -1043,11 +840,10 @@ class Store:
     )
 
     def digest_row(self, week: str) -> dict[str, Any] | None:
-        cursor = self.db.execute("SELECT * FROM digests WHERE week = ?", [week])
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+        rows = self.records(
+            f"reading the digest of {week}", "SELECT * FROM digests WHERE week = ?", [week]
+        )
+        return rows[0] if rows else None
 
     def save_digest(self, week: str, *, attempts_increment: bool = False, **fields: Any) -> None:
         """Create or update a week's row; committed at once (it is the send's journal)."""
@@ -1079,10 +875,7 @@ class Store:
                 [(week, article_id, member_id) for article_id, member_id in mentions],
             )
 
-    def count(self, table: str) -> int:
-        return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
-
-    # ------------------------------------------------------------ writes
+    # ------------------------------------------------------------ runs
 
     def close_stale_runs(self, *, now: datetime) -> int:
         """Runs still marked running belong to a process that died: the caller holds the lock."""
@@ -1166,130 +959,35 @@ class Store:
         new = new_stories = 0
         with self._write(f"saving source {outcome.source_id}") as db:
             for article in articles:
-                keys = [article.url, *article.aliases]
-                found = db.execute(
-                    f"SELECT article_id FROM article_urls WHERE url IN ({', '.join('?' * len(keys))}) LIMIT 1",
-                    keys,
-                ).fetchone()
-                created = found is None
-                if found is None:
-                    new += 1
-                    article_id = db.execute(
-                        """
-                        INSERT INTO articles (url, link, title, summary, text, text_status, text_attempts,
-                                              lang, author, guid, outlet, published_at, first_seen_at,
-                                              source_id, week)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        RETURNING id
-                        """,
-                        [
-                            article.url,
-                            article.link,
-                            article.title,
-                            article.summary,
-                            article.text,
-                            text_status.get(article.url),
-                            _attempt(text_status.get(article.url)),
-                            article.lang,
-                            article.author,
-                            article.guid,
-                            article.outlet,
-                            iso(article.published_at) if article.published_at else None,
-                            stamp,
-                            article.source_id,
-                            iso_week(article.published_at or now),
-                        ],
-                    ).fetchone()[0]
-                    if article.url in analyses:
-                        _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
-                    elif article.url in analysis_errors:
-                        _write_analysis_error(db, article_id, analysis_errors[article.url])
-                else:
-                    article_id = found[0]
-                    if article.text:  # a copy that was fetched fills what the first one lacked
-                        filled = db.execute(
-                            "UPDATE articles SET text = ?, text_status = 'ok' WHERE id = ? AND text IS NULL",
-                            [article.text, article_id],
-                        ).rowcount
-                        if filled and article.url in analyses:
-                            _write_analysis(db, article_id, analyses[article.url], found_at=stamp)
-                        elif filled and article.url in analysis_errors:
-                            _write_analysis_error(db, article_id, analysis_errors[article.url])
-                    elif article.url in text_status:  # tried again, still without text
-                        db.execute(
-                            "UPDATE articles SET text_status = ?, text_attempts = text_attempts + ? "
-                            "WHERE id = ? AND text IS NULL",
-                            [
-                                text_status[article.url],
-                                _attempt(text_status[article.url]),
-                                article_id,
-                            ],
-                        )
-                for key in keys:
-                    db.execute(
-                        "INSERT INTO article_urls (url, article_id) VALUES (?, ?) ON CONFLICT(url) DO NOTHING",
-                        [key, article_id],
-                    )
-                db.execute(
-                    """
-                    INSERT INTO article_sources (article_id, source_id, link, guid, first_seen_at,
-                                                 last_seen_at, run_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(article_id, source_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
-                    """,
-                    [
-                        article_id,
-                        outcome.source_id,
-                        article.link,
-                        article.guid,
-                        stamp,
-                        stamp,
-                        run_id,
-                    ],
+                article_id, created, filled = _write_article(
+                    db, article, status=text_status.get(article.url), now=now
                 )
-                # its story: a new article finds its copies; an old one may add an outlet
-                if created and article.url in story_keys:
-                    new_stories += _place_in_story(
-                        db, article_id, story_keys[article.url], title=article.title, stamp=stamp
+                new += created
+                if created or filled:
+                    _write_article_analysis(
+                        db,
+                        article_id,
+                        analyses.get(article.url),
+                        analysis_errors.get(article.url),
+                        stamp=stamp,
                     )
-                else:
-                    story = db.execute(
-                        "SELECT story_id FROM articles WHERE id = ?", [article_id]
-                    ).fetchone()
-                    if story and story[0] is not None:
-                        _refresh_story(db, story[0], stamp=stamp)
-            failed = outcome.failed
-            db.execute(
-                """
-                UPDATE sources SET
-                    last_checked_at = :now,
-                    last_status = :status,
-                    last_http_status = :http_status,
-                    last_error = :error,
-                    last_warning = CASE WHEN :status = 'not-modified' THEN last_warning ELSE :warning END,
-                    consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
-                    last_success_at = CASE WHEN :failed THEN last_success_at ELSE :now END,
-                    etag = CASE WHEN :failed OR :status = 'not-modified' THEN coalesce(:etag, etag)
-                                ELSE :etag END,
-                    last_modified = CASE WHEN :failed OR :status = 'not-modified'
-                                         THEN coalesce(:last_modified, last_modified)
-                                         ELSE :last_modified END,
-                    next_check_at = :next_check_at,
-                    last_new_at = CASE WHEN :new > 0 THEN :now ELSE last_new_at END
-                WHERE id = :id
-                """,
-                {
-                    "now": stamp,
-                    "status": outcome.status,
-                    "http_status": outcome.http_status,
-                    "error": outcome.error,
-                    "warning": "; ".join(outcome.warnings) or None,
-                    "failed": int(failed),
-                    "etag": etag,
-                    "last_modified": last_modified,
-                    "next_check_at": iso(next_check_at),
-                    "new": new,
-                    "id": outcome.source_id,
-                },
+                _write_copies(
+                    db, article_id, article, outcome.source_id, run_id=run_id, stamp=stamp
+                )
+                new_stories += _write_article_story(
+                    db,
+                    article_id,
+                    story_keys.get(article.url) if created else None,
+                    title=article.title,
+                    stamp=stamp,
+                )
+            _write_source_state(
+                db,
+                outcome,
+                stamp=stamp,
+                etag=etag,
+                last_modified=last_modified,
+                next_check_at=next_check_at,
+                new=new,
             )
         return Saved(new=new, seen=len(articles) - new, new_stories=new_stories)

@@ -19,10 +19,11 @@ from pipeline.config import Config
 from pipeline.digest import Week, build, render
 from pipeline.mail import MailError
 from pipeline.mentions import ArticleMention
+from pipeline.migrations import MIGRATIONS, _m11_mention_found_at
 from pipeline.models import Article, SourceOutcome
 from pipeline.run import remention, run
 from pipeline.send import send_digest
-from pipeline.store import MIGRATIONS, Store, _m11_mention_found_at
+from pipeline.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer

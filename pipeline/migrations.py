@@ -1,0 +1,481 @@
+"""The schema's migrations, in order: migration N brings a database to PRAGMA user_version N.
+
+The numbering is positional: a migration is never removed or reordered once released,
+and a new one is appended at the end. :meth:`pipeline.store.Store.migrate` applies the
+ones a database has not seen, each in its own transaction with its version number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import sqlite_utils
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            member_id TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            confirmed INTEGER NOT NULL DEFAULT 1,
+            in_config INTEGER NOT NULL DEFAULT 1,
+            etag TEXT,
+            last_modified TEXT,
+            last_checked_at TEXT,
+            last_success_at TEXT,
+            last_status TEXT,
+            last_http_status INTEGER,
+            last_error TEXT,
+            last_warning TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            next_check_at TEXT,
+            last_new_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            link TEXT,
+            title TEXT NOT NULL DEFAULT '',
+            summary TEXT NOT NULL DEFAULT '',
+            text TEXT,
+            lang TEXT,
+            author TEXT,
+            guid TEXT,
+            outlet TEXT,
+            published_at TEXT,
+            first_seen_at TEXT NOT NULL,
+            source_id TEXT REFERENCES sources(id),
+            story_id INTEGER,
+            topics TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_articles_published_at ON articles(published_at)")
+    db.execute("CREATE INDEX idx_articles_first_seen_at ON articles(first_seen_at)")
+    db.execute("CREATE INDEX idx_articles_source_id ON articles(source_id)")
+    db.execute(
+        """
+        CREATE TABLE article_sources (
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            link TEXT,
+            guid TEXT,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            PRIMARY KEY (article_id, source_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_sources_source_id ON article_sources(source_id)")
+    db.execute(
+        """
+        CREATE TABLE members (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            aliases TEXT NOT NULL DEFAULT '[]',
+            kind TEXT NOT NULL,
+            city TEXT,
+            website TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            in_config INTEGER NOT NULL DEFAULT 1
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            sources_total INTEGER NOT NULL DEFAULT 0,
+            sources_ok INTEGER NOT NULL DEFAULT 0,
+            sources_not_modified INTEGER NOT NULL DEFAULT 0,
+            sources_failed INTEGER NOT NULL DEFAULT 0,
+            sources_skipped INTEGER NOT NULL DEFAULT 0,
+            entries INTEGER NOT NULL DEFAULT 0,
+            new_articles INTEGER NOT NULL DEFAULT 0,
+            duration_s REAL,
+            errors TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    # Full-text search over articles, kept in step by triggers; accents folded so
+    # "biotherapies" finds "biothérapies".
+    db.execute(
+        """
+        CREATE VIRTUAL TABLE articles_fts USING FTS5 (
+            title, summary, text,
+            content=[articles], content_rowid=[id],
+            tokenize='unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER articles_au AFTER UPDATE ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+
+
+def _m2_article_urls(db: sqlite_utils.Database) -> None:
+    """Every canonical URL an article is known by (feed link, rel=canonical, AMP page)."""
+    db.execute(
+        """
+        CREATE TABLE article_urls (
+            url TEXT PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_urls_article_id ON article_urls(article_id)")
+    db.execute("INSERT INTO article_urls (url, article_id) SELECT url, id FROM articles")
+    db.execute("ALTER TABLE articles ADD COLUMN text_status TEXT")
+
+
+def _m3_mentions(db: sqlite_utils.Database) -> None:
+    """Who is named in which article; money tied to a member; articles.topics is JSON."""
+    db.execute(
+        """
+        CREATE TABLE mentions (
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            member_id TEXT NOT NULL REFERENCES members(id),
+            alias TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            in_title INTEGER NOT NULL,
+            snippet TEXT NOT NULL,
+            PRIMARY KEY (article_id, member_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_mentions_member_id ON mentions(member_id)")
+    db.execute(
+        """
+        CREATE TABLE fundings (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            member_id TEXT NOT NULL REFERENCES members(id),
+            amount REAL NOT NULL,
+            currency TEXT NOT NULL,
+            amount_eur REAL,
+            phrase TEXT NOT NULL,
+            UNIQUE (article_id, member_id, amount, currency)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_fundings_member_id ON fundings(member_id)")
+
+
+def _m4_text_attempts(db: sqlite_utils.Database) -> None:
+    """How many times an article's page was tried: failed pages are retried a few times."""
+    db.execute("ALTER TABLE articles ADD COLUMN text_attempts INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE articles SET text_attempts = 1 WHERE text_status IS NOT NULL "
+        "AND text_status NOT LIKE 'pending%'"
+    )
+
+
+def _m5_stories(db: sqlite_utils.Database) -> None:
+    """Syndicated copies grouped into stories; MinHash signatures and LSH bands to find them."""
+    db.execute(
+        """
+        CREATE TABLE stories (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            article_count INTEGER NOT NULL DEFAULT 0,
+            outlets TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE article_signatures (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id),
+            scheme TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            num_perm INTEGER NOT NULL,
+            text_hash TEXT NOT NULL,
+            title_key TEXT NOT NULL,
+            signature BLOB
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_signatures_text_hash ON article_signatures(text_hash)")
+    db.execute("CREATE INDEX idx_article_signatures_title_key ON article_signatures(title_key)")
+    db.execute(
+        """
+        CREATE TABLE story_bands (
+            band INTEGER NOT NULL,
+            hash INTEGER NOT NULL,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            PRIMARY KEY (band, hash, article_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX idx_articles_story_id ON articles(story_id)")
+
+
+def _m6_faster_bookkeeping(db: sqlite_utils.Database) -> None:
+    """Re-index an article only when its title, summary or text change, not when a story
+    id or the topics are set; find an article's LSH bands without scanning them all."""
+    db.execute("CREATE INDEX idx_story_bands_article_id ON story_bands(article_id)")
+    db.execute("DROP TRIGGER articles_au")
+    db.execute(
+        """
+        CREATE TRIGGER articles_au AFTER UPDATE OF title, summary, text ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+            INSERT INTO articles_fts (rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END
+        """
+    )
+
+
+# SQLite has no ISO-week format before 3.46: the Thursday of the week names its year
+# and its week number ("2026-W48"), Monday to Sunday.
+ISO_WEEK_SQL = (
+    "strftime('%Y', date({d}, '-3 days', 'weekday 4')) || '-W' || "
+    "printf('%02d', (CAST(strftime('%j', date({d}, '-3 days', 'weekday 4')) AS INTEGER) - 1) / 7 + 1)"
+)
+
+
+def _m7_views_for_analysts(db: sqlite_utils.Database) -> None:
+    """The ISO week of each article, and the views Datasette users start from."""
+    db.execute("ALTER TABLE articles ADD COLUMN week TEXT")
+    db.execute(
+        "UPDATE articles SET week = "
+        + ISO_WEEK_SQL.format(d="substr(coalesce(published_at, first_seen_at), 1, 10)")
+    )
+    db.execute("CREATE INDEX idx_articles_week ON articles(week)")
+    db.execute("CREATE INDEX idx_stories_last_seen_at ON stories(last_seen_at)")
+    db.execute("CREATE INDEX idx_fundings_article_id ON fundings(article_id)")
+    db.execute(
+        """
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
+               count(DISTINCT a.id) AS articles,
+               sum(m.count) AS mentions,
+               sum(m.in_title) AS in_titles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
+def _m8_digests(db: sqlite_utils.Database) -> None:
+    """One row per ISO week's digest: what was sent, to whom, when; what is left to send."""
+    db.execute(
+        """
+        CREATE TABLE digests (
+            week TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            generated_at TEXT,
+            sending_at TEXT,
+            sent_at TEXT,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            delivered TEXT NOT NULL DEFAULT '[]',
+            refused TEXT NOT NULL DEFAULT '{}',
+            subject TEXT,
+            message_id TEXT,
+            story_count INTEGER NOT NULL DEFAULT 0,
+            article_count INTEGER NOT NULL DEFAULT 0,
+            mention_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            permanent_error INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+
+
+def _m9_bounded_work(db: sqlite_utils.Database) -> None:
+    """Why an article was not analysed (NULL: analysed); sources a run left to the next."""
+    db.execute("ALTER TABLE articles ADD COLUMN analysis_error TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN sources_deferred INTEGER NOT NULL DEFAULT 0")
+
+
+# An article counts for a member while it is one: the article's date (published, else
+# first seen) on or after `joined` and before `left` (NULL: no bound). For `a` and `mb`.
+WHILE_MEMBER_SQL = (
+    "((mb.joined IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) >= mb.joined)"
+    " AND (mb.left IS NULL OR substr(coalesce(a.published_at, a.first_seen_at), 1, 10) < mb.left))"
+)
+
+
+def _m10_membership(db: sqlite_utils.Database) -> None:
+    """When a member joined and left the cluster (ISO dates, NULL: unknown or still one).
+    The weekly counts the charts read count a member only while it is one; every mention
+    stays in `mentions` and `mention_details` (with `while_member`)."""
+    db.execute("ALTER TABLE members ADD COLUMN joined TEXT")
+    db.execute("ALTER TABLE members ADD COLUMN left TEXT")
+    db.execute("DROP VIEW mention_details")
+    db.execute(
+        f"""
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles,
+               {WHILE_MEMBER_SQL} AS while_member
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    db.execute("DROP VIEW weekly_member_counts")
+    db.execute(
+        f"""
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
+               count(DISTINCT a.id) AS articles,
+               sum(m.count) AS mentions,
+               sum(m.in_title) AS in_titles
+        FROM mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {WHILE_MEMBER_SQL}
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
+def _m11_mention_found_at(db: sqlite_utils.Database) -> None:
+    """When each mention was first found, and the week of the digest that reported it
+    (NULL until one is sent): a mention found after its week's digest went out is
+    reported once, by the next digest, as found late. Mentions stored before are taken
+    as found with their article and as reported with its week (ISO week in UTC, as
+    `articles.week` is), so an upgrade reports none of them as late."""
+    db.execute("ALTER TABLE mentions ADD COLUMN found_at TEXT")
+    db.execute("ALTER TABLE mentions ADD COLUMN digest_week TEXT")
+    db.execute(
+        "UPDATE mentions SET found_at = (SELECT first_seen_at FROM articles a "
+        "WHERE a.id = mentions.article_id)"
+    )
+    db.execute(
+        "UPDATE mentions SET digest_week = (SELECT "
+        + ISO_WEEK_SQL.format(d="substr(a.first_seen_at, 1, 10)")
+        + " FROM articles a WHERE a.id = mentions.article_id)"
+    )
+    db.execute("CREATE INDEX idx_mentions_found_at ON mentions(found_at)")
+
+
+def _m12_alerts(db: sqlite_utils.Database) -> None:
+    """The alerts ledger: one row per message and destination (an Apprise URL in its
+    privacy form, never its token); ``articles`` is the JSON list of the article ids the
+    message tells (one story, or the stories of a summary), so a story is alerted once
+    per rule whatever copies it gains. pipeline/alerts.py writes and reads it."""
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            articles TEXT NOT NULL DEFAULT '[]',
+            story_count INTEGER NOT NULL DEFAULT 1,
+            destination TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL DEFAULT '',
+            url TEXT,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            sending_at TEXT,
+            sent_at TEXT,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_alerts_rule_status ON alerts(rule_id, status)")
+    db.execute("CREATE INDEX idx_alerts_created_at ON alerts(created_at)")
+
+
+def _m13_text_state(db: sqlite_utils.Database) -> None:
+    """The state of an article's page in a column of its own (ok, robots, error, pending:
+    pipeline.models.PageState), so that no query reads it from the start of text_status,
+    which keeps the sentence with its reason. Filled here from the sentences stored."""
+    db.execute("ALTER TABLE articles ADD COLUMN text_state TEXT")
+    db.execute(
+        """
+        UPDATE articles SET text_state = CASE
+            WHEN text_status = 'ok' OR text_status LIKE 'ok:%' THEN 'ok'
+            WHEN text_status = 'robots' OR text_status LIKE 'robots:%' THEN 'robots'
+            WHEN text_status = 'pending' OR text_status LIKE 'pending:%' THEN 'pending'
+            ELSE 'error'
+        END
+        WHERE text_status IS NOT NULL
+        """
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
+    _m1_initial,
+    _m2_article_urls,
+    _m3_mentions,
+    _m4_text_attempts,
+    _m5_stories,
+    _m6_faster_bookkeeping,
+    _m7_views_for_analysts,
+    _m8_digests,
+    _m9_bounded_work,
+    _m10_membership,
+    _m11_mention_found_at,
+    _m12_alerts,
+    _m13_text_state,
+)
