@@ -659,7 +659,8 @@ class Store:
     def source_states(self) -> dict[str, dict[str, Any]]:
         """Every source's row by id, in one query (a pass reads them once, not one by one:
         with thousands of small sources the lookups were a tenth of the run's own work)."""
-        return {row["id"]: row for row in self.db.query("SELECT * FROM sources")}
+        rows = self.records("reading the state of the sources", "SELECT * FROM sources")
+        return {row["id"]: row for row in rows}
 
     def due_sources(
         self, sources: Sequence[Source], *, now: datetime, run_interval: timedelta | None = None
