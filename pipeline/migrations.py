@@ -464,6 +464,15 @@ def _m13_text_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m14_story_outlets_index(db: sqlite_utils.Database) -> None:
+    """A story's outlets read from an index: ``outlet`` comes after ``text`` in an article's
+    row, so reading it from the table walks the text's overflow pages, for every copy of a
+    story each time a copy joins it (a third of a first run's SQLite time on long pages).
+    The new index starts with story_id, so it also serves what the old one did."""
+    db.execute("CREATE INDEX idx_articles_story_outlet ON articles(story_id, outlet)")
+    db.execute("DROP INDEX idx_articles_story_id")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -478,4 +487,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m11_mention_found_at,
     _m12_alerts,
     _m13_text_state,
+    _m14_story_outlets_index,
 )
