@@ -97,13 +97,13 @@ def unwrap_link(link: str) -> str:
 
 # C0 controls but tab and line breaks, DEL and C1: terminal escapes, BEL and the like
 # have no business in a title or a text and reach terminals, mails and spreadsheets
-_CONTROLS = dict.fromkeys(
-    [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + list(range(0x7F, 0xA0))
-)
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def strip_controls(text: str) -> str:
-    return text.translate(_CONTROLS)
+    # one scan that finds nothing in almost every text (str.translate looked up every
+    # character of every page's text in a table)
+    return _CONTROLS.sub("", text) if _CONTROLS.search(text) else text
 
 
 def without_controls(article: Article) -> Article:
