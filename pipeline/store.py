@@ -117,6 +117,8 @@ def _story_candidates(db: sqlite_utils.Database, key: StoryKey) -> list[Candidat
     if not ids:
         return []
     placeholders = ", ".join("?" * len(ids))
+    # the story and date of a candidate from an index (migration 14): in the row they follow
+    # the text, whose overflow pages reading them would walk
     return [
         Candidate(
             article_id=row[0],
@@ -130,7 +132,8 @@ def _story_candidates(db: sqlite_utils.Database, key: StoryKey) -> list[Candidat
             f"""
             SELECT s.article_id, a.story_id, s.text_hash, s.title_key, s.signature,
                    coalesce(a.published_at, a.first_seen_at)
-            FROM article_signatures s JOIN articles a ON a.id = s.article_id
+            FROM article_signatures s
+            JOIN articles a INDEXED BY idx_articles_candidates ON a.id = s.article_id
             WHERE s.article_id IN ({placeholders}) AND a.story_id IS NOT NULL
             """,
             list(ids),
