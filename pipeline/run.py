@@ -43,7 +43,7 @@ from pipeline.stories import StoryKey, story_key
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
-SOURCES_IN_FLIGHT = 8
+SOURCES_IN_FLIGHT = 16
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 DERIVE_TIMEOUT = 60.0  # the members' forms, once per configuration
@@ -509,7 +509,8 @@ async def run_sources(
 ) -> list[SourceOutcome]:
     """Fetch, read and store every source concurrently; one failing source never stops the others."""
     # A source holds its slot from fetch to store, so at most this many bodies are in
-    # memory at once (each at most network.max_body_bytes).
+    # memory at once (each at most network.max_body_bytes). A rerun is mostly round trips
+    # answered 304: with 8 slots, 200 feeds 50 ms away took 25 of them one after another.
     source_slots = asyncio.Semaphore(min(config.network.concurrency, SOURCES_IN_FLIGHT))
     # past the deadline no source starts, and those in flight keep what they have read
     deadline = asyncio.get_running_loop().time() + config.run_deadline()

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DB_PATH = Path("storage/veille.db")
 BUSY_TIMEOUT_MS = 15_000
+# pages SQLite keeps in memory (its default is 2 MB): the indexes a run looks up for every
+# article (URLs, story bands, full-text segments) stay read, not fetched from the file again
+CACHE_KB = 32_000
 DUE_SLACK = timedelta(minutes=2)  # cron fires a little early or late; a source due "soon" is due
 
 
@@ -478,6 +481,7 @@ class Store:
                 "PRAGMA synchronous = NORMAL"
             )  # safe in WAL: a crash loses no committed transaction
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute(f"PRAGMA cache_size = -{CACHE_KB}")
             store = cls(db, path)
             if migrate:
                 store.migrate()
