@@ -72,15 +72,17 @@ def apply_pages(
     source_url: str,
 ) -> PagesApplied:
     """The pages' text and metadata merged into their articles. ``results`` has every URL
-    of ``plan.todo``: None for a page that did not finish in time (``pending`` says why)."""
+    of ``plan.todo``: None for a page that did not finish in time (``pending``: why, the
+    reason of its PageState.PENDING status)."""
     unfinished = {url for url in plan.todo if results.get(url) is None}
+    pending_status = PageState.PENDING.status(pending)
     out: list[Item] = []
     failures: list[str] = []
     claimed: dict[str, str] = {}  # canonical URL -> the feed URL that led to it in this batch
     for item in plan.items:
         article = item.article
         if article.url in unfinished:
-            out.append(replace(item, text_status=pending))
+            out.append(replace(item, text_status=pending_status))
             continue
         result = results.get(article.url)
         if result is None:
@@ -105,9 +107,7 @@ def apply_pages(
             f"{len(failures)} of {len(plan.todo) - left} article pages failed, e.g. {failures[0]}"
         )
     if left:
-        notes.append(
-            f"{left} article pages left for the next run ({pending.removeprefix('pending: ')})"
-        )
+        notes.append(f"{left} article pages left for the next run ({pending})")
     return PagesApplied(out, len(plan.todo) - left, "; ".join(notes) or None)
 
 

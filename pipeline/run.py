@@ -464,11 +464,9 @@ class _Pass:
         # what is still in flight then waits for the next run, not counted as an attempt
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.config.network.source_timeout
-        reason = (
-            f"pending: the source's {self.config.network.source_timeout:g} s for its pages ran out"
-        )
+        reason = f"the source's {self.config.network.source_timeout:g} s for its pages ran out"
         if self.deadline is not None and self.deadline < ends:
-            ends, reason = self.deadline, "pending: the run's deadline came first"
+            ends, reason = self.deadline, "the run's deadline came first"
         results = await self.pages.read(plan.todo, timeout=ends - loop.time())
         applied = apply_pages(plan, results, pending=reason, source_url=source.url)
         return applied.items, applied.fetched, applied.note

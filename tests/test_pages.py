@@ -57,7 +57,7 @@ def test_pages_fill_their_articles_and_failures_are_counted_but_not_robots() -> 
         urls[2]: (None, f"error: {urls[2]}: HTTP 500"),
         urls[3]: None,  # still in flight when the source's time ran out
     }
-    applied = apply_pages(plan, results, pending="pending: out of time", source_url=SOURCE)
+    applied = apply_pages(plan, results, pending="out of time", source_url=SOURCE)
     first, robots, failed, late = applied.items
     assert first.article.text == "Xenothera lève 12 millions d'euros."
     assert first.article.url == amp and first.article.aliases == (urls[0],)
@@ -76,7 +76,7 @@ def test_two_entries_naming_one_canonical_page_stay_two_articles() -> None:
     tag = f"{SITE}/tag/biotech"
     plan = choose_pages(items, known=set(), retry=set(), max_articles=10)
     results = {it.article.url: (Extracted(text="Texte.", canonical=tag), "ok") for it in plan.items}
-    applied = apply_pages(plan, results, pending="pending: -", source_url=SOURCE)
+    applied = apply_pages(plan, results, pending="-", source_url=SOURCE)
     assert [it.article.url for it in applied.items] == [tag, items[1].article.url]
     assert applied.note is None
 
@@ -85,7 +85,7 @@ def test_a_canonical_pointing_at_the_home_page_is_ignored() -> None:
     items = [Item(article("usine"))]
     plan = choose_pages(items, known=set(), retry=set(), max_articles=10)
     results = {items[0].article.url: (Extracted(text="Texte.", canonical=f"{SITE}/"), "ok")}
-    applied = apply_pages(plan, results, pending="pending: -", source_url=SOURCE)
+    applied = apply_pages(plan, results, pending="-", source_url=SOURCE)
     assert applied.items[0].article.url == items[0].article.url
     assert applied.items[0].article.aliases == ()
 
