@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
 SOURCES_IN_FLIGHT = 16
+GROUP_SECONDS = (
+    0.25  # the sources' saves are committed together at this pace (Store.grouped_commits)
+)
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 DERIVE_TIMEOUT = 60.0  # the members' forms, once per configuration
@@ -531,7 +534,24 @@ async def run_sources(
                 progress(outcome)
             return outcome
 
-        return list(await asyncio.gather(*(one(s) for s in sources)))
+        with store.grouped_commits() as commit:
+            ticker = asyncio.create_task(_commit_every(commit, GROUP_SECONDS))
+            try:
+                return list(await asyncio.gather(*(one(s) for s in sources)))
+            finally:
+                ticker.cancel()
+
+
+async def _commit_every(commit: Callable[[], None], seconds: float) -> None:
+    """Commits the pass's group of saves every ``seconds`` (in the event loop's thread,
+    which makes every write: never in the middle of one)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            commit()
+        except StoreError as exc:  # the next save, or the last commit, says it again
+            logger.error("%s", exc)
+            return
 
 
 async def _probe_all(config: Config) -> list[tuple[str, str, str]]:

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -466,6 +466,7 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self.db = db
         self.path = path
+        self._grouping = False  # inside grouped_commits: writes join one open transaction
 
     @classmethod
     def open(cls, path: str | Path = DEFAULT_DB_PATH, *, migrate: bool = True) -> Store:
@@ -501,10 +502,45 @@ class Store:
     @contextmanager
     def _write(self, what: str) -> Iterator[sqlite_utils.Database]:
         try:
-            with self.db.atomic():
+            if self._grouping and not self.db.conn.in_transaction:
+                # the group's transaction, begun by its first write: IMMEDIATE takes the
+                # write lock now, so a write inside never fails on a snapshot another
+                # process has moved past meanwhile
+                self.db.conn.execute("BEGIN IMMEDIATE")
+            with self.db.atomic():  # inside a transaction: a savepoint
                 yield self.db
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {what}: {_explain(exc)}") from None
+
+    @contextmanager
+    def grouped_commits(self) -> Iterator[Callable[[], None]]:
+        """Writes committed a group at a time (a pass's source saves): inside, each write
+        is still all-or-nothing (a savepoint of the group's transaction), and the group is
+        committed when the returned ``commit()`` is called (the pass does it every
+        GROUP_SECONDS) and at the end, also when the block ends on an error. A commit per
+        source cost more than most small sources' whole write. A kill loses the writes of
+        the group not committed yet, validators included: the next run fetches those
+        sources again, so nothing is lost and nothing is counted twice."""
+
+        def commit() -> None:
+            try:
+                if self.db.conn.in_transaction:
+                    self.db.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: saving the sources: {_explain(exc)}") from None
+
+        self._grouping = True
+        try:
+            yield commit
+        except BaseException:
+            self._grouping = False
+            try:
+                commit()  # what was saved before the error stays saved
+            except StoreError:
+                logger.warning("the last group of sources could not be committed either")
+            raise
+        self._grouping = False
+        commit()
 
     @contextmanager
     def _read(self, what: str) -> Iterator[sqlite_utils.Database]:

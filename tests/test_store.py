@@ -45,6 +45,50 @@ def test_a_source_is_saved_all_or_nothing(store: Store, db_path: Path) -> None:
     conn.close()
 
 
+def _stored_urls(db_path: Path) -> set[str]:
+    """What another connection (another process) sees committed."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return {row[0] for row in conn.execute("SELECT url FROM articles")}
+    finally:
+        conn.close()
+
+
+def test_grouped_saves_are_committed_together_and_each_stays_all_or_nothing(
+    store: Store, db_path: Path
+) -> None:
+    outcome = SourceOutcome("s", "ok", http_status=200)
+    one, two = article("https://press.example/1"), article("https://press.example/2")
+    with store.grouped_commits() as commit:
+        store.save_source(outcome, [one], run_id=None, now=NOW, next_check_at=NOW)
+        assert _stored_urls(db_path) == set()  # not committed yet: a kill now loses it
+        commit()
+        assert _stored_urls(db_path) == {one.url}
+        broken = [two, article("https://press.example/3", title=None)]
+        with pytest.raises(StoreError, match="saving source s"):
+            store.save_source(outcome, broken, run_id=None, now=NOW, next_check_at=NOW)
+        store.save_source(outcome, [two], run_id=None, now=NOW, next_check_at=NOW)
+    # the broken save left nothing; the one after it is committed as the group ends
+    assert _stored_urls(db_path) == {one.url, two.url}
+
+
+def test_an_error_that_ends_a_group_keeps_what_was_saved_before_it(
+    store: Store, db_path: Path
+) -> None:
+    outcome = SourceOutcome("s", "ok", http_status=200)
+    with pytest.raises(RuntimeError), store.grouped_commits():
+        store.save_source(
+            outcome, [article("https://press.example/1")], run_id=None, now=NOW, next_check_at=NOW
+        )
+        raise RuntimeError("the pass stopped")
+    assert _stored_urls(db_path) == {"https://press.example/1"}
+    # and the store writes as before afterwards, one commit per write
+    store.save_source(
+        outcome, [article("https://press.example/2")], run_id=None, now=NOW, next_check_at=NOW
+    )
+    assert len(_stored_urls(db_path)) == 2
+
+
 def test_saving_twice_counts_new_and_seen(store: Store) -> None:
     outcome = SourceOutcome("s", "ok", http_status=200)
     first = store.save_source(
