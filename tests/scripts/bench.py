@@ -123,7 +123,7 @@ def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) ->
     print(f"  {'baseline: one regex alternation':40} {size_mb / regex_s:8.1f} MB/s")
     print(f"  {'baseline: bare Aho-Corasick scan':40} {size_mb / bare_s:8.1f} MB/s")
     print(
-        f"  veille / regex: {regex_s / veille_s:.1f}x   (targets: >= 20 MB/s and >= 20x the regex)"
+        f"  veille / regex: {regex_s / veille_s:.1f}x   (targets: >= 25 MB/s and >= 20x the regex)"
     )
     section = Section("6. matching")
     section.notes.append(
@@ -137,8 +137,8 @@ def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) ->
             "MB/s",
             baseline=size_mb / regex_s,
             baseline_label="one regex alternation",
-            target=">= 20 MB/s and >= 20x regex",
-            met=size_mb / veille_s >= 20 and regex_s / veille_s >= 20,
+            target=">= 25 MB/s and >= 20x regex",
+            met=size_mb / veille_s >= 25 and regex_s / veille_s >= 20,
         ),
         Row(
             "matching",
