@@ -44,9 +44,8 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[SourceOutcome], None]
 SOURCES_IN_FLIGHT = 16
-GROUP_SECONDS = (
-    0.25  # the sources' saves are committed together at this pace (Store.grouped_commits)
-)
+# the sources' saves are committed together at this pace (Store.grouped_commits)
+GROUP_SECONDS = 0.25
 ANALYSIS_PER_ARTICLE = 0.05  # seconds added to network.analysis_timeout per article
 ARTICLE_ANALYSIS_TIMEOUT = 10.0  # one article alone, when its batch did not finish
 DERIVE_TIMEOUT = 60.0  # the members' forms, once per configuration
