@@ -26,6 +26,7 @@ from pipeline.schedule import Daemon
 from tests.alert_receiver import AlertReceiver
 from tests.conftest import FAST_NETWORK
 from tests.fixture_server import FixtureServer
+from tests.run_cli import veille
 from tests.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,17 +160,6 @@ def ledger(db_path: Path) -> list[dict[str, Any]]:
 
 def titles(receiver: AlertReceiver) -> list[str]:
     return [p.body.get("title", "") for p in receiver.accepted]
-
-
-def veille(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
 
 
 # ------------------------------------------------------------------ once per story

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pytest
 
 from pipeline.config import load_config, slugify
 from pipeline.errors import ConfigError
+from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,16 +37,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "sources.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def veille(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def test_minimal_shape_from_the_issue_loads_as_written(tmp_path: Path) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -27,6 +25,7 @@ from pipeline.send import send_digest
 from pipeline.store import Store, iso
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
+from tests.run_cli import veille
 from tests.smtp_server import BusyServer, SmtpServer
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -603,16 +602,6 @@ def test_sending_over_tls_with_a_login(
 
 
 # ---------------------------------------------------------------- the command
-
-
-def veille(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_the_digest_command(

@@ -3,8 +3,6 @@ written on a bad file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.directory import import_directory, read_directory, without_legal_suffix
 from pipeline.errors import ConfigError
+from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY = ROOT / "tests" / "fixtures" / "members" / "directory.csv"
@@ -31,16 +30,6 @@ members:
 sources:
   - {id: labiotech, kind: feed, url: "https://www.labiotech.eu/feed/"}
 """
-
-
-def veille(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import difflib
 import email.utils
 import os
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.opml import MAX_OPML_BYTES, export_opml, import_opml, read_opml
 from tests.fixture_server import FixtureServer
+from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent
 ABONNEMENTS = ROOT / "tests" / "fixtures" / "opml" / "abonnements.opml"
@@ -79,16 +78,6 @@ def opml(tmp_path: Path, body: str, *, name: str = "list.opml", head: str = "") 
         encoding="utf-8",
     )
     return path
-
-
-def veille(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 # ---------------------------------------------------------------- import

@@ -20,6 +20,7 @@ from pipeline.run import run
 from pipeline.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
+from tests.run_cli import veille
 from tests.sqlite_rows import rows, source_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,18 +36,6 @@ def feeds(server: FixtureServer, *names: str) -> list[dict[str, Any]]:
         }
         for n in names
     ]
-
-
-def veille(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_first_run_stores_articles_and_a_second_run_stores_nothing_and_sends_validators(

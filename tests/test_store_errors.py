@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
@@ -30,22 +29,12 @@ from pipeline.schedule import Daemon
 from pipeline.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
+from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
 DIGEST = {"from": "veille@atlanpole.example", "recipients": ["communication@atlanpole.example"]}
 MALFORMED = "database disk image is malformed"
-
-
-def veille(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def damage(db_path: Path, table: str) -> None:
