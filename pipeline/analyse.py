@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.config import Config
+from pipeline.dedupe import strip_controls
 from pipeline.members import MemberForms, derive
 from pipeline.mentions import AliasRule, ArticleMention, Matcher, article_mentions
-from pipeline.sandbox import worker_setup
+from pipeline.models import ParsedFeed
+from pipeline.parse.feed import MAX_ENTRIES, parse_feed_bytes
+from pipeline.sandbox import Limits, Setup, run_bounded, worker_setup
 from pipeline.stories import StoryKey, story_key
 
 TITLE_HITS = 1  # a topic keyword in the title is enough
@@ -215,6 +218,17 @@ def analysis_setup(config: Config, forms: Sequence[MemberForms]) -> bytes:
     return pickle.dumps((slim, list(forms)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _analyser(key: str) -> Analyser:
+    """In a worker: the Analyser of the configuration named by ``key``, built once from
+    the setup the run sent (``worker_setup``)."""
+    analyser = _ANALYSERS.get(key)
+    if analyser is None:
+        config, forms = pickle.loads(worker_setup(key))
+        _ANALYSERS.clear()
+        analyser = _ANALYSERS[key] = Analyser(config, forms=forms)
+    return analyser
+
+
 def analyse_batch(
     payload: tuple[str, list[AnalysisItem]],
 ) -> list[tuple[Analysis, StoryKey]]:
@@ -223,11 +237,7 @@ def analyse_batch(
     ``payload`` is (key, items); the worker was sent :func:`analysis_setup`'s bytes under
     that key (``worker_setup``), from the run's own process, never from fetched content."""
     key, items = payload
-    analyser = _ANALYSERS.get(key)
-    if analyser is None:
-        config, forms = pickle.loads(worker_setup(key))
-        _ANALYSERS.clear()
-        analyser = _ANALYSERS[key] = Analyser(config, forms=forms)
+    analyser = _analyser(key)
     return [
         (
             analyser.analyse(title=title, summary=summary, text=text),
@@ -235,3 +245,58 @@ def analyse_batch(
         )
         for title, summary, text, published in items
     ]
+
+
+# ---------------------------------------------------------------- a feed read and analysed at once
+
+EARLY_MAX_ENTRIES = 200  # a larger feed's entries are analysed the usual way, once known new
+EntryKey = tuple[str, str, datetime | None]  # title, summary, published: what analysis reads
+
+
+def entry_key(title: str, summary: str, published_at: datetime | None) -> EntryKey:
+    """An article without page text, as its analysis sees it (controls already stripped)."""
+    return (title, summary, published_at)
+
+
+def parse_and_analyse(
+    payload: tuple[bytes, dict[str, str], str, int, str],
+) -> tuple[ParsedFeed, dict[EntryKey, tuple[Analysis, StoryKey]]]:
+    """A feed parsed, and each of its entries analysed as the article it makes when no
+    page is fetched for it (title and summary without control characters, no text), in
+    the same worker: a source read for the first time without pages needs no second
+    round trip to a worker (for ``run_bounded``, with the analysis setup sent under
+    ``key``). Past EARLY_MAX_ENTRIES entries, nothing is analysed here."""
+    data, headers, url, max_entries, key = payload
+    parsed = parse_feed_bytes(data, headers=headers, url=url, max_entries=max_entries)
+    analyses: dict[EntryKey, tuple[Analysis, StoryKey]] = {}
+    if len(parsed.entries) > EARLY_MAX_ENTRIES:
+        return parsed, analyses
+    analyser = _analyser(key)
+    for entry in parsed.entries:
+        title, summary = strip_controls(entry.title), strip_controls(entry.summary)
+        found = entry_key(title, summary, entry.published_at)
+        if found not in analyses:
+            analyses[found] = (
+                analyser.analyse(title=title, summary=summary, text=None),
+                story_key(title=title, summary=summary, text=None, published_at=entry.published_at),
+            )
+    return parsed, analyses
+
+
+def parse_and_analyse_guarded(
+    data: bytes,
+    *,
+    headers: dict[str, str],
+    url: str,
+    limits: Limits,
+    setup: Setup,
+    max_entries: int = MAX_ENTRIES,
+) -> tuple[ParsedFeed, dict[EntryKey, tuple[Analysis, StoryKey]]]:
+    """:func:`parse_and_analyse` in a bounded worker. Blocking; raises ParseError."""
+    return run_bounded(
+        parse_and_analyse,
+        (data, headers, url, max_entries, setup[0]),
+        limits=limits,
+        what="parsing the feed",
+        setup=setup,
+    )

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pipeline.analyse import Analysis, EntryKey, parse_and_analyse_guarded
 from pipeline.config import Config, Source
 from pipeline.dedupe import canonical_url
 from pipeline.errors import FetchError, ParseError
 from pipeline.fetch import ACCEPT_HTML, Fetcher
 from pipeline.flow import KnownUrls, Slots
-from pipeline.models import Entry, Fetched
+from pipeline.models import Entry, Fetched, ParsedFeed
 from pipeline.parse import parse_feed_guarded
 from pipeline.parse.listing import Listing, ListingSpec, parse_listing_guarded
 from pipeline.parse.sitemap import (
@@ -28,8 +29,9 @@ from pipeline.parse.sitemap import (
     to_entries,
 )
 from pipeline.robots import Access, RobotsCache
-from pipeline.sandbox import Limits
+from pipeline.sandbox import Limits, Setup
 from pipeline.store import utcnow
+from pipeline.stories import StoryKey
 
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 SITEMAP_CHUNK = 500  # sitemap URLs looked up in the store at a time
@@ -46,6 +48,8 @@ class Collected:
     lang: str | None = None
     warnings: list[str] = field(default_factory=list)
     fresh_for: float | None = None  # a feed's cache hint (Cache-Control max-age, Expires)
+    # the entries' analyses, when the feed was analysed as it was parsed (collect's setup)
+    analyses: dict[EntryKey, tuple[Analysis, StoryKey]] = field(default_factory=dict)
 
     @property
     def not_modified(self) -> bool:
@@ -88,8 +92,11 @@ class Collector:
         net = config.network
         self.parse_limits = Limits(timeout=net.parse_timeout, memory_mb=net.parse_memory_mb)
 
-    async def collect(self, source: Source, state: dict[str, Any]) -> Collected:
-        """Raises FetchError or ParseError for the source as a whole."""
+    async def collect(
+        self, source: Source, state: dict[str, Any], *, setup: Setup | None = None
+    ) -> Collected:
+        """Raises FetchError or ParseError for the source as a whole. With the analysis
+        ``setup``, a feed's entries are analysed in the worker that parses it."""
         if source.kind in ("page", "sitemap"):
             await require_robots(self.robots, source.url, trusted=True)
         fetched = await self.fetcher.fetch(
@@ -109,13 +116,15 @@ class Collector:
         if fetched.not_modified:
             return collected
         try:
-            await self._read(source, fetched, collected)
+            await self._read(source, fetched, collected, setup=setup)
         except ParseError as exc:
             exc.status = fetched.status  # the row says what the server really answered
             raise
         return collected
 
-    async def _read(self, source: Source, fetched: Fetched, collected: Collected) -> None:
+    async def _read(
+        self, source: Source, fetched: Fetched, collected: Collected, *, setup: Setup | None
+    ) -> None:
         if not fetched.body:
             raise ParseError(f"empty body: the server answered {fetched.status} with nothing in it")
         if source.kind == "page":
@@ -123,7 +132,20 @@ class Collector:
         elif source.kind == "sitemap":
             await self._read_sitemap(source, fetched, collected)
         else:
-            parsed = await self.slots.run(
+            parsed = await self._parse_feed(fetched, collected, setup=setup)
+            collected.entries = list(parsed.entries)
+            collected.lang = parsed.lang
+            if parsed.bozo:
+                collected.warnings.append(f"feed is malformed but usable: {parsed.bozo}")
+            if parsed.skipped:
+                collected.warnings.append(f"{parsed.skipped} entries skipped")
+
+    async def _parse_feed(
+        self, fetched: Fetched, collected: Collected, *, setup: Setup | None
+    ) -> ParsedFeed:
+        """The feed parsed in a bounded worker, its entries analysed there too with a setup."""
+        if setup is None:
+            return await self.slots.run(
                 parse_feed_guarded,
                 fetched.body,
                 size=len(fetched.body),
@@ -131,12 +153,16 @@ class Collector:
                 url=fetched.final_url,
                 limits=self.parse_limits,
             )
-            collected.entries = list(parsed.entries)
-            collected.lang = parsed.lang
-            if parsed.bozo:
-                collected.warnings.append(f"feed is malformed but usable: {parsed.bozo}")
-            if parsed.skipped:
-                collected.warnings.append(f"{parsed.skipped} entries skipped")
+        parsed, collected.analyses = await self.slots.run(
+            parse_and_analyse_guarded,
+            fetched.body,
+            size=len(fetched.body),
+            headers=fetched.headers,
+            url=fetched.final_url,
+            limits=self.parse_limits,
+            setup=setup,
+        )
+        return parsed
 
     async def _listing(self, fetched: Fetched, spec: ListingSpec) -> Listing:
         """One listing page read in a bounded worker."""

@@ -16,14 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pipeline.alerts import AlertsReport, send_alerts
 from pipeline.analyse import (
     Analysis,
     AnalysisItem,
+    EntryKey,
     analyse_batch,
     analysis_setup,
     derive_forms,
+    entry_key,
 )
 from pipeline.collect import Collector
 from pipeline.config import Config, Source
@@ -36,7 +39,7 @@ from pipeline.members import MemberForms
 from pipeline.models import SourceOutcome
 from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
 from pipeline.robots import RobotsCache
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sandbox import Limits, Setup, run_bounded
 from pipeline.store import DUE_SLACK, Store, utcnow
 from pipeline.stories import StoryKey, story_key
 
@@ -310,12 +313,15 @@ class _Pass:
         state = self.states.get(source.id, {})
         etag = last_modified = None
         items: list[Item] = []
+        early: dict[EntryKey, tuple[Analysis, StoryKey]] = {}
         pages_fetched = 0
         # 2. fetch and read the source itself (feed, listing page or sitemap), conditionally;
         # at the run's deadline it is left as it was, due again for the next run
         try:
             async with asyncio.timeout_at(self.deadline):
-                collected = await self.collector.collect(source, state)
+                collected = await self.collector.collect(
+                    source, state, setup=await self.early_setup(source, state)
+                )
         except TimeoutError:
             return _deferred(source)
         except FetchError as exc:
@@ -334,6 +340,7 @@ class _Pass:
             )
         else:
             etag, last_modified = collected.etag, collected.last_modified
+            early = collected.analyses
             if collected.not_modified:
                 # 3a. 304: nothing to read
                 outcome = SourceOutcome(
@@ -364,6 +371,8 @@ class _Pass:
         # 5. mentions, topics, funding events and story keys of the new (or newly read) articles
         # (CPU work, in a worker thread: the event loop keeps serving the other fetches)
         fresh = self.needing_analysis(items)
+        if early:  # analysed as the feed was parsed: only the others go to a worker now
+            fresh = self.take_early(items, fresh, early)
         # (analysis needs a few times its text, not the hundred times an HTML parse may)
         text_size = sum(
             len(items[k].article.text or "") + len(items[k].article.summary) for k in fresh
@@ -401,6 +410,39 @@ class _Pass:
             pages_fetched=pages_fetched,
             new_stories=saved.new_stories,
         )
+
+    async def early_setup(self, source: Source, state: dict[str, Any]) -> Setup | None:
+        """The analysis setup when the source's entries are best analysed as its feed is
+        parsed: a feed or news search read for the first time (every entry is new) whose
+        pages are not fetched (the entry is all the article will have). Else None."""
+        if source.kind not in ("feed", "search") or source.fetch_articles:
+            return None
+        if state.get("last_success_at"):
+            return None  # a known feed: most of its entries are stored already
+        try:
+            setup = await asyncio.to_thread(analysis_payload_setup, self.config, self.analysis_key)
+        except ParseError:
+            return None  # analysed the usual way, which says why it cannot be
+        return (self.analysis_key, setup)
+
+    @staticmethod
+    def take_early(
+        items: list[Item], fresh: list[int], early: Mapping[EntryKey, tuple[Analysis, StoryKey]]
+    ) -> list[int]:
+        """Fills in the analyses made as the feed was parsed; the positions still to analyse."""
+        left: list[int] = []
+        for k in fresh:
+            article = items[k].article
+            found = (
+                None
+                if article.text
+                else early.get(entry_key(article.title, article.summary, article.published_at))
+            )
+            if found is None:
+                left.append(k)
+            else:
+                items[k] = replace(items[k], analysis=found[0], story_key=found[1])
+        return left
 
     def needing_analysis(self, items: list[Item]) -> list[int]:
         """Positions of the new articles, and of known ones whose text was just read."""
