@@ -265,21 +265,31 @@ def parse_and_analyse(
     page is fetched for it (title and summary without control characters, no text), in
     the same worker: a source read for the first time without pages needs no second
     round trip to a worker (for ``run_bounded``, with the analysis setup sent under
-    ``key``). Past EARLY_MAX_ENTRIES entries, nothing is analysed here."""
+    ``key``). Past EARLY_MAX_ENTRIES entries, nothing is analysed here.
+
+    The analysis never costs the feed: if it raises, the feed comes back with no
+    analyses, and its articles are analysed the usual way, each bounded on its own. It
+    runs under the parse's time and memory bounds, on at most EARLY_MAX_ENTRIES titles
+    and summaries of bounded length, with linear patterns."""
     data, headers, url, max_entries, key = payload
     parsed = parse_feed_bytes(data, headers=headers, url=url, max_entries=max_entries)
-    analyses: dict[EntryKey, tuple[Analysis, StoryKey]] = {}
     if len(parsed.entries) > EARLY_MAX_ENTRIES:
-        return parsed, analyses
-    analyser = _analyser(key)
-    for entry in parsed.entries:
-        title, summary = strip_controls(entry.title), strip_controls(entry.summary)
-        found = entry_key(title, summary, entry.published_at)
-        if found not in analyses:
-            analyses[found] = (
-                analyser.analyse(title=title, summary=summary, text=None),
-                story_key(title=title, summary=summary, text=None, published_at=entry.published_at),
-            )
+        return parsed, {}
+    analyses: dict[EntryKey, tuple[Analysis, StoryKey]] = {}
+    try:
+        analyser = _analyser(key)
+        for entry in parsed.entries:
+            title, summary = strip_controls(entry.title), strip_controls(entry.summary)
+            found = entry_key(title, summary, entry.published_at)
+            if found not in analyses:
+                analyses[found] = (
+                    analyser.analyse(title=title, summary=summary, text=None),
+                    story_key(
+                        title=title, summary=summary, text=None, published_at=entry.published_at
+                    ),
+                )
+    except Exception:  # a bug on odd input must not cost the feed: the usual path retries
+        return parsed, {}
     return parsed, analyses
 
 

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 import pipeline.run as run_module
+from pipeline.analyse import parse_and_analyse
 from pipeline.config import Config
+from pipeline.parse.feed import MAX_ENTRIES
 from pipeline.run import run
+from pipeline.sandbox import Limits, run_bounded
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 
@@ -123,3 +126,16 @@ def test_only_a_first_read_is_analysed_with_the_parse(
     ).fetchone()
     conn.close()
     assert error and "no analysis worker expected here" in error
+
+
+def test_an_analysis_that_fails_in_the_parse_worker_leaves_the_feed_parsed(
+    feed_dir: Path,
+) -> None:
+    """Through a real bounded worker: its analysis setup is not the one asked for, so the
+    analysis part raises; the feed comes back parsed, with nothing analysed."""
+    data = (feed_dir / "ouest-sante.rss").read_bytes()
+    payload = (data, {}, "https://www.ouest-sante.example/feed", MAX_ENTRIES, "another-key")
+    parsed, analyses = run_bounded(
+        parse_and_analyse, payload, limits=Limits(), setup=("a-key", b"not a pickle")
+    )
+    assert len(parsed.entries) == 6 and analyses == {}

@@ -617,6 +617,11 @@ def test_articles_the_analysis_worker_gives_up_on_are_stored_unanalysed_and_not_
 ) -> None:
     monkeypatch.setattr(run_module, "analyse_batch", hanging_analysis)
     monkeypatch.setattr(run_module, "ARTICLE_ANALYSIS_TIMEOUT", 2.0)
+
+    async def usual_path(*_args: Any) -> None:
+        return None  # the analysis workers, not the parse (tests/test_early_analysis.py)
+
+    monkeypatch.setattr(run_module._Pass, "early_setup", staticmethod(usual_path))
     config = write_config(
         sources=[{"id": "good", "kind": "feed", "url": server.url(GOOD_FEED)}],
         network={"analysis_timeout": 8},  # room for the others on a loaded machine
