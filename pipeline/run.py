@@ -419,6 +419,8 @@ class _Pass:
             return None
         if state.get("last_success_at"):
             return None  # a known feed: most of its entries are stored already
+        if state.get("consecutive_failures"):
+            return None  # it failed before, whatever the cause: read it the plain way
         try:
             setup = await asyncio.to_thread(analysis_payload_setup, self.config, self.analysis_key)
         except ParseError:

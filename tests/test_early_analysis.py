@@ -139,3 +139,24 @@ def test_an_analysis_that_fails_in_the_parse_worker_leaves_the_feed_parsed(
         parse_and_analyse, payload, limits=Limits(), setup=("a-key", b"not a pickle")
     )
     assert len(parsed.entries) == 6 and analyses == {}
+
+
+def test_a_feed_whose_first_read_failed_is_then_read_the_plain_way(
+    server: FixtureServer,
+    write_config: WriteConfig,
+    feed_dir: Path,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_module, "analyse_batch", failing_analysis)
+    config = write_config(sources=[{"id": "late", "kind": "feed", "url": server.url("late.rss")}])
+    assert run(config, db_path=db_path).status == "failed"  # 404: not there yet
+    (feed_dir / "late.rss").write_bytes((feed_dir / "ouest-sante.rss").read_bytes())
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE sources SET next_check_at = NULL")
+    conn.commit()
+    assert run(config, db_path=db_path).new_articles == 6
+    errors = [e for (e,) in conn.execute("SELECT analysis_error FROM articles")]
+    conn.close()
+    # whatever made the first read fail, the next one does not take the early path
+    assert len(errors) == 6 and all(e and "no analysis worker expected here" in e for e in errors)
