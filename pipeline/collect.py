@@ -144,23 +144,16 @@ class Collector:
         self, fetched: Fetched, collected: Collected, *, setup: Setup | None
     ) -> ParsedFeed:
         """The feed parsed in a bounded worker, its entries analysed there too with a setup."""
+        common: dict[str, Any] = {
+            "size": len(fetched.body),
+            "headers": fetched.headers,
+            "url": fetched.final_url,
+            "limits": self.parse_limits,
+        }
         if setup is None:
-            return await self.slots.run(
-                parse_feed_guarded,
-                fetched.body,
-                size=len(fetched.body),
-                headers=fetched.headers,
-                url=fetched.final_url,
-                limits=self.parse_limits,
-            )
+            return await self.slots.run(parse_feed_guarded, fetched.body, **common)
         parsed, collected.analyses = await self.slots.run(
-            parse_and_analyse_guarded,
-            fetched.body,
-            size=len(fetched.body),
-            headers=fetched.headers,
-            url=fetched.final_url,
-            limits=self.parse_limits,
-            setup=setup,
+            parse_and_analyse_guarded, fetched.body, setup=setup, **common
         )
         return parsed
 
