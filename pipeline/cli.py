@@ -20,11 +20,11 @@ from typing import Any, NoReturn
 import click
 
 from pipeline import __version__
-from pipeline.config import DEFAULT_CONFIG_PATH, Config, load_config
+from pipeline.analysis.members import CHECK_WEEKS
 from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
-from pipeline.members import CHECK_WEEKS
 from pipeline.models import SourceOutcome
-from pipeline.store import DEFAULT_DB_PATH, Store, utcnow
+from pipeline.settings.config import DEFAULT_CONFIG_PATH, Config, load_config
+from pipeline.storage.store import DEFAULT_DB_PATH, Store, utcnow
 
 logger = logging.getLogger("pipeline")
 
@@ -222,9 +222,9 @@ def digest(
     import os
     from datetime import UTC, datetime
 
-    from pipeline.digest import Week, build, render, write_preview
-    from pipeline.mail import MailError
-    from pipeline.send import send_digest
+    from pipeline.outputs.digest import Week, build, render, write_preview
+    from pipeline.outputs.mail import MailError
+    from pipeline.outputs.send import send_digest
 
     if force and not send:
         _fail("--force only goes with --send", EXIT_USAGE)
@@ -313,8 +313,8 @@ def schedule(config_path: Path, db_path: Path) -> None:
 
     config = _load(config_path)
     logging.getLogger("pipeline.schedule").setLevel(logging.INFO)
-    logging.getLogger("pipeline.send").setLevel(logging.INFO)
-    logging.getLogger("pipeline.alerts").setLevel(logging.INFO)  # a line per rule that sent
+    logging.getLogger("pipeline.outputs.send").setLevel(logging.INFO)
+    logging.getLogger("pipeline.outputs.alerts").setLevel(logging.INFO)  # a line per rule that sent
     Daemon(config, db_path=db_path).start()
 
 
@@ -406,9 +406,9 @@ def discover(url: str, config_path: Path) -> None:
 
         veille discover https://www.ose-immuno.com/actualites/
     """
-    from pipeline.extract import discover_guarded
-    from pipeline.fetch import ACCEPT_HTML, Fetcher
-    from pipeline.sandbox import Limits
+    from pipeline.analysis.extract import discover_guarded
+    from pipeline.sources.fetch import ACCEPT_HTML, Fetcher
+    from pipeline.sources.sandbox import Limits
 
     config = _load(config_path)
 
@@ -453,7 +453,7 @@ def match(config_path: Path, files: tuple[str, ...]) -> None:
     """
     import json
 
-    from pipeline.mentions import Matcher
+    from pipeline.analysis.mentions import Matcher
 
     matcher = Matcher.from_config(_load(config_path))
     for name in files:
@@ -521,7 +521,7 @@ def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
     """
     import tempfile
 
-    from pipeline.serve import datasette_command, is_loopback, metadata_for, write_metadata
+    from pipeline.outputs.serve import datasette_command, is_loopback, metadata_for, write_metadata
 
     if hash_password:
         from datasette_auth_passwords.utils import hash_password as make_hash
@@ -692,7 +692,7 @@ def sources_import(file: Path, config_path: Path, dry_run: bool) -> None:
 
         veille sources import abonnements.opml --config sources.yaml
     """
-    from pipeline.opml import import_opml
+    from pipeline.sources.opml import import_opml
 
     report = import_opml(file, config_path=config_path, dry_run=dry_run)
     click.echo(report.summary(dry_run=dry_run), err=True)
@@ -712,7 +712,7 @@ def sources_export(config_path: Path) -> None:
 
         veille sources export --config sources.yaml > veille.opml
     """
-    from pipeline.opml import export_opml
+    from pipeline.sources.opml import export_opml
 
     exported = export_opml(_load(config_path))
     click.echo(exported.text, nl=False)
@@ -823,7 +823,7 @@ def members_import(file: Path, config_path: Path, dry_run: bool) -> None:
 
         veille members import annuaire.csv --config sources.yaml
     """
-    from pipeline.directory import import_directory
+    from pipeline.settings.directory import import_directory
 
     report = import_directory(file, config_path=config_path, dry_run=dry_run)
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""), err=True)
@@ -863,7 +863,7 @@ def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str |
     """
     from datetime import UTC, datetime, timedelta
 
-    from pipeline.members import check, render_check
+    from pipeline.analysis.members import check, render_check
 
     config = _load(config_path)
     if member_id and member_id not in {m.slug for m in config.members}:
@@ -889,7 +889,7 @@ def _check_alerts(config: Config) -> None:
     `veille check` (a run only warns, and sends the other rules' alerts)."""
     import os
 
-    from pipeline.alerts import check_destinations
+    from pipeline.outputs.alerts import check_destinations
 
     if problems := check_destinations(config, os.environ):
         _fail(str(ConfigError(problems, path=config.path)), EXIT_USAGE)
@@ -937,7 +937,7 @@ def alerts_list(db_path: Path, limit: int) -> None:
 
 
 def _list_alerts(db_path: Path, limit: int) -> None:
-    from pipeline.alerts import recent, waiting
+    from pipeline.outputs.alerts import recent, waiting
 
     if not db_path.exists():
         _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
@@ -990,7 +990,7 @@ def alerts_test(rule_id: str, config_path: Path) -> None:
     """
     import os
 
-    from pipeline.alerts import send_test
+    from pipeline.outputs.alerts import send_test
 
     config = _load(config_path)
     try:

@@ -12,26 +12,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.analyse import Analysis, EntryKey, parse_and_analyse_guarded
-from pipeline.config import Config, Source
-from pipeline.dedupe import canonical_url
+from pipeline.analysis.analyse import Analysis, EntryKey, parse_and_analyse_guarded
+from pipeline.analysis.stories import StoryKey
 from pipeline.errors import FetchError, ParseError
-from pipeline.fetch import ACCEPT_HTML, Fetcher
 from pipeline.flow import KnownUrls, Slots
 from pipeline.models import Entry, Fetched, ParsedFeed
-from pipeline.parse import parse_feed_guarded
-from pipeline.parse.listing import Listing, ListingSpec, parse_listing_guarded
-from pipeline.parse.sitemap import (
+from pipeline.settings.config import Config, Source
+from pipeline.sources.dedupe import canonical_url
+from pipeline.sources.fetch import ACCEPT_HTML, Fetcher
+from pipeline.sources.parse import parse_feed_guarded
+from pipeline.sources.parse.listing import Listing, ListingSpec, parse_listing_guarded
+from pipeline.sources.parse.sitemap import (
     SitemapLink,
     SitemapRequest,
     parse_sitemap_guarded,
     recent,
     to_entries,
 )
-from pipeline.robots import Access, RobotsCache
-from pipeline.sandbox import Limits, Setup
-from pipeline.store import utcnow
-from pipeline.stories import StoryKey
+from pipeline.sources.robots import Access, RobotsCache
+from pipeline.sources.sandbox import Limits, Setup
+from pipeline.storage.store import utcnow
 
 MAX_CHILD_SITEMAPS = 10  # newest child sitemaps read from one index
 SITEMAP_CHUNK = 500  # sitemap URLs looked up in the store at a time

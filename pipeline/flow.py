@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.analyse import Analysis
+from pipeline.analysis.analyse import Analysis
+from pipeline.analysis.stories import StoryKey
 from pipeline.models import Article
-from pipeline.sandbox import retire_idle_workers
-from pipeline.stories import StoryKey
+from pipeline.sources.sandbox import retire_idle_workers
 
 T = TypeVar("T")
 KnownUrls = Callable[[Sequence[str]], set[str]]  # which of these URLs the store already holds

@@ -14,15 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from pipeline.config import Config
-from pipeline.dedupe import canonical_url, same_site
+from pipeline.analysis.extract import Extracted, extract_guarded
 from pipeline.errors import FetchError, ParseError
-from pipeline.extract import Extracted, extract_guarded
-from pipeline.fetch import ACCEPT_HTML, Fetcher, HopRefused
 from pipeline.flow import Item, Slots
 from pipeline.models import Article, PageState
-from pipeline.robots import Access, RobotsCache
-from pipeline.sandbox import Limits
+from pipeline.settings.config import Config
+from pipeline.sources.dedupe import canonical_url, same_site
+from pipeline.sources.fetch import ACCEPT_HTML, Fetcher, HopRefused
+from pipeline.sources.robots import Access, RobotsCache
+from pipeline.sources.sandbox import Limits
 
 MAX_PAGE_ATTEMPTS = 3  # an article page that keeps failing is given up after this many runs
 PAGES_IN_FLIGHT = 16  # x network.max_page_bytes: the most page bodies held at once

@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.alerts import AlertsReport, send_alerts
-from pipeline.analyse import (
+from pipeline.analysis.analyse import (
     Analysis,
     AnalysisItem,
     EntryKey,
@@ -28,20 +27,21 @@ from pipeline.analyse import (
     derive_forms,
     entry_key,
 )
+from pipeline.analysis.members import MemberForms
+from pipeline.analysis.stories import StoryKey, story_key
 from pipeline.collect import Collector
-from pipeline.config import Config, Source
-from pipeline.dedupe import to_articles, without_controls
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
-from pipeline.fetch import Fetcher
 from pipeline.flow import Item, Slots, store_fields
 from pipeline.lock import run_lock
-from pipeline.members import MemberForms
 from pipeline.models import SourceOutcome
+from pipeline.outputs.alerts import AlertsReport, send_alerts
 from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
-from pipeline.robots import RobotsCache
-from pipeline.sandbox import Limits, Setup, run_bounded
-from pipeline.store import DUE_SLACK, Store, utcnow
-from pipeline.stories import StoryKey, story_key
+from pipeline.settings.config import Config, Source
+from pipeline.sources.dedupe import to_articles, without_controls
+from pipeline.sources.fetch import Fetcher
+from pipeline.sources.robots import RobotsCache
+from pipeline.sources.sandbox import Limits, Setup, run_bounded
+from pipeline.storage.store import DUE_SLACK, Store, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -35,12 +35,12 @@ from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from pipeline.config import Config
-from pipeline.digest import Week
 from pipeline.errors import LockHeld, VeilleError
 from pipeline.lock import run_lock
-from pipeline.send import DONE, send_digest
-from pipeline.store import Store, iso
+from pipeline.outputs.digest import Week
+from pipeline.outputs.send import DONE, send_digest
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store, iso
 
 logger = logging.getLogger(__name__)
 

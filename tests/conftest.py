@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline.config import Config, load_config
+from pipeline.settings.config import Config, load_config
 from tests.fixture_server import FixtureServer
 
 FIXTURES = Path(__file__).parent / "fixtures"

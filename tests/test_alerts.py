@@ -18,11 +18,11 @@ from xml.sax.saxutils import escape
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline.alerts import inert
-from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
+from pipeline.outputs.alerts import inert
 from pipeline.run import run
 from pipeline.schedule import Daemon
+from pipeline.settings.config import Config, load_config
 from tests.alert_receiver import AlertReceiver
 from tests.conftest import FAST_NETWORK
 from tests.fixture_server import FixtureServer
@@ -241,7 +241,7 @@ def test_a_failing_destination_gets_the_story_on_the_next_run_once_and_blocks_no
     with AlertReceiver() as down, AlertReceiver() as up:
         down.status = 500
         env = {"VEILLE_ALERTS_COMMS": f"{down.apprise_url('teams')}, {up.apprise_url('slack')}"}
-        with caplog.at_level(logging.WARNING, logger="pipeline.alerts"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.outputs.alerts"):
             report = run(config, db_path=db_path, env=env)
         assert report.status == "ok"  # alerts never change the run's outcome
         assert len(up.accepted) == 1 and len(down.posts) == 1 and not down.accepted
@@ -284,7 +284,7 @@ def test_a_destination_removed_from_the_variable_has_its_waiting_messages_droppe
 def test_a_destination_that_keeps_failing_is_given_up_after_bounded_attempts(
     make_config: MakeConfig, hook: AlertReceiver, db_path: Path
 ) -> None:
-    from pipeline.alerts import MAX_ATTEMPTS
+    from pipeline.outputs.alerts import MAX_ATTEMPTS
 
     config = make_config(
         [{"id": "comms", "to": "VEILLE_ALERTS_COMMS", "members": ["goliver-therapeutics"]}]
@@ -423,7 +423,7 @@ def test_a_missing_variable_is_a_warning_for_its_rule_and_the_run_goes_on(
     config = make_config(
         [{"id": "comms", "to": "VEILLE_ALERTS_COMMS"}, {"id": "other", "to": "VEILLE_ALERTS_OTHER"}]
     )
-    with caplog.at_level(logging.WARNING, logger="pipeline.alerts"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.outputs.alerts"):
         report = run(config, db_path=db_path, env={"VEILLE_ALERTS_OTHER": hook.apprise_url()})
     assert report.status == "ok" and report.new_articles == 4
     assert (
@@ -702,7 +702,7 @@ def test_runs_killed_while_sending_alerts_tell_each_story_once(tmp_path: Path) -
 
 
 def test_the_commented_example_in_sources_yaml_is_a_valid_rule() -> None:
-    from pipeline.config import build_config
+    from pipeline.settings.config import build_config
 
     text = (ROOT / "sources.yaml").read_text(encoding="utf-8")
     block = text[text.index("# alerts:") :]

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 import pipeline.run as run_module
-import pipeline.store as store_module
-from pipeline.fetch import freshness
+import pipeline.storage.store as store_module
 from pipeline.run import run
-from pipeline.store import DUE_SLACK
+from pipeline.sources.fetch import freshness
+from pipeline.storage.store import DUE_SLACK
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 

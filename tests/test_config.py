@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config, slugify
 from pipeline.errors import ConfigError
+from pipeline.settings.config import load_config, slugify
 from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,10 +24,10 @@ import pytest
 from datasette.app import Datasette
 from ruamel.yaml import YAML
 
-from pipeline.config import load_config
-from pipeline.digest import Week, week_bounds
+from pipeline.outputs.digest import Week, week_bounds
+from pipeline.outputs.serve import load_metadata, metadata_for
 from pipeline.run import run
-from pipeline.serve import load_metadata, metadata_for
+from pipeline.settings.config import load_config
 from tests.conftest import DEMO_FEEDS, FAST_NETWORK
 from tests.fixture_server import FixtureServer
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.dedupe import canonical_url, to_articles, unwrap_link
 from pipeline.models import Entry
+from pipeline.sources.dedupe import canonical_url, to_articles, unwrap_link
 
 BASE = "https://www.ouest-sante.example/economie/xenothera-leve-12-millions.html"
 

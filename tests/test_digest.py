@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.config import Config
-from pipeline.digest import Week, build, render, safe_url
 from pipeline.errors import ConfigError
-from pipeline.mail import MailError, SmtpSettings
+from pipeline.outputs.digest import Week, build, render, safe_url
+from pipeline.outputs.mail import MailError, SmtpSettings
+from pipeline.outputs.send import send_digest
 from pipeline.run import run
-from pipeline.send import send_digest
-from pipeline.store import Store, iso
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store, iso
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
 from tests.run_cli import veille

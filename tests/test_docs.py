@@ -171,7 +171,7 @@ def test_the_analysts_questions_have_their_queries() -> None:
 @pytest.mark.parametrize("sql", _sql_examples())
 def test_every_example_query_runs_on_the_current_schema(sql: str, tmp_path: Path) -> None:
     """The queries of docs/analysing.md name only tables and columns the migrations create."""
-    from pipeline.store import Store
+    from pipeline.storage.store import Store
 
     path = tmp_path / "veille.db"
     Store.open(path).close()

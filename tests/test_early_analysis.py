@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 import pipeline.run as run_module
-from pipeline.analyse import parse_and_analyse
-from pipeline.config import Config
-from pipeline.parse.feed import MAX_ENTRIES
+from pipeline.analysis.analyse import parse_and_analyse
 from pipeline.run import run
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.settings.config import Config
+from pipeline.sources.parse.feed import MAX_ENTRIES
+from pipeline.sources.sandbox import Limits, run_bounded
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.analysis.extract import detect_lang, extract_guarded, extract_html, normalise_lang
 from pipeline.errors import ParseError
-from pipeline.extract import detect_lang, extract_guarded, extract_html, normalise_lang
 from tests.conftest import FIXTURES
 
 ARTICLES = FIXTURES / "articles"

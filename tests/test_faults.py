@@ -31,11 +31,11 @@ import psutil
 import pytest
 
 from pipeline import run as run_module
-from pipeline.config import Network
-from pipeline.dedupe import canonical_url
-from pipeline.fetch import Fetcher
-from pipeline.parse.feed import MAX_ENTRIES, MAX_SUMMARY, MAX_TITLE, parse_feed_bytes
 from pipeline.run import remention, run
+from pipeline.settings.config import Network
+from pipeline.sources.dedupe import canonical_url
+from pipeline.sources.fetch import Fetcher
+from pipeline.sources.parse.feed import MAX_ENTRIES, MAX_SUMMARY, MAX_TITLE, parse_feed_bytes
 from tests.conftest import DEMO_FEEDS, FAST_NETWORK, WriteConfig
 from tests.fixture_server import (
     SMUGGLED_TITLE,

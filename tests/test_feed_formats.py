@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Config
 from pipeline.errors import ParseError
-from pipeline.parse import parse_feed_bytes, parse_feed_guarded
 from pipeline.run import run
+from pipeline.settings.config import Config
+from pipeline.sources.parse import parse_feed_bytes, parse_feed_guarded
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.sqlite_rows import rows, source_row

@@ -23,13 +23,13 @@ import feedparser
 import pytest
 from datasette.app import Datasette
 
-from pipeline.analyse import Analysis, Funding
-from pipeline.config import Config, load_config
-from pipeline.mentions import ArticleMention
+from pipeline.analysis.analyse import Analysis, Funding
+from pipeline.analysis.mentions import ArticleMention
 from pipeline.models import Article, SourceOutcome
+from pipeline.outputs.serve import load_metadata, metadata_for
 from pipeline.run import remention, run
-from pipeline.serve import load_metadata, metadata_for
-from pipeline.store import Store
+from pipeline.settings.config import Config, load_config
+from pipeline.storage.store import Store
 from tests.conftest import DEMO_FEEDS
 from tests.fixture_server import FixtureServer
 from tests.sqlite_rows import rows as query

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Network
 from pipeline.errors import FetchError
-from pipeline.fetch import Fetcher, parse_retry_after
 from pipeline.models import Fetched
+from pipeline.settings.config import Network
+from pipeline.sources.fetch import Fetcher, parse_retry_after
 from tests.conftest import FAST_NETWORK
 from tests.fixture_server import FixtureServer, closed_port
 

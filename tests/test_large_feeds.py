@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.models import ParsedFeed
-from pipeline.parse import guard_feed_bytes, parse_feed_bytes, parse_feed_guarded
-from pipeline.parse.feed import MAX_ENTRIES
-from pipeline.parse.large import keep_newest
-from pipeline.sandbox import Limits
+from pipeline.sources.parse import guard_feed_bytes, parse_feed_bytes, parse_feed_guarded
+from pipeline.sources.parse.feed import MAX_ENTRIES
+from pipeline.sources.parse.large import keep_newest
+from pipeline.sources.sandbox import Limits
 from tests.conftest import DEMO_FEEDS, FEEDS, FIXTURES
 from tests.scripts.large_feeds import large_atom, large_rss
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from pipeline.analyse import Analysis
-from pipeline.config import Config
-from pipeline.digest import Week, build, render
-from pipeline.mail import MailError
-from pipeline.mentions import ArticleMention
-from pipeline.migrations import MIGRATIONS, _m11_mention_found_at
+from pipeline.analysis.analyse import Analysis
+from pipeline.analysis.mentions import ArticleMention
 from pipeline.models import Article, SourceOutcome
+from pipeline.outputs.digest import Week, build, render
+from pipeline.outputs.mail import MailError
+from pipeline.outputs.send import send_digest
 from pipeline.run import remention, run
-from pipeline.send import send_digest
-from pipeline.store import Store
+from pipeline.settings.config import Config
+from pipeline.storage.migrations import MIGRATIONS, _m11_mention_found_at
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer

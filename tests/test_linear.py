@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from pipeline import analyse, extract, stories
-from pipeline.analyse import Analyser
-from pipeline.config import load_config
-from pipeline.mentions import Matcher
-from pipeline.parse.feed import guard_feed_bytes, plain_text
+from pipeline.analysis import analyse, extract, stories
+from pipeline.analysis.analyse import Analyser
+from pipeline.analysis.mentions import Matcher
+from pipeline.settings.config import load_config
+from pipeline.sources.parse.feed import guard_feed_bytes, plain_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTOR = 8

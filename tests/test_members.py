@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline.config import Config, load_config
-from pipeline.members import MemberForms, derive
-from pipeline.mentions import Matcher
+from pipeline.analysis.members import MemberForms, derive
+from pipeline.analysis.mentions import Matcher
+from pipeline.settings.config import Config, load_config
 
 CLUSTER = {"name": "Atlanpole Biotherapies", "aliases": ["Atlanpole Biothérapies"]}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.directory import import_directory, read_directory, without_legal_suffix
 from pipeline.errors import ConfigError
+from pipeline.settings.config import load_config
+from pipeline.settings.directory import import_directory, read_directory, without_legal_suffix
 from tests.run_cli import veille
 
 ROOT = Path(__file__).resolve().parent.parent

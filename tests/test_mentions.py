@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.analyse import Analyser, find_amounts, parse_number
-from pipeline.config import Config, load_config
-from pipeline.mentions import Matcher, fold, snippet
+from pipeline.analysis.analyse import Analyser, find_amounts, parse_number
+from pipeline.analysis.mentions import Matcher, fold, snippet
 from pipeline.run import remention, run
+from pipeline.settings.config import Config, load_config
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.scripts.eval_mentions import TARGET_PRECISION, TARGET_RECALL, evaluate, load_passages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.netpolicy import host_problem, parse_ip
+from pipeline.sources.netpolicy import host_problem, parse_ip
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pipeline.config import load_config
 from pipeline.errors import ConfigError
-from pipeline.opml import MAX_OPML_BYTES, export_opml, import_opml, read_opml
+from pipeline.settings.config import load_config
+from pipeline.sources.opml import MAX_OPML_BYTES, export_opml, import_opml, read_opml
 from tests.fixture_server import FixtureServer
 from tests.run_cli import veille
 

@@ -19,12 +19,12 @@ from xml.sax.saxutils import escape
 
 from datasette.app import Datasette
 
-from pipeline.config import Config
-from pipeline.digest import Week, build, render
+from pipeline.outputs.digest import Week, build, render
+from pipeline.outputs.safe_csv import CsvNeutraliser
+from pipeline.outputs.serve import metadata_for
 from pipeline.run import run
-from pipeline.safe_csv import CsvNeutraliser
-from pipeline.serve import metadata_for
-from pipeline.store import Store
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.extract import Extracted
+from pipeline.analysis.extract import Extracted
 from pipeline.flow import Item, store_fields
 from pipeline.models import Article
 from pipeline.pages import apply_pages, choose_pages
-from pipeline.robots import DISALLOWED
 from pipeline.run import run
+from pipeline.sources.robots import DISALLOWED
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ParseError
-from pipeline.parse import (
+from pipeline.sources.parse import (
     guard_feed_bytes,
     parse_feed_bytes,
     parse_feed_guarded,
     plain_text,
 )
-from pipeline.sandbox import Limits
+from pipeline.sources.sandbox import Limits
 from tests.conftest import DEMO_FEEDS, FEEDS
 from tests.fixture_server import entity_bomb
 

@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline.config import Network
 from pipeline.errors import FetchError
-from pipeline.fetch import Fetcher, HopRefused
-from pipeline.robots import ALLOWED, FORBIDDEN, Access, RobotsCache, Verdict
 from pipeline.run import run
+from pipeline.settings.config import Network
+from pipeline.sources.fetch import Fetcher, HopRefused
+from pipeline.sources.robots import ALLOWED, FORBIDDEN, Access, RobotsCache, Verdict
 from tests.conftest import FAST_NETWORK, WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
 from tests.sqlite_rows import rows as query

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Config
 from pipeline.lock import run_lock
 from pipeline.run import run
-from pipeline.store import Store
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, closed_port
 from tests.run_cli import veille

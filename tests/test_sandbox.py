@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipeline.errors import ParseError
-from pipeline.sandbox import Limits, retire_idle_workers, run_bounded, worker_setup
+from pipeline.sources.sandbox import Limits, retire_idle_workers, run_bounded, worker_setup
 
 LIMITS = Limits(timeout=20.0, memory_mb=256)
 

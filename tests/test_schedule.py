@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.config import DEFAULT_SEARCH_INTERVAL_MINUTES, Config, Source
-from pipeline.digest import Week
 from pipeline.models import SourceOutcome
+from pipeline.outputs.digest import Week
 from pipeline.run import next_check, run
 from pipeline.schedule import MAX_DIGEST_ATTEMPTS, Daemon, previous_fire
-from pipeline.store import Store, iso, pass_quota
+from pipeline.settings.config import DEFAULT_SEARCH_INTERVAL_MINUTES, Config, Source
+from pipeline.storage.store import Store, iso, pass_quota
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.smtp_server import SmtpServer
@@ -373,7 +373,7 @@ def test_a_news_search_is_polled_once_a_day_per_feed_at_a_slot_its_id_fixes(
     assert feeds[1].next_slot(slots[feeds[1].id]) == slots[feeds[1].id] + timedelta(days=1)
     # the slot comes from the id alone: another process (another hash seed) finds the same
     code = (
-        "from datetime import datetime, UTC; from pipeline.config import Source; "
+        "from datetime import datetime, UTC; from pipeline.settings.config import Source; "
         "s = Source(id='news:membre-007', kind='search', url='http://127.0.0.1/', name='n', "
         "interval_minutes=1440); print(s.next_slot(datetime(2026, 11, 30, 8, tzinfo=UTC)).isoformat())"
     )

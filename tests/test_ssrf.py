@@ -28,9 +28,9 @@ from urllib.parse import quote
 
 import pytest
 
-import pipeline.fetch
-from pipeline.dedupe import canonical_url
+import pipeline.sources.fetch
 from pipeline.run import run
+from pipeline.sources.dedupe import canonical_url
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer, loopback_connections_only
 
@@ -88,9 +88,9 @@ def public(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FixtureS
     """127.0.0.2 standing in for a public site: the address policy lets this one through."""
     root = tmp_path / "public"
     root.mkdir()
-    real = pipeline.fetch.host_problem
+    real = pipeline.sources.fetch.host_problem
     monkeypatch.setattr(
-        pipeline.fetch,
+        pipeline.sources.fetch,
         "host_problem",
         lambda host: None if host == PUBLIC_STAND_IN else real(host),
     )

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.models import Article, SourceOutcome
-from pipeline.store import Store
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)

@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import pipeline.store as store_module
+import pipeline.storage.store as store_module
 from pipeline import cli
-from pipeline.alerts import recent, waiting
-from pipeline.config import Config
-from pipeline.digest import Week, build
 from pipeline.errors import StoreError
+from pipeline.outputs.alerts import recent, waiting
+from pipeline.outputs.digest import Week, build
 from pipeline.run import run
 from pipeline.schedule import Daemon
-from pipeline.store import Store
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.run_cli import veille

@@ -6,11 +6,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.analysis.stories import NUM_PERM, SCHEME, SEED, story_key, title_key
 from pipeline.models import Article, SourceOutcome
 from pipeline.run import restory
-from pipeline.store import Store
-from pipeline.stories import NUM_PERM, SCHEME, SEED, story_key, title_key
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 
 DAY = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.migrations import MIGRATIONS, _m13_text_state
 from pipeline.models import PageState
 from pipeline.run import run
-from pipeline.store import Store
+from pipeline.storage.migrations import MIGRATIONS, _m13_text_state
+from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.sqlite_rows import rows as query

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-import pipeline.store
+import pipeline.storage.store
 from pipeline.errors import StoreError
 from pipeline.run import run
-from pipeline.store import MIGRATIONS, Store
+from pipeline.storage.store import MIGRATIONS, Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
 from tests.test_run import veille
@@ -190,7 +190,7 @@ def test_a_failing_migration_leaves_the_database_at_its_old_version(
 
     half_done.__name__ = last.__name__
     broken: tuple[Callable[[sqlite_utils.Database], None], ...] = (*MIGRATIONS[:-1], half_done)
-    monkeypatch.setattr(pipeline.store, "MIGRATIONS", broken)
+    monkeypatch.setattr(pipeline.storage.store, "MIGRATIONS", broken)
     with pytest.raises(StoreError, match=f"migration {CURRENT} .*disk I/O error"):
         Store.open(db_path)
     assert user_version(db_path) == CURRENT - 1

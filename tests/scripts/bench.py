@@ -90,7 +90,7 @@ def median_seconds(func: Callable[[], object], repeat: int) -> float:
 def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) -> Section:
     import ahocorasick
 
-    from pipeline.mentions import AliasRule, Matcher, fold
+    from pipeline.analysis.mentions import AliasRule, Matcher, fold
 
     rng = random.Random(seed)
     names = synthetic_aliases(aliases, rng)
@@ -158,9 +158,9 @@ def bench_remention(*, articles: int, seed: int) -> Section:
     import tempfile
     from pathlib import Path
 
-    from pipeline.config import load_config
     from pipeline.run import remention
-    from pipeline.store import Store
+    from pipeline.settings.config import load_config
+    from pipeline.storage.store import Store
 
     rng = random.Random(seed)
     config = load_config(Path(__file__).resolve().parents[2] / "sources.yaml")
@@ -210,7 +210,7 @@ def _synthetic_store(db_path: object, articles: int, rng: random.Random) -> None
     """A store of ``articles`` articles of about 2 KB; one in five is a rewritten copy."""
     import sqlite3
 
-    from pipeline.store import Store
+    from pipeline.storage.store import Store
 
     Store.open(db_path).close()  # type: ignore[arg-type]
     names = ["Valneva", "Xenothera", "GlioCure", "Naobios", "AlgoSource"]
@@ -246,11 +246,11 @@ def bench_stories(*, articles: int, seed: int, repeat: int) -> Section:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from pipeline.config import load_config
+    from pipeline.analysis.stories import story_key
     from pipeline.models import Article, SourceOutcome
     from pipeline.run import restory
-    from pipeline.store import Store
-    from pipeline.stories import story_key
+    from pipeline.settings.config import load_config
+    from pipeline.storage.store import Store
 
     rng = random.Random(seed)
     config = load_config(Path(__file__).resolve().parents[2] / "sources.yaml")
@@ -317,8 +317,8 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
     import tempfile
     from pathlib import Path
 
-    from pipeline.serve import load_metadata
-    from pipeline.store import Store, iso_week
+    from pipeline.outputs.serve import load_metadata
+    from pipeline.storage.store import Store, iso_week
 
     rng = random.Random(seed)
     members = [f"member-{i}" for i in range(220)]
@@ -396,7 +396,7 @@ def bench_queries(*, articles: int, seed: int, repeat: int) -> Section:
         # a search term found in 1% of the articles, as a member's name would be
         params = {"week": latest_week, "member": "member-7", "q": "mot42", "weeks": "8"}
         # the digest's link: the bounds of the week of the latest article, as a digest has them
-        from pipeline.digest import Week, week_bounds
+        from pipeline.outputs.digest import Week, week_bounds
 
         latest_seen = conn.execute("SELECT max(first_seen_at) FROM articles").fetchone()[0]
         params.update(

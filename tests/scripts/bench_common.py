@@ -253,7 +253,7 @@ def write_config(path: Path, *, sources: list[dict[str, Any]], network: dict[str
 
 
 def member_names() -> list[str]:
-    from pipeline.config import load_config
+    from pipeline.settings.config import load_config
 
     config = load_config(ROOT / "sources.yaml")
     return [m.name for m in config.members if m.kind == "member"]

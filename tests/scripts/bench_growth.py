@@ -1,7 +1,7 @@
 """7. How a run's cost grows with the database: stores of 10k, 100k (and 1M with --big)
 articles, then one `veille run` that adds 500 new entries (10 feeds x 50, summaries
 only), beside the same run on an empty store. And `veille digest` on those stores
-when pipeline.digest exists.
+when pipeline.outputs.digest exists.
 
 The stores are written with SQL, as a year of veille would leave them: articles with
 about 1.5 KB of text (full-text indexed), their URLs, two mentions each, one story per
@@ -24,7 +24,7 @@ from tests.scripts.bench_e2e import BENCH_NETWORK, corpus_sources, serve_corpus
 
 
 def build_store(db_path: Path, articles: int, *, seed: int) -> float:
-    from pipeline.store import Store, iso_week
+    from pipeline.storage.store import Store, iso_week
 
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -119,7 +119,7 @@ def build_store(db_path: Path, articles: int, *, seed: int) -> float:
 
 def bench_growth(*, sizes: list[int], seed: int, repeat: int) -> Section:
     section = Section("7. growth: a run adding 500 entries, and the digest, as the store grows")
-    has_digest = importlib.util.find_spec("pipeline.digest") is not None
+    has_digest = importlib.util.find_spec("pipeline.outputs.digest") is not None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # 10 feeds x 50 entries; another seed than the end-to-end corpus
@@ -193,7 +193,7 @@ def bench_growth(*, sizes: list[int], seed: int, repeat: int) -> Section:
                         )
                     )
     if not has_digest:
-        section.notes.append("digest: pipeline.digest does not exist yet; not measured")
+        section.notes.append("digest: pipeline.outputs.digest does not exist yet; not measured")
     section.notes.append(
         f"median of {repeat} runs each; the 1,000,000-article store only with --big"
     )

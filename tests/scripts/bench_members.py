@@ -9,7 +9,7 @@ from tests.scripts.bench_common import Row, Section
 
 
 def bench_members(*, megabytes: float, repeat: int, seed: int) -> Section:
-    from pipeline.mentions import Matcher
+    from pipeline.analysis.mentions import Matcher
     from tests.scripts.bench import median_seconds, synthetic_text
     from tests.scripts.eval_mentions import cluster_config
 

@@ -33,8 +33,8 @@ def _cpu() -> float:
 
 
 async def _veille_fetch(urls: list[str]) -> tuple[float, float]:
-    from pipeline.config import Network
-    from pipeline.fetch import Fetcher
+    from pipeline.settings.config import Network
+    from pipeline.sources.fetch import Fetcher
 
     network = Network(
         allow_private=True,
@@ -53,13 +53,13 @@ async def _veille_fetch(urls: list[str]) -> tuple[float, float]:
 async def _veille_fetch_guarded(urls: list[str]) -> tuple[float, float]:
     """The same through the guarded pool (what article pages and redirects use when
     private networks are refused): the address check at connect time stays in the path."""
-    from pipeline.config import Network
-    from pipeline.fetch import Fetcher
+    from pipeline.settings.config import Network
+    from pipeline.sources.fetch import Fetcher
 
     network = Network(concurrency=CONCURRENCY, per_host_concurrency=5, per_host_delay=0, retries=0)
     async with Fetcher(network) as fetcher:
         # loopback is refused by the guard: let it through for the measurement only
-        import pipeline.fetch as fetch_module
+        import pipeline.sources.fetch as fetch_module
 
         real = fetch_module.address_problem
         fetch_module.address_problem = lambda address: None  # type: ignore[assignment]
@@ -168,8 +168,8 @@ def _timed(func: Callable[[], object]) -> float:
 def bench_parse(corpus: Corpus, *, repeat: int) -> Section:
     import feedparser
 
-    from pipeline.parse.feed import parse_feed_guarded
-    from pipeline.sandbox import Limits
+    from pipeline.sources.parse.feed import parse_feed_guarded
+    from pipeline.sources.sandbox import Limits
 
     section = Section("4. parsing feeds")
     feeds = [
@@ -248,8 +248,8 @@ def _tree_cpu_of_forkserver() -> float:
 
 
 def bench_extract(corpus: Corpus, *, scale: float, repeat: int) -> Section:
-    from pipeline.extract import extract_guarded, extract_html
-    from pipeline.sandbox import Limits
+    from pipeline.analysis.extract import extract_guarded, extract_html
+    from pipeline.sources.sandbox import Limits
 
     section = Section("5. extraction of article pages")
     pages = [

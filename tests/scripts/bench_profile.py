@@ -44,21 +44,21 @@ WAITING = {
 }
 # the stage a sample belongs to: the innermost pipeline/ module the stack goes through
 STAGES = (
-    ("pipeline/analyse", "analyse (mentions, topics, fundings, story keys)"),
-    ("pipeline/mentions", "analyse (mentions, topics, fundings, story keys)"),
-    ("pipeline/stories", "analyse (mentions, topics, fundings, story keys)"),
-    ("pipeline/members", "analyse: deriving the members' forms"),
-    ("pipeline/extract", "extract (article pages: trafilatura)"),
-    ("pipeline/parse", "parse (feeds: feedparser)"),
-    ("pipeline/store", "store (SQLite writes and lookups)"),
-    ("pipeline/sandbox", "sandbox (bounded workers: start, pipes)"),
-    ("pipeline/fetch", "fetch (httpx)"),
-    ("pipeline/robots", "fetch (robots.txt)"),
-    ("pipeline/dedupe", "dedupe (canonical URLs, entries -> articles)"),
+    ("pipeline/analysis/analyse", "analyse (mentions, topics, fundings, story keys)"),
+    ("pipeline/analysis/mentions", "analyse (mentions, topics, fundings, story keys)"),
+    ("pipeline/analysis/stories", "analyse (mentions, topics, fundings, story keys)"),
+    ("pipeline/analysis/members", "analyse: deriving the members' forms"),
+    ("pipeline/analysis/extract", "extract (article pages: trafilatura)"),
+    ("pipeline/sources/parse", "parse (feeds: feedparser)"),
+    ("pipeline/storage/store", "store (SQLite writes and lookups)"),
+    ("pipeline/sources/sandbox", "sandbox (bounded workers: start, pipes)"),
+    ("pipeline/sources/fetch", "fetch (httpx)"),
+    ("pipeline/sources/robots", "fetch (robots.txt)"),
+    ("pipeline/sources/dedupe", "dedupe (canonical URLs, entries -> articles)"),
     ("pipeline/pages", "pages (choosing, fetching, merging)"),
     ("pipeline/collect", "collect (fetch and read a source)"),
     ("pipeline/run", "run (the pass itself)"),
-    ("pipeline/config", "config (loading sources.yaml)"),
+    ("pipeline/settings/config", "config (loading sources.yaml)"),
     ("pipeline/cli", "cli"),
 )
 

@@ -46,9 +46,9 @@ from urllib.parse import urljoin
 
 from ruamel.yaml import YAML
 
-from pipeline.config import load_config
-from pipeline.dedupe import canonical_url
 from pipeline.run import run
+from pipeline.settings.config import load_config
+from pipeline.sources.dedupe import canonical_url
 from tests.fixture_server import CONTENT_TYPES, FixtureServer
 
 ROOT = Path(__file__).resolve().parents[2]

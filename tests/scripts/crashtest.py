@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
-from pipeline.digest import Week
+from pipeline.outputs.digest import Week
 from tests.fixture_server import FixtureServer
 from tests.scripts.demo import FEEDS, ROOT, WEB, demo_config
 from tests.smtp_server import SmtpServer

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
-from pipeline.config import load_config
-from pipeline.digest import Week
+from pipeline.outputs.digest import Week
+from pipeline.settings.config import load_config
 from tests.alert_receiver import AlertReceiver
 from tests.fixture_server import FixtureServer, closed_port
 from tests.smtp_server import SmtpServer

@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import Config, load_config
-from pipeline.directory import import_directory
-from pipeline.mentions import Matcher
+from pipeline.analysis.mentions import Matcher
+from pipeline.settings.config import Config, load_config
+from pipeline.settings.directory import import_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSAGES = ROOT / "tests" / "fixtures" / "mentions" / "passages.jsonl"

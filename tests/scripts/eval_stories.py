@@ -17,10 +17,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from pipeline import stories
-from pipeline.config import load_config, slugify
+from pipeline.analysis import stories
 from pipeline.models import Article, SourceOutcome
-from pipeline.store import Store
+from pipeline.settings.config import load_config, slugify
+from pipeline.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLES = ROOT / "tests" / "fixtures" / "stories" / "articles.jsonl"

@@ -52,8 +52,8 @@ def large_atom(entries: int) -> bytes:
 
 
 def main() -> None:
-    from pipeline.parse import parse_feed_guarded
-    from pipeline.sandbox import Limits
+    from pipeline.sources.parse import parse_feed_guarded
+    from pipeline.sources.sandbox import Limits
 
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--entries", type=int, default=20_000)

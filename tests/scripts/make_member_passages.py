@@ -16,8 +16,8 @@ import json
 import random
 from pathlib import Path
 
-from pipeline.config import slugify
-from pipeline.directory import without_legal_suffix
+from pipeline.settings.config import slugify
+from pipeline.settings.directory import without_legal_suffix
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "members"
 DIRECTORY = HERE / "directory.csv"

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_TEXT = 200_000  # characters kept of one article's main text
 MIN_WORDS = 15  # fewer is a menu or a caption, not an article

@@ -11,8 +11,8 @@ from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry
-from pipeline.parse.feed import MAX_TITLE, plain_text
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sources.parse.feed import MAX_TITLE, plain_text
+from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_LINKS = 500  # entries read from one listing page
 

@@ -35,8 +35,8 @@ T = TypeVar("T")
 # pipeline.cli: a child started for the `veille` script imports that script again as
 # its main module; preloaded, that import costs nothing
 PRELOAD = [
-    "pipeline.parse",
-    "pipeline.extract",
+    "pipeline.sources.parse",
+    "pipeline.analysis.extract",
     "feedparser",
     "bs4",
     "lxml.etree",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from pipeline.errors import ConfigError, VeilleError
-from pipeline.netpolicy import parse_ip
+from pipeline.sources.netpolicy import parse_ip
 
 ENV_PREFIX = "VEILLE_SMTP_"
 SECURITY_MODES = ("starttls", "ssl", "none")

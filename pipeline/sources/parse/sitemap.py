@@ -14,12 +14,12 @@ from typing import Any
 
 from lxml import etree
 
+from pipeline.analysis.extract import normalise_lang
 from pipeline.errors import ParseError
-from pipeline.extract import normalise_lang
 from pipeline.models import Entry
-from pipeline.parse.feed import MAX_TITLE, guard_feed_bytes, plain_text
-from pipeline.parse.listing import parse_date
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sources.parse.feed import MAX_TITLE, guard_feed_bytes, plain_text
+from pipeline.sources.parse.listing import parse_date
+from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
 MAX_LOCS = 50_000

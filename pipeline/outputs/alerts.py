@@ -44,9 +44,9 @@ import apprise
 from apprise.conversion import convert_between
 from babel.dates import format_date
 
-from pipeline.config import AlertRule, Config
 from pipeline.errors import ConfigError
-from pipeline.store import WHILE_MEMBER_SQL, Store, from_iso, iso
+from pipeline.settings.config import AlertRule, Config
+from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.config import AliasSpec, Cluster, Config, Member
-from pipeline.directory import without_legal_suffix
+from pipeline.settings.config import AliasSpec, Cluster, Config, Member
+from pipeline.settings.directory import without_legal_suffix
 
 COMMON_ZIPF = 3.0  # at or above: a common word (about once per million words or more)
 RARE_ZIPF = 2.0  # at or above: a word people write; below: a name only
@@ -233,7 +233,7 @@ def zipf(word: str) -> tuple[float, float]:
 
 
 def _key(text: str) -> str:
-    from pipeline.mentions import fold_alias
+    from pipeline.analysis.mentions import fold_alias
 
     return fold_alias(text)
 
@@ -482,7 +482,7 @@ def check(
 ) -> CheckReport:
     """Forms of every member with, when ``articles`` (title, summary, text of the window)
     are given, the number of articles each form names its member in."""
-    from pipeline.mentions import Matcher, fold_alias
+    from pipeline.analysis.mentions import Matcher, fold_alias
 
     derived = derive(config.cluster, config.members)
     counts: dict[tuple[str, str], int] = {}

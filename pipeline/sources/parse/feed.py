@@ -26,8 +26,8 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWar
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
-from pipeline.parse.large import keep_newest
-from pipeline.sandbox import Limits, run_bounded
+from pipeline.sources.parse.large import keep_newest
+from pipeline.sources.sandbox import Limits, run_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -451,7 +451,7 @@ def parse_feed_bytes(
     now = now or datetime.now(UTC)
     if not data.strip():
         raise ParseError(_not_a_feed(data, None))
-    from pipeline.parse.jsonfeed import looks_like_json, parse_json_feed
+    from pipeline.sources.parse.jsonfeed import looks_like_json, parse_json_feed
 
     if looks_like_json(data):  # by content: servers label JSON Feeds every which way
         return parse_json_feed(data, url=url, max_entries=max_entries, now=now)

@@ -11,7 +11,7 @@ cell, answers a valid feed without entries when there are no rows, and hands eve
 case to datasette-atom. Text stays text: the feeds use ``atom_content`` (type="text")
 and feedgen escapes titles, so markup from a feed shows as written and never runs.
 
-Registered as a ``datasette`` entry point in pyproject.toml, like pipeline.safe_csv.
+Registered as a ``datasette`` entry point in pyproject.toml, like pipeline.outputs.safe_csv.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
-from pipeline.parse.feed import (
+from pipeline.sources.parse.feed import (
     MAX_AUTHOR,
     MAX_SUMMARY,
     MAX_TITLE,

@@ -10,11 +10,11 @@ Import:
    includes, empty ones) are skipped and listed; an ``include`` is never fetched.
 3. Every problem is listed with its line and outline (an xmlUrl that is not http(s), a
    URL too long), and a file with any problem is refused as a whole.
-4. A feed whose canonical URL (pipeline/dedupe.py; http and https count as one) is
+4. A feed whose canonical URL (pipeline/sources/dedupe.py; http and https count as one) is
    already a source, or came earlier in the file, is skipped and listed.
 5. The id comes from the title, slugified like any source id, made unique with -2, -3
    ...: the same file imported into the same sources.yaml gives the same ids.
-6. New entries are spliced after the last source (pipeline/yamledit.py): the file's
+6. New entries are spliced after the last source (pipeline/settings/yamledit.py): the file's
    comments, layout and line endings stay; the result is validated as a whole
    configuration before it replaces sources.yaml atomically.
 
@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 from lxml import etree
 from ruamel.yaml import YAML
 
-from pipeline.config import (
+from pipeline.errors import ConfigError
+from pipeline.settings.config import (
     Config,
     SourceSpec,
     build_config,
@@ -45,9 +46,14 @@ from pipeline.config import (
     read_members_file,
     slugify,
 )
-from pipeline.dedupe import canonical_url
-from pipeline.errors import ConfigError
-from pipeline.yamledit import LayoutError, append_to_list, atomic_write, read_text, reads_back
+from pipeline.settings.yamledit import (
+    LayoutError,
+    append_to_list,
+    atomic_write,
+    read_text,
+    reads_back,
+)
+from pipeline.sources.dedupe import canonical_url
 
 MAX_OPML_BYTES = 5_000_000  # a reader's export of a few thousand feeds is well under 1 MB
 MAX_FEEDS = 5_000

@@ -34,10 +34,10 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from pipeline.config import Network
 from pipeline.errors import FetchError
 from pipeline.models import Fetched
-from pipeline.netpolicy import address_problem, host_problem, parse_ip
+from pipeline.settings.config import Network
+from pipeline.sources.netpolicy import address_problem, host_problem, parse_ip
 
 logger = logging.getLogger(__name__)
 

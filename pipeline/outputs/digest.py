@@ -30,9 +30,9 @@ from babel.dates import format_datetime as babel_datetime
 from babel.numbers import format_compact_currency, format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.store import WHILE_MEMBER_SQL, Store, from_iso, iso
+from pipeline.settings.config import Config
+from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
 
 BACKLOG_DAYS = 14
 CHART_WEEKS = 8
@@ -808,7 +808,7 @@ class Rendered:
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("pipeline", "templates"),
+        loader=PackageLoader("pipeline.outputs", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,

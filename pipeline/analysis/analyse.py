@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.config import Config
-from pipeline.dedupe import strip_controls
-from pipeline.members import MemberForms, derive
-from pipeline.mentions import AliasRule, ArticleMention, Matcher, article_mentions
+from pipeline.analysis.members import MemberForms, derive
+from pipeline.analysis.mentions import AliasRule, ArticleMention, Matcher, article_mentions
+from pipeline.analysis.stories import StoryKey, story_key
 from pipeline.models import ParsedFeed
-from pipeline.parse.feed import MAX_ENTRIES, parse_feed_bytes
-from pipeline.sandbox import Limits, Setup, run_bounded, worker_setup
-from pipeline.stories import StoryKey, story_key
+from pipeline.settings.config import Config
+from pipeline.sources.dedupe import strip_controls
+from pipeline.sources.parse.feed import MAX_ENTRIES, parse_feed_bytes
+from pipeline.sources.sandbox import Limits, Setup, run_bounded, worker_setup
 
 TITLE_HITS = 1  # a topic keyword in the title is enough
 BODY_HITS = 2  # in the body it takes two

@@ -20,12 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
-from pipeline.digest import Week, build, message, render
 from pipeline.errors import ConfigError, StoreError
 from pipeline.lock import run_lock
-from pipeline.mail import MailError, SmtpSettings, deliver
-from pipeline.store import Store, iso
+from pipeline.outputs.digest import Week, build, message, render
+from pipeline.outputs.mail import MailError, SmtpSettings, deliver
+from pipeline.settings.config import Config
+from pipeline.storage.store import Store, iso
 
 logger = logging.getLogger(__name__)
 

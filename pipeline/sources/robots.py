@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from pipeline.errors import FetchError
-from pipeline.fetch import Fetcher
 from pipeline.models import PageState
+from pipeline.sources.fetch import Fetcher
 
 logger = logging.getLogger(__name__)
 

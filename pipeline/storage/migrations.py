@@ -1,7 +1,7 @@
 """The schema's migrations, in order: migration N brings a database to PRAGMA user_version N.
 
 The numbering is positional: a migration is never removed or reordered once released,
-and a new one is appended at the end. :meth:`pipeline.store.Store.migrate` applies the
+and a new one is appended at the end. :meth:`pipeline.storage.store.Store.migrate` applies the
 ones a database has not seen, each in its own transaction with its version number.
 """
 
@@ -420,7 +420,7 @@ def _m12_alerts(db: sqlite_utils.Database) -> None:
     """The alerts ledger: one row per message and destination (an Apprise URL in its
     privacy form, never its token); ``articles`` is the JSON list of the article ids the
     message tells (one story, or the stories of a summary), so a story is alerted once
-    per rule whatever copies it gains. pipeline/alerts.py writes and reads it."""
+    per rule whatever copies it gains. pipeline/outputs/alerts.py writes and reads it."""
     db.execute(
         """
         CREATE TABLE alerts (

@@ -29,14 +29,14 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from pipeline.config import (
+from pipeline.errors import ConfigError
+from pipeline.settings.config import (
     build_config,
     load_config,
     members_file_path,
     slugify,
 )
-from pipeline.errors import ConfigError
-from pipeline.yamledit import append_lines, atomic_write, read_text, reads_back
+from pipeline.settings.yamledit import append_lines, atomic_write, read_text, reads_back
 
 DEFAULT_MEMBERS_FILE = "members.yaml"
 MAX_PROBLEMS = 20  # a broken export lists the first ones, not ten thousand lines

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
-from pipeline.config import Config
+from pipeline.settings.config import Config
 
-if TYPE_CHECKING:  # pipeline.members imports this module
-    from pipeline.members import MemberForms
+if TYPE_CHECKING:  # pipeline.analysis.members imports this module
+    from pipeline.analysis.members import MemberForms
 
 SNIPPET_CHARS = 200
 _APOSTROPHES = "'’‘ʼ`´′"
@@ -233,10 +233,10 @@ class Matcher:
 
     @classmethod
     def from_config(cls, config: Config, *, forms: Sequence[MemberForms] | None = None) -> Matcher:
-        """The cluster's aliases as written; each member's forms as pipeline.members derives
+        """The cluster's aliases as written; each member's forms as pipeline.analysis.members derives
         them (hand-written rules first, then evidence from word frequency). ``forms``: the
         derivation already made (a worker process is given them, not the word lists)."""
-        from pipeline.members import derive
+        from pipeline.analysis.members import derive
 
         cluster = config.cluster
         # (entity id, entity name, alias, case_sensitive, needs_context): the cluster's

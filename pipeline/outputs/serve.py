@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from pipeline.errors import ConfigError
 
-METADATA_PATH = Path(__file__).resolve().parent.parent / "storage" / "metadata.yml"
+METADATA_PATH = Path(__file__).resolve().parents[2] / "storage" / "metadata.yml"
 METADATA_DB_NAME = "veille"
 PASSWORD_HASH_ENV = "VEILLE_DATASETTE_PASSWORD_HASH"
 ANALYST = "analyst"

@@ -99,7 +99,7 @@ class Member(_Entity):
     tags: tuple[str, ...] = ()
     search: bool = True  # one news-search feed per member for `kind: search` sources
     query: str | None = None  # override of the news-search query
-    # false: only the name and the aliases as written, no derived forms (pipeline/members.py)
+    # false: only the name and the aliases as written, no derived forms (pipeline/analysis/members.py)
     derive: bool = True
     joined: date | None = None  # counted in digests and charts from this day ...
     left: date | None = None  # ... until the day before this one; its history stays stored
@@ -526,7 +526,7 @@ def _duplicates(data: dict[str, Any], file_members: list[Any], file_label: str) 
 def _alert_problems(raw: RawConfig, members: tuple[Member, ...]) -> list[str]:
     """Alert rules that name a member, a topic or a rule id that does not exist. (Their
     environment variables are checked by `veille check` and when alerts are sent:
-    pipeline/alerts.py.)"""
+    pipeline/outputs/alerts.py.)"""
     problems: list[str] = []
     known_members = {raw.cluster.id, *(m.slug for m in members)}
     seen: dict[str, int] = {}

@@ -1,7 +1,7 @@
 """Articles, source state and runs -> SQLite (the only module that imports sqlite_utils).
 
 The schema is created and migrated by numbered migrations (PRAGMA user_version), kept
-in :mod:`pipeline.migrations`.
+in :mod:`pipeline.storage.migrations`.
 The database runs in WAL mode with a busy timeout so Datasette and the digest can
 read while a run writes; each source's results are written in one transaction.
 Timestamps are ISO 8601 UTC strings ("2026-11-28T06:00:00Z"), so they sort and
@@ -23,13 +23,13 @@ from typing import Any
 
 import sqlite_utils
 
-from pipeline.analyse import Analysis
-from pipeline.config import Config, Source
+from pipeline.analysis.analyse import Analysis
+from pipeline.analysis.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 from pipeline.errors import StoreError
-from pipeline.migrations import MIGRATIONS
-from pipeline.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
 from pipeline.models import Article, PageState, SourceOutcome
-from pipeline.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
+from pipeline.settings.config import Config, Source
+from pipeline.storage.migrations import MIGRATIONS
+from pipeline.storage.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
 
 logger = logging.getLogger(__name__)
 
