@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeline import __version__
-from pipeline.analysis.members import CHECK_WEEKS
+from pipeline.analysis.formcheck import CHECK_WEEKS
 from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
 from pipeline.models import SourceOutcome
 from pipeline.settings.config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -863,7 +863,7 @@ def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str |
     """
     from datetime import UTC, datetime, timedelta
 
-    from pipeline.analysis.members import check, render_check
+    from pipeline.analysis.formcheck import check, render_check
 
     config = _load(config_path)
     if member_id and member_id not in {m.slug for m in config.members}:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.analysis.analyse import Analyser, find_amounts, parse_number
-from pipeline.analysis.mentions import Matcher, fold, snippet
+from pipeline.analysis.folding import fold
+from pipeline.analysis.mentions import Matcher, snippet
 from pipeline.run import remention, run
 from pipeline.settings.config import Config, load_config
 from tests.conftest import WriteConfig

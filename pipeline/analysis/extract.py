@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
+from pipeline.sources.parse.text import normalise_lang as normalise_lang
 from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_TEXT = 200_000  # characters kept of one article's main text
@@ -113,16 +114,6 @@ class Extracted:
     published_at: datetime | None = None
     lang: str | None = None  # fr, en or other
     canonical: str | None = None
-
-
-def normalise_lang(code: str | None) -> str | None:
-    """ "fr-FR" -> "fr", "EN" -> "en", any other language -> "other", unknown -> None."""
-    if not code:
-        return None
-    head = code.strip().lower()[:2]
-    if not head.isalpha():
-        return None
-    return head if head in ("fr", "en") else "other"
 
 
 def detect_lang(text: str) -> str | None:

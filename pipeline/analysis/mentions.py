@@ -17,21 +17,17 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import ahocorasick
 
+from pipeline.analysis.folding import fold, fold_alias
+from pipeline.analysis.members import MemberForms, derive
 from pipeline.settings.config import Config
 
-if TYPE_CHECKING:  # pipeline.analysis.members imports this module
-    from pipeline.analysis.members import MemberForms
-
 SNIPPET_CHARS = 200
-_APOSTROPHES = "'’‘ʼ`´′"
-_DASHES = "-‐‑‒–—―−"
 _ADDRESS_CHARS = frozenset("./@:-_")
 # Inside a web address or an e-mail address a name is not a mention: the word around
 # the match (up to the spaces on either side) is looked at, never the whole text.
@@ -57,107 +53,6 @@ def _in_address(text: str, start: int, end: int) -> bool:
     ]
     right = min(spaces) if spaces else min(len(text), end + 300)
     return bool(_ADDRESS.search(text, left, right))
-
-
-_SPACES = "\t\n\r\v\f \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_RUNS_OF_SPACES = re.compile(" {2,}")
-# Characters that change nothing a reader sees: combining accents typed apart
-# ("Xe\u0301nothera"), soft hyphens and zero-width spaces inside names. They are
-# marked in the table, then dropped with the offset map kept right.
-_DROP = "\x00"
-_INVISIBLE = "".join(chr(c) for c in range(0x300, 0x370)) + "\u00ad\u200b\u200c\u200d\u2060\ufeff"
-_DROPPED_RUNS = re.compile("\x00+")
-
-
-def _table(*, keep_case: bool) -> dict[str, str]:
-    """A one-to-one character map: accents dropped, case folded (or kept), every apostrophe
-    one "'", every dash and space one " ". One-to-one keeps offsets valid."""
-    table: dict[str, str] = {}
-    for code in range(0x20, 0x530):
-        char = chr(code)
-        base = "".join(
-            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-        )
-        if not keep_case:
-            base = base.lower()
-        if len(base) == 1 and base != char:
-            table[char] = base
-    for char in _APOSTROPHES:
-        table[char] = "'"
-    for char in _DASHES + _SPACES:
-        table[char] = " "
-    for char in _INVISIBLE:
-        table[char] = _DROP
-    return table
-
-
-_FOLD = _table(keep_case=False)
-_FOLD_KEEP_CASE = _table(keep_case=True)
-# Plain printable ASCII but "-" and "`" needs nothing: only the other characters go
-# through the table, so mostly-ASCII text folds at regular-expression speed.
-_SPECIAL = re.compile(r"[^\x20-\x2c\x2e-\x5f\x61-\x7e]")
-
-
-_COMMON = "éèêàâçùûôîïë’-\n\u00a0"
-
-
-def _lower_same_length(text: str) -> str:
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    # a few characters lower to two ("İ"): keep those as they are, so offsets stay valid
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-
-
-@dataclass(frozen=True, slots=True)
-class Folded:
-    text: str  # folded
-    offsets: Sequence[int] | None  # folded index -> original index; None when they are equal
-
-    def original(self, index: int) -> int:
-        return index if self.offsets is None else self.offsets[index]
-
-
-def fold(text: str, *, keep_case: bool = False) -> Folded:
-    """Fold ``text`` for matching, keeping the map back to the original offsets.
-
-    Lower case first, then every character that is not plain ASCII through one table,
-    then runs of spaces collapsed to one; the offset map is only built when a run
-    was collapsed.
-    """
-    table = _FOLD_KEEP_CASE if keep_case else _FOLD
-    mapped = text if keep_case else _lower_same_length(text)
-    for char in _COMMON:  # the frequent ones by plain replace (C speed), the rest by the regex
-        if char in mapped:
-            mapped = mapped.replace(char, table.get(char, char))
-    mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
-    offsets: list[int] | None = None
-    if _DROP in mapped:
-        mapped, offsets = _squeeze(mapped, _DROPPED_RUNS, keep=0, offsets=None)
-    if "  " in mapped:
-        mapped, offsets = _squeeze(mapped, _RUNS_OF_SPACES, keep=1, offsets=offsets)
-    return Folded(mapped, offsets)
-
-
-def _squeeze(
-    text: str, runs: re.Pattern[str], *, keep: int, offsets: list[int] | None
-) -> tuple[str, list[int]]:
-    """Shorten every run to ``keep`` characters; offsets map the result back through ``offsets``."""
-    kept: list[int] = []
-    position = 0
-    for run in runs.finditer(text):
-        kept.extend(range(position, run.start() + keep))
-        position = run.end()
-    kept.extend(range(position, len(text)))
-    kept.append(len(text))
-    squeezed = runs.sub(lambda m: m.group()[:keep], text)
-    if offsets is not None:
-        kept = [offsets[i] for i in kept]
-    return squeezed, kept
-
-
-def fold_alias(alias: str, *, keep_case: bool = False) -> str:
-    return fold(alias, keep_case=keep_case).text.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +131,6 @@ class Matcher:
         """The cluster's aliases as written; each member's forms as pipeline.analysis.members derives
         them (hand-written rules first, then evidence from word frequency). ``forms``: the
         derivation already made (a worker process is given them, not the word lists)."""
-        from pipeline.analysis.members import derive
-
         cluster = config.cluster
         # (entity id, entity name, alias, case_sensitive, needs_context): the cluster's
         # aliases as written, then every form a member's derivation keeps

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from pipeline.analysis.mentions import fold
+from pipeline.analysis.folding import fold
 
 SCHEME = "minhash-word3-v1"  # what made the signatures; stored beside them
 SEED = 20261128

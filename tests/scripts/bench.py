@@ -90,7 +90,8 @@ def median_seconds(func: Callable[[], object], repeat: int) -> float:
 def bench_matching(*, megabytes: float, aliases: int, repeat: int, seed: int) -> Section:
     import ahocorasick
 
-    from pipeline.analysis.mentions import AliasRule, Matcher, fold
+    from pipeline.analysis.folding import fold
+    from pipeline.analysis.mentions import AliasRule, Matcher
 
     rng = random.Random(seed)
     names = synthetic_aliases(aliases, rng)

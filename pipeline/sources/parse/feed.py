@@ -16,17 +16,22 @@ import calendar
 import io
 import logging
 import re
-import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import lxml.etree
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
-
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
+from pipeline.sources.parse.jsonfeed import looks_like_json, parse_json_feed
 from pipeline.sources.parse.large import keep_newest
+
+# the limits and text helpers live in text.py, which jsonfeed.py imports too; their
+# names stay importable from here
+from pipeline.sources.parse.text import MAX_AUTHOR as MAX_AUTHOR
+from pipeline.sources.parse.text import MAX_SUMMARY as MAX_SUMMARY
+from pipeline.sources.parse.text import MAX_TITLE as MAX_TITLE
+from pipeline.sources.parse.text import feed_lang_code, sane_date
+from pipeline.sources.parse.text import plain_text as plain_text
 from pipeline.sources.sandbox import Limits, run_bounded
 
 logger = logging.getLogger(__name__)
@@ -34,12 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_ENTITY_DECLARATIONS = 64
 MAX_ENTITY_VALUE = 4096  # characters; entity values in feeds stand for one character or a word
 MAX_ENTITY_EXPANSION = 1_000_000  # bytes added by substituting every reference
-MAX_TITLE = 1_000
-MAX_SUMMARY = 5_000
-MAX_AUTHOR = 200
 MAX_ENTRIES = 5_000
-EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)  # before the web, a date is a placeholder
-FUTURE_SLACK = timedelta(days=2)  # time zones and clock skew, not "year 9999"
 # feedparser resolves GUIDs against the feed URL; resolving against this origin instead
 # tells a relative GUID ("12345", not a permalink) from an absolute one.
 BASE_SENTINEL = "https://base.veille.invalid"
@@ -56,8 +56,6 @@ _ENTITY_DECL = re.compile(
 _QUOTED_DECL = re.compile(rb"""<![A-Za-z]+(?:[^>"']|"[^"]*"|'[^']*')*>""")
 _CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9A-Fa-f]+);")
 _XML_DECL_ENCODING = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
-_WHITESPACE = re.compile(r"\s+")
-_SPACE_BEFORE_STOP = re.compile(r" ([.,)])")
 _BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -271,50 +269,6 @@ def _refuse_stray_entities(data: bytes) -> None:
         raise ParseError("refused: entity declaration outside the document prolog")
 
 
-# what a reader never sees: the text inside these is not the entry's
-_UNSEEN = ("script", "style", "template")
-
-
-def _markup_text(markup: str) -> str:
-    """The text of an HTML fragment, its strings joined by a space, as BeautifulSoup's
-    ``get_text(" ")`` gives it: lxml's HTML parser straight (the same parser BeautifulSoup
-    drives, without building its tree: an entry's summary is read about ten times faster),
-    BeautifulSoup itself for what lxml refuses (an encoding declaration in a string, a
-    character XML cannot hold)."""
-    parser = lxml.etree.HTMLParser(
-        recover=True, no_network=True, remove_comments=True, remove_pis=True
-    )  # one per call: a parser object is not for two threads at once
-    try:
-        root = lxml.etree.fromstring(markup, parser)
-    except (ValueError, lxml.etree.LxmlError):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-            warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
-            return BeautifulSoup(markup, "lxml").get_text(" ")
-    if root is None:
-        return ""
-    for unseen in root.iter(*_UNSEEN):
-        for inner in unseen.iter():
-            inner.text = None
-            if inner is not unseen:
-                inner.tail = None
-    return " ".join(root.itertext())
-
-
-def plain_text(markup: str, *, limit: int) -> str:
-    """Markup (or text) -> one line of plain text, at most ``limit`` characters."""
-    if not markup:
-        return ""
-    if "<" in markup or "&" in markup:
-        markup = _markup_text(markup)
-    text = _WHITESPACE.sub(" ", markup).strip()
-    text = _SPACE_BEFORE_STOP.sub(r"\1", text)  # "<a>Nantes</a>." read as "Nantes ."
-    if len(text) > limit:
-        cut = text.rfind(" ", 0, limit)
-        text = text[: cut if cut > limit // 2 else limit].rstrip() + "…"
-    return text
-
-
 def _http_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -337,20 +291,6 @@ def _date(entry: Any, now: datetime) -> tuple[datetime | None, str]:
         if sane_date(when, now):
             return when, key.removesuffix("_parsed")
     return None, "none"
-
-
-def sane_date(when: datetime | None, now: datetime) -> datetime | None:
-    """The date, unless it is a placeholder (before 1990) or in the future."""
-    if when is not None and EARLIEST_DATE <= when <= now + FUTURE_SLACK:
-        return when
-    return None
-
-
-def feed_lang_code(value: Any) -> str | None:
-    """The two-letter code of "fr-FR", "en_US" or "fr"; None for anything else."""
-    if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
-        return value[:2].lower()
-    return None
 
 
 class _Base:
@@ -451,8 +391,6 @@ def parse_feed_bytes(
     now = now or datetime.now(UTC)
     if not data.strip():
         raise ParseError(_not_a_feed(data, None))
-    from pipeline.sources.parse.jsonfeed import looks_like_json, parse_json_feed
-
     if looks_like_json(data):  # by content: servers label JSON Feeds every which way
         return parse_json_feed(data, url=url, max_entries=max_entries, now=now)
     safe = guard_feed_bytes(data)

@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry, ParsedFeed
-from pipeline.sources.parse.feed import (
+from pipeline.sources.parse.text import (
     MAX_AUTHOR,
     MAX_SUMMARY,
     MAX_TITLE,

@@ -11,7 +11,7 @@ from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 
 from pipeline.errors import ParseError
 from pipeline.models import Entry
-from pipeline.sources.parse.feed import MAX_TITLE, plain_text
+from pipeline.sources.parse.text import MAX_TITLE, plain_text
 from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_LINKS = 500  # entries read from one listing page

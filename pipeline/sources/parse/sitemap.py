@@ -14,11 +14,11 @@ from typing import Any
 
 from lxml import etree
 
-from pipeline.analysis.extract import normalise_lang
 from pipeline.errors import ParseError
 from pipeline.models import Entry
-from pipeline.sources.parse.feed import MAX_TITLE, guard_feed_bytes, plain_text
+from pipeline.sources.parse.feed import guard_feed_bytes
 from pipeline.sources.parse.listing import parse_date
+from pipeline.sources.parse.text import MAX_TITLE, normalise_lang, plain_text
 from pipeline.sources.sandbox import Limits, run_bounded
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
