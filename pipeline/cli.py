@@ -21,7 +21,15 @@ import click
 
 from pipeline import __version__
 from pipeline.analysis.formcheck import CHECK_WEEKS
-from pipeline.errors import ConfigError, FetchError, LockHeld, ParseError, StoreError, VeilleError
+from pipeline.errors import (
+    ConfigError,
+    FetchError,
+    LockHeld,
+    ParseError,
+    ReviewError,
+    StoreError,
+    VeilleError,
+)
 from pipeline.models import SourceOutcome
 from pipeline.settings.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pipeline.storage.store import DEFAULT_DB_PATH, Store, utcnow
@@ -274,6 +282,17 @@ def digest(
         )
     elif result.status == "skipped":
         click.echo(f"digest {chosen}: nothing this week, not sent (digest.skip_empty)", err=True)
+    elif result.status == "held":
+        later = (
+            f"; unapproved, it goes out at {result.deadline.astimezone(zone):%a %Y-%m-%d %H:%M}"
+            if result.deadline
+            else "; unapproved, it is never sent"
+        )
+        click.echo(
+            f"digest {chosen} waits for the team's approval on the desk (digest.review): "
+            f"nothing sent{later}. `veille review approve --week {chosen}` approves it",
+            err=True,
+        )
     elif result.status == "sent":
         click.echo(
             f"digest {chosen} sent to {len(result.delivered)} recipient(s): {result.subject}",
@@ -500,28 +519,41 @@ def remention(config_path: Path, db_path: Path) -> None:
 
 
 @cli.command()
+@config_option
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
 @click.option(
     "--hash-password", is_flag=True, help="Read a password on the terminal, print its hash."
 )
-def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
-    """Serve the database in Datasette with veille's metadata, queries and dashboards.
+def datasette(config_path: Path, db_path: Path, host: str, port: int, hash_password: bool) -> None:
+    """Serve the database in Datasette with veille's metadata, queries, dashboards and the desk.
 
     Readable while a run writes (WAL, not immutable mode). Beyond loopback
     (--host 0.0.0.0) analysts log in as "analyst": set
-    VEILLE_DATASETTE_PASSWORD_HASH to the output of --hash-password.
+    VEILLE_DATASETTE_PASSWORD_HASH to the output of --hash-password. The desk is
+    at /-/desk; the accounts made by `veille review account` log in there to give
+    verdicts (without a login it is read-only).
 
     \b
     Example:
 
         veille datasette --db storage/veille.db
         VEILLE_DATASETTE_PASSWORD_HASH=... veille datasette --host 0.0.0.0
+        veille review account claire && veille datasette   # then open /-/desk
     """
+    import os
     import tempfile
 
-    from pipeline.outputs.serve import datasette_command, is_loopback, metadata_for, write_metadata
+    from pipeline.outputs.serve import (
+        accounts_path,
+        datasette_command,
+        desk_environment,
+        is_loopback,
+        load_accounts,
+        metadata_for,
+        write_metadata,
+    )
 
     if hash_password:
         from datasette_auth_passwords.utils import hash_password as make_hash
@@ -534,9 +566,16 @@ def datasette(db_path: Path, host: str, port: int, hash_password: bool) -> None:
     try:
         store = Store.open(db_path)  # brings the schema (views included) up to date
         store.close()
-        metadata = metadata_for(db_path, protect=not is_loopback(host))
+        accounts = load_accounts(accounts_path(db_path))
+        metadata = metadata_for(
+            db_path,
+            protect=not is_loopback(host),
+            config_path=config_path if config_path.exists() else None,
+            accounts=accounts,
+        )
     except (ConfigError, StoreError) as exc:
         _fail(str(exc), EXIT_USAGE)
+    os.environ.update(desk_environment(accounts))  # the hashes reach Datasette, not its metadata
     with tempfile.TemporaryDirectory() as tmp:
         metadata_file = write_metadata(metadata, Path(tmp) / "metadata.json")
         command = datasette_command(db_path, metadata_file=metadata_file, host=host, port=port)
@@ -1013,6 +1052,244 @@ def _short(stamp: str | None) -> str:
     return stamp.replace("T", " ").removesuffix("Z")[:16] if stamp else "-"
 
 
+# ------------------------------------------------------------------ review
+
+
+@cli.group()
+def review() -> None:
+    """The team's verdicts, as the desk's buttons record them: reject, drop, highlight, add, undo, approve.
+
+    URL is any copy's URL, as stored or as the feed gave it; a verdict holds for
+    every copy of its story, later ones included. Unknown URL or member: exit 2,
+    nothing written. --by names who decides (default "cli").
+    """
+
+
+by_option = click.option(
+    "--by", default="cli", show_default=True, help="Who gives the verdict (an account name)."
+)
+
+
+@contextmanager
+def _review_store(db_path: Path) -> Iterator[Store]:
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    store = Store.open(db_path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _review_week(config: Config, store: Store, week: str | None) -> Any:
+    from pipeline.outputs.digest import Week
+    from pipeline.outputs.review import review_week
+
+    zone = config.schedule.zone
+    if week is None:
+        return review_week(store, utcnow(), zone)
+    try:
+        return Week.parse(week, zone)
+    except ValueError as exc:
+        _fail(f"--week: {exc}", EXIT_USAGE)
+
+
+def _said(recorded: Any) -> None:
+    click.echo(recorded.message, err=True)
+
+
+@review.command("list")
+@config_option
+@db_option
+@click.option(
+    "--week", metavar="W", help="The ISO week (2026-W48); default: the week under review."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
+def review_list(config_path: Path, db_path: Path, week: str | None, as_json: bool) -> None:
+    """The week as the digest will show it, with the verdicts given on it.
+
+    \b
+    Example:
+
+        veille review list --week 2026-W48
+    """
+    import json
+
+    from pipeline.outputs.desk import week_view
+
+    config = _load(config_path)
+    with _review_store(db_path) as store:
+        chosen = _review_week(config, store, week)
+        view = week_view(config, store, chosen, now=utcnow(), db_name=db_path.stem)
+    if as_json:
+        click.echo(json.dumps(view.as_json(), ensure_ascii=False, indent=2))
+        return
+    click.echo(view.as_text(), nl=False)
+
+
+@review.command("reject")
+@click.argument("url")
+@click.option(
+    "--member", "member_id", required=True, metavar="ID", help="The member wrongly found."
+)
+@click.option("--why", help="Why (kept with the verdict).")
+@config_option
+@db_option
+@by_option
+def review_reject(
+    url: str, member_id: str, why: str | None, config_path: Path, db_path: Path, by: str
+) -> None:
+    """Not about this member: the story no longer names it anywhere.
+
+    \b
+    Example:
+
+        veille review reject https://www.example.org/a --member ose-immunotherapeutics --why "l'OSE, pas la société"
+    """
+    from pipeline.outputs.review import reject
+
+    with _review_store(db_path) as store:
+        _said(reject(store, url=url, member_id=member_id, by=by, why=why, now=utcnow()))
+
+
+@review.command("drop")
+@click.argument("url")
+@click.option("--why", help="Why (kept with the verdict).")
+@config_option
+@db_option
+@by_option
+def review_drop(url: str, why: str | None, config_path: Path, db_path: Path, by: str) -> None:
+    """Not relevant: the story leaves the digest, the alerts and the feeds.
+
+    \b
+    Example:
+
+        veille review drop https://www.example.org/a --why "publi-reportage"
+    """
+    from pipeline.outputs.review import drop
+
+    with _review_store(db_path) as store:
+        _said(drop(store, url=url, by=by, why=why, now=utcnow()))
+
+
+@review.command("highlight")
+@click.argument("url")
+@click.option("--comment", help="One or two sentences, shown with the story in the digest.")
+@config_option
+@db_option
+@by_option
+def review_highlight(
+    url: str, comment: str | None, config_path: Path, db_path: Path, by: str
+) -> None:
+    """First in the digest, with a comment.
+
+    \b
+    Example:
+
+        veille review highlight https://www.example.org/a --comment "Première levée de la société."
+    """
+    from pipeline.outputs.review import highlight
+
+    with _review_store(db_path) as store:
+        _said(highlight(store, url=url, by=by, comment=comment, now=utcnow()))
+
+
+@review.command("add")
+@click.argument("url")
+@click.option(
+    "--member", "member_id", required=True, metavar="ID", help="The member veille missed."
+)
+@config_option
+@db_option
+@by_option
+def review_add(url: str, member_id: str, config_path: Path, db_path: Path, by: str) -> None:
+    """A mention veille missed: the story names this member.
+
+    \b
+    Example:
+
+        veille review add https://www.example.org/a --member xenothera
+    """
+    from pipeline.outputs.review import add
+
+    with _review_store(db_path) as store:
+        _said(add(store, url=url, member_id=member_id, by=by, now=utcnow()))
+
+
+@review.command("undo")
+@click.argument("verdict_id", type=int)
+@config_option
+@db_option
+@by_option
+def review_undo(verdict_id: int, config_path: Path, db_path: Path, by: str) -> None:
+    """Cancel a verdict (recorded as another verdict; nothing is deleted).
+
+    \b
+    Example:
+
+        veille review undo 12
+    """
+    from pipeline.outputs.review import undo
+
+    with _review_store(db_path) as store:
+        _said(undo(store, verdict_id=verdict_id, by=by, now=utcnow()))
+
+
+@review.command("approve")
+@click.option(
+    "--week", metavar="W", help="The ISO week (2026-W48); default: the week under review."
+)
+@config_option
+@db_option
+@by_option
+def review_approve(week: str | None, config_path: Path, db_path: Path, by: str) -> None:
+    """Approve the week: with digest.review, its digest may now be sent.
+
+    \b
+    Example:
+
+        veille review approve --week 2026-W48 --by claire
+    """
+    from pipeline.outputs.review import approve
+
+    config = _load(config_path)
+    with _review_store(db_path) as store:
+        _said(approve(store, week=_review_week(config, store, week), by=by, now=utcnow()))
+
+
+@review.command("account")
+@click.argument("name")
+@db_option
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+def review_account(name: str, db_path: Path, password_stdin: bool) -> None:
+    """Add a desk account (or change its password): it logs in to the desk and gives verdicts.
+
+    The account's password hash goes to the accounts file beside the database
+    (storage/veille.desk.json for storage/veille.db, readable by its owner only);
+    `veille datasette` reads it at start.
+
+    \b
+    Example:
+
+        veille review account claire --db storage/veille.db
+    """
+    from datasette_auth_passwords.utils import hash_password as make_hash
+
+    from pipeline.outputs.serve import accounts_path, save_account
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        _fail("the password needs 8 characters or more", EXIT_USAGE)
+    path = accounts_path(db_path)
+    save_account(path, name, make_hash(password))
+    click.echo(f"desk account {name!r} saved in {path}; restart `veille datasette`", err=True)
+
+
 def main() -> None:
     """Entry point of the `veille` script."""
     try:
@@ -1022,5 +1299,7 @@ def main() -> None:
         _fail(str(exc), EXIT_USAGE)
     except LockHeld as exc:
         _fail(str(exc), EXIT_LOCKED)
+    except ReviewError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except VeilleError as exc:
         _fail(str(exc), EXIT_FAILED)

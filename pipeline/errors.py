@@ -5,7 +5,8 @@
     ├── LockHeld           another run holds the database lock
     ├── FetchError         one source could not be fetched (timeout, status, too-large, ...)
     ├── ParseError         fetched bytes are not a usable feed (or were refused as hostile)
-    └── StoreError         the SQLite database could not be opened, migrated or written
+    ├── StoreError         the SQLite database could not be opened, migrated or written
+    └── ReviewError        a verdict cannot be recorded (unknown article or member, ...)
 
 No httpx name leaves fetch.py and no sqlite3 name leaves store.py: callers catch
 these classes only.
@@ -85,3 +86,7 @@ class ParseError(VeilleError):
 
 class StoreError(VeilleError):
     """The database could not be opened, migrated or written."""
+
+
+class ReviewError(VeilleError):
+    """A verdict cannot be recorded as asked: nothing was written."""

@@ -323,8 +323,10 @@ def _told(store: Store, rule_id: str) -> set[int]:
 def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidate]:
     """The rule's stories not told yet, newest first."""
     since = iso(now - timedelta(days=rule.max_age_days))
-    where = ["a.first_seen_at >= :since", "a.first_seen_at <= :now", WHILE_MEMBER_SQL]
-    params: dict[str, Any] = {"since": since, "now": iso(now)}
+    # a story waits delay_minutes after it was first seen: the team may drop it meanwhile
+    ready = iso(now - timedelta(minutes=rule.delay_minutes))
+    where = ["a.first_seen_at >= :since", "a.first_seen_at <= :ready", WHILE_MEMBER_SQL]
+    params: dict[str, Any] = {"since": since, "ready": ready}
     if rule.members is None:
         where.append("mb.kind IN ('member', 'cluster')")
     else:
@@ -346,7 +348,7 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
         f"""
         SELECT coalesce(a.story_id, -a.id), m.member_id, m.in_title, m.snippet,
                coalesce(a.published_at, a.first_seen_at), mb.name
-        FROM articles a JOIN mentions m ON m.article_id = a.id
+        FROM articles a JOIN judged_mentions m ON m.article_id = a.id
         JOIN members mb ON mb.id = m.member_id
         WHERE {" AND ".join(where)}
         """,

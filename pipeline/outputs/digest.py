@@ -121,6 +121,9 @@ class Story:
     topics: list[str]
     copies: int
     snippets: dict[str, list[Segment]] = field(default_factory=dict)  # member id -> snippet
+    article_url: str = ""  # the earliest copy's canonical URL, as stored: the desk's key
+    highlighted: bool = False  # the team highlighted it on the desk
+    comment: str | None = None  # the highlight's comment
 
 
 @dataclass
@@ -196,6 +199,8 @@ class Content:
     more_problems: int
     links: list[tuple[str, str]]  # (label, URL) into Datasette
     late: list[LateMention] = field(default_factory=list)  # found after their week was sent
+    # the stories the team highlighted, first, with the names of the members they name
+    highlights: list[tuple[Story, list[str]]] = field(default_factory=list)
     reported: list[tuple[int, str]] = field(default_factory=list)  # (article, member) dealt with
     feeds: dict[str, str] = field(default_factory=dict)  # member id -> its Atom feed
     member_feed: str | None = None  # the member feeds' URL, the member's id to be added
@@ -256,7 +261,7 @@ _IN_WEEK = """
     a.first_seen_at >= :start AND a.first_seen_at < :end
     AND (a.published_at IS NULL OR a.published_at >= :oldest)
     AND (a.story_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM articles b JOIN mentions mb ON mb.article_id = b.id
+        SELECT 1 FROM articles b JOIN judged_mentions mb ON mb.article_id = b.id
         WHERE b.story_id = a.story_id AND b.first_seen_at < :start
           AND (b.published_at IS NULL OR b.published_at >=
                strftime('%Y-%m-%dT%H:%M:%SZ', b.first_seen_at, :backlog))))
@@ -286,7 +291,7 @@ def week_counts(
         f"counting the mentions of {week.label}",
         f"""
         SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id)), count(*)
-        FROM mentions m JOIN articles a ON a.id = m.article_id
+        FROM judged_mentions m JOIN articles a ON a.id = m.article_id
         JOIN members mb ON mb.id = m.member_id
         WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
         GROUP BY m.member_id
@@ -303,7 +308,7 @@ def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]
         f"counting the stories of {week.label}",
         f"""
         SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
-        FROM articles a JOIN mentions m ON m.article_id = a.id
+        FROM articles a JOIN judged_mentions m ON m.article_id = a.id
         JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
         WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
         """,
@@ -372,6 +377,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
             also_in=others,
             topics=topics,
             copies=len(records),
+            article_url=first["url"] or "",
         )
         for record in records:
             by_article[record["id"]] = key
@@ -384,7 +390,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
         marks = ",".join("?" * len(chunk))
         for article_id, member_id, alias, text in store.rows(
             f"reading the snippets of {week.label}",
-            f"SELECT article_id, member_id, alias, snippet FROM mentions WHERE article_id IN ({marks})",
+            f"SELECT article_id, member_id, alias, snippet FROM judged_mentions WHERE article_id IN ({marks})",
             list(chunk),
         ):
             key = by_article[article_id]
@@ -393,6 +399,15 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
                 found[(key, member_id)] = (rank, emphasise(line(text), line(alias)))
     for (key, member_id), (_, segments) in found.items():
         stories[key].snippets[member_id] = segments
+    # the team's highlights (the latest one's comment), read from the verdicts in force
+    for key, comment in store.rows(
+        f"reading the highlights of {week.label}",
+        "SELECT story_key, comment FROM verdict_stories WHERE action = 'highlight' "
+        "ORDER BY verdict_id",
+    ):
+        if key in stories:
+            stories[key].highlighted = True
+            stories[key].comment = line(comment) or None
     return stories
 
 
@@ -434,13 +449,19 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         told = [s for s in stories.values() if row.id in s.snippets]
         if not told:
             continue
-        told.sort(key=lambda s: (-s.copies, s.when), reverse=False)
+        told.sort(key=lambda s: (not s.highlighted, -s.copies, s.when))
         section = Section(member=row, stories=told)
         if row.kind == "cluster":
             cluster = section
         else:
             sections.append(section)
 
+    names = {row.id: row.name for row in rows}
+    highlights = [
+        (story, [names[m] for m in story.snippets if m in names])
+        for story in sorted(stories.values(), key=lambda s: (-s.copies, s.when))
+        if story.highlighted and any(m in names for m in story.snippets)
+    ]
     quiet = _quiet_members(store, week, {row.id for row in rows})
     story_total, articles, mention_total = _totals(store, week, backlog_days)
     previous_stories, _, previous_mentions = _totals(store, week.shift(-1), backlog_days)
@@ -460,6 +481,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             SELECT mb.name, f.amount, f.currency, f.amount_eur, f.phrase, a.title, a.link, a.url
             FROM fundings f JOIN articles a ON a.id = f.article_id
             JOIN members mb ON mb.id = f.member_id
+            JOIN judged_mentions jm ON jm.article_id = f.article_id AND jm.member_id = f.member_id
             WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
             ORDER BY coalesce(f.amount_eur, f.amount) DESC
             """,
@@ -498,6 +520,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         more_problems=max(0, len(problem_rows) - MAX_ERRORS_LISTED),
         links=links,
         late=late,
+        highlights=highlights,
         reported=_week_mentions(store, week) + [(m.article_id, m.member_id) for m in late],
         feeds=_member_feeds(config, db_name, [s.member.id for s in sections]),
         member_feed=member_feed_url(config, db_name, ""),
@@ -514,7 +537,7 @@ def _week_mentions(store: Store, week: Week) -> list[tuple[int, str]]:
         (int(article_id), str(member_id))
         for article_id, member_id in store.rows(
             f"reading the mentions {week.label} reports",
-            "SELECT m.article_id, m.member_id FROM mentions m JOIN articles a ON a.id = m.article_id "
+            "SELECT m.article_id, m.member_id FROM judged_mentions m JOIN articles a ON a.id = m.article_id "
             "WHERE a.first_seen_at >= ? AND a.first_seen_at < ? AND m.digest_week IS NULL",
             [iso(week.start), iso(week.end)],
         )
@@ -555,7 +578,7 @@ def late_mentions(
         SELECT m.article_id, m.member_id, mb.name, m.alias, m.snippet, m.found_at,
                a.url, a.link, a.title, coalesce(a.outlet, s.name), a.published_at,
                a.first_seen_at, coalesce(a.story_id, -a.id)
-        FROM mentions m JOIN articles a ON a.id = m.article_id
+        FROM judged_mentions m JOIN articles a ON a.id = m.article_id
         JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
         LEFT JOIN sources s ON s.id = a.source_id
         WHERE (m.digest_week IS NULL OR m.digest_week = ?)
@@ -563,7 +586,7 @@ def late_mentions(
           AND (a.published_at IS NULL OR a.published_at >= ?)
           AND {WHILE_MEMBER_SQL}
           AND (a.story_id IS NULL OR NOT EXISTS (
-              SELECT 1 FROM articles b JOIN mentions n ON n.article_id = b.id
+              SELECT 1 FROM articles b JOIN judged_mentions n ON n.article_id = b.id
               WHERE b.story_id = a.story_id AND b.id != a.id AND n.member_id = m.member_id
                 AND n.digest_week IS NOT NULL AND n.digest_week < ?))
         ORDER BY mb.kind != 'cluster', mb.name, m.found_at, m.article_id
@@ -700,6 +723,7 @@ LABELS: dict[str, dict[str, str]] = {
         "quiet_one": "et 1 autre membre sans actualité cette semaine ni la précédente",
         "quiet_many": "et {n} autres membres sans actualité cette semaine ni la précédente",
         "cluster": "Le cluster dans la presse",
+        "highlights": "À la une",
         "members": "Les membres dans la presse",
         "also_in": "aussi dans",
         "fundings": "Financements repérés",
@@ -743,6 +767,7 @@ LABELS: dict[str, dict[str, str]] = {
         "quiet_one": "and 1 other member without news this week or last",
         "quiet_many": "and {n} other members without news this week or last",
         "cluster": "The cluster in the news",
+        "highlights": "Highlights",
         "members": "Members in the news",
         "also_in": "also in",
         "fundings": "Funding found",

@@ -24,6 +24,7 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.lock import run_lock
 from pipeline.outputs.digest import Week, build, message, render
 from pipeline.outputs.mail import MailError, SmtpSettings, deliver
+from pipeline.outputs.review import approval
 from pipeline.settings.config import Config
 from pipeline.storage.store import Store, iso
 
@@ -36,13 +37,14 @@ RECORD_ATTEMPTS = 4
 @dataclass
 class SendResult:
     week: Week
-    status: str  # sent, partial, skipped, already-sent
+    status: str  # sent, partial, skipped, already-sent, held (waits for the team's approval)
     subject: str = ""
     delivered: list[str] = field(default_factory=list)  # by this attempt
     refused: dict[str, str] = field(default_factory=dict)
     stories: int = 0
     mentions: int = 0
     sent_at: str | None = None
+    deadline: datetime | None = None  # held: when it goes out unapproved (None: never)
 
 
 def send_digest(
@@ -126,6 +128,18 @@ def _send(
             ],
             path="command line",
         )
+    if config.digest.review and not force:
+        approved = approval(store, week)
+        deadline = config.digest.deadline(week.end)
+        if approved is None and (deadline is None or now < deadline):
+            logger.info("digest week=%s held: waiting for the team's approval", week.label)
+            return SendResult(week=week, status="held", deadline=deadline)
+        if approved is None:
+            logger.warning(
+                "digest week=%s not approved by the deadline (%s): sent as it is",
+                week.label,
+                config.digest.review_deadline,
+            )
     delivered: list[str] = [] if force or not row else json.loads(row["delivered"])
     pending = [r for r in recipients if r not in delivered]
 

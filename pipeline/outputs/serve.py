@@ -12,6 +12,7 @@ import copy
 import ipaddress
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,69 @@ def load_metadata(path: Path = METADATA_PATH) -> dict[str, Any]:
     return data
 
 
+DESK_ACCOUNT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+DESK_HASH_ENV = "VEILLE_DESK_HASH_"  # + the account's name in capitals: its password hash
+
+
+def accounts_path(db_path: Path) -> Path:
+    """The desk's accounts file, beside the database: storage/veille.db -> storage/veille.desk.json."""
+    return db_path.with_name(f"{db_path.stem}.desk.json")
+
+
+def load_accounts(path: Path) -> dict[str, str]:
+    """Account name -> password hash (datasette-auth-passwords' PBKDF2 form); {} if no file."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"cannot read the desk's accounts: {exc}"], path=str(path)) from None
+    accounts = data.get("accounts") if isinstance(data, dict) else None
+    if not isinstance(accounts, dict) or not all(
+        isinstance(k, str)
+        and DESK_ACCOUNT.match(k)
+        and isinstance(v, str)
+        and v.startswith("pbkdf2")
+        for k, v in accounts.items()
+    ):
+        raise ConfigError(
+            ['"accounts" must map names (a-z, 0-9, _) to password hashes'], path=str(path)
+        )
+    return dict(accounts)
+
+
+def save_account(path: Path, name: str, password_hash: str) -> None:
+    """Add or replace one account; the file is written whole, readable by its owner only."""
+    if not DESK_ACCOUNT.match(name):
+        raise ConfigError(
+            [f"{name!r}: an account name is a-z, 0-9 and _, starting with a letter (at most 32)"],
+            path="command line",
+        )
+    accounts = load_accounts(path)
+    accounts[name] = password_hash
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump({"accounts": accounts}, out, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def desk_environment(accounts: dict[str, str]) -> dict[str, str]:
+    """The environment that hands the accounts' hashes to Datasette (never its metadata,
+    which /-/metadata shows)."""
+    return {DESK_HASH_ENV + name.upper(): value for name, value in accounts.items()}
+
+
 def metadata_for(
-    db_path: Path, *, protect: bool, base: dict[str, Any] | None = None
+    db_path: Path,
+    *,
+    protect: bool,
+    base: dict[str, Any] | None = None,
+    config_path: Path | None = None,
+    accounts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The metadata with the database renamed after ``db_path`` and, when ``protect``, a login."""
+    """The metadata with the database renamed after ``db_path``; when ``protect``, a login
+    for everything; with ``config_path``, the desk, writable by ``accounts`` once logged in."""
     metadata = copy.deepcopy(base if base is not None else load_metadata())
     name = db_path.stem
     databases = metadata.get("databases", {})
@@ -56,6 +116,17 @@ def metadata_for(
         for chart in dashboard.get("charts", {}).values():
             if chart.get("db") == METADATA_DB_NAME:
                 chart["db"] = name
+    plugins = metadata.setdefault("plugins", {})
+    desk_accounts = sorted(accounts or {})
+    if config_path is not None:
+        plugins["veille-desk"] = {
+            "config": str(config_path.resolve()),
+            "db": str(db_path.resolve()),
+            "accounts": desk_accounts,
+        }
+    logins = {
+        f"{name}_password_hash": {"$env": DESK_HASH_ENV + name.upper()} for name in desk_accounts
+    }
     if protect:
         if not os.environ.get(PASSWORD_HASH_ENV):
             raise ConfigError(
@@ -65,10 +136,10 @@ def metadata_for(
                 ],
                 path="environment",
             )
-        metadata["allow"] = {"id": ANALYST}
-        metadata.setdefault("plugins", {})["datasette-auth-passwords"] = {
-            f"{ANALYST}_password_hash": {"$env": PASSWORD_HASH_ENV}
-        }
+        metadata["allow"] = {"id": [ANALYST, *desk_accounts] if desk_accounts else ANALYST}
+        logins[f"{ANALYST}_password_hash"] = {"$env": PASSWORD_HASH_ENV}
+    if logins:
+        plugins["datasette-auth-passwords"] = logins
     return metadata
 
 

@@ -27,6 +27,7 @@ SourceKind = Literal["feed", "search", "page", "sitemap"]
 # a news search asks one host once per member: each of its feeds once a day by default
 DEFAULT_SEARCH_INTERVAL_MINUTES = 24 * 60
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # as `review_deadline` writes them
 
 
 def slugify(text: str) -> str:
@@ -316,8 +317,27 @@ class Digest(_Model):
     # an article published this many days before its week began is a back catalogue
     # (a new source's archive), left out of the digest
     backlog_days: int = Field(default=14, ge=0, le=3650)
+    # true: the week's digest waits until the team approves it on the desk (`veille review
+    # approve`); the scheduled and cron sends say so and send nothing before
+    review: bool = False
+    # with review: when an unapproved week goes out anyway ("mon 12:00": the Monday after
+    # the week, in schedule.timezone); unset: an unapproved week is never sent
+    review_deadline: str | None = Field(
+        default=None, pattern=r"^(mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def deadline(self, week_end: datetime) -> datetime | None:
+        """The moment an unapproved week goes out: the first ``review_deadline`` time after
+        the week ends (``week_end`` is aware, in the schedule's zone)."""
+        if self.review_deadline is None:
+            return None
+        day, clock = self.review_deadline.split()
+        hour, minute = (int(x) for x in clock.split(":"))
+        offset = WEEKDAYS.index(day) - week_end.weekday()
+        moment = (week_end + timedelta(days=offset % 7)).replace(hour=hour, minute=minute)
+        return moment if moment >= week_end else moment + timedelta(days=7)
 
 
 class Network(_Model):
@@ -393,6 +413,9 @@ class AlertRule(_Model):
     max_age_days: int = Field(default=ALERT_MAX_AGE_DAYS, ge=1, le=3650)
     max_per_run: int = Field(default=ALERT_MAX_PER_RUN, ge=1, le=100)
     enabled: bool = True  # false: silenced, its stories are recorded as not sent
+    # a story waits this long after it was first seen before it is sent: the team can drop
+    # it on the desk meanwhile (the alert is sent by the first pass after the delay)
+    delay_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)
 
 
 class RawConfig(_Model):

@@ -479,6 +479,123 @@ def _m14_story_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
+# The mentions as the team judged them (pipeline/outputs/review.py writes the verdicts):
+# a story dropped names nobody; a member rejected on a story is not named by any of its
+# copies (those the matcher found; one the team added stays); the rest as found. Every
+# reader of mentions (digest, alerts, Atom feeds, canned queries, dashboards) reads this.
+# A verdict is keyed by an article's canonical URL and applies to the story that article
+# is in now, so it holds after `veille restory` and for copies that arrive later.
+JUDGED_MENTIONS_SQL = """
+CREATE VIEW judged_mentions AS
+SELECT m.article_id, m.member_id, m.alias, m.count, m.in_title, m.snippet, m.found_at,
+       m.digest_week, m.origin
+FROM mentions m JOIN articles a ON a.id = m.article_id
+WHERE coalesce(a.story_id, -a.id) NOT IN
+        (SELECT story_key FROM verdict_stories WHERE action = 'drop')
+  AND (m.origin = 'desk' OR (coalesce(a.story_id, -a.id), m.member_id) NOT IN
+        (SELECT story_key, member_id FROM verdict_stories WHERE action = 'reject'))
+"""
+
+
+def _m15_verdicts(db: sqlite_utils.Database) -> None:
+    """The team's verdicts, one row each, never edited or deleted (an undo is a verdict
+    that names the one it undoes); mentions added by hand (``origin = 'desk'``); the views
+    that read mentions as judged."""
+    db.execute(
+        """
+        CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            action TEXT NOT NULL
+                CHECK (action IN ('reject', 'drop', 'highlight', 'add', 'undo', 'approve')),
+            url TEXT,
+            member_id TEXT,
+            week TEXT,
+            comment TEXT,
+            undoes INTEGER REFERENCES verdicts(id),
+            CHECK (action NOT IN ('reject', 'drop', 'highlight', 'add') OR url IS NOT NULL),
+            CHECK (action NOT IN ('reject', 'add') OR member_id IS NOT NULL),
+            CHECK (action != 'approve' OR week IS NOT NULL),
+            CHECK (action != 'undo' OR undoes IS NOT NULL)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_verdicts_url ON verdicts(url)")
+    db.execute("CREATE INDEX idx_verdicts_undoes ON verdicts(undoes)")
+    db.execute(
+        "CREATE TRIGGER verdicts_never_edited BEFORE UPDATE ON verdicts BEGIN "
+        "SELECT RAISE(ABORT, 'verdicts are never edited: record a new one'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER verdicts_never_deleted BEFORE DELETE ON verdicts BEGIN "
+        "SELECT RAISE(ABORT, 'verdicts are never deleted: record an undo'); END"
+    )
+    db.execute("ALTER TABLE mentions ADD COLUMN origin TEXT NOT NULL DEFAULT 'matcher'")
+    db.execute(
+        """
+        CREATE VIEW live_verdicts AS
+        SELECT v.* FROM verdicts v
+        WHERE v.action != 'undo'
+          AND NOT EXISTS (SELECT 1 FROM verdicts u WHERE u.undoes = v.id AND u.action = 'undo')
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW verdict_stories AS
+        SELECT v.id AS verdict_id, v.action, v.member_id, v.comment, v.at, v.by,
+               a.id AS article_id, coalesce(a.story_id, -a.id) AS story_key
+        FROM live_verdicts v JOIN articles a ON a.url = v.url
+        """
+    )
+    db.execute(JUDGED_MENTIONS_SQL)
+    db.execute(
+        """
+        CREATE VIEW verdict_log AS
+        SELECT v.id, v.at, v.by, v.action, v.url, a.title, v.member_id, mb.name AS member,
+               v.week, v.comment, v.undoes,
+               (SELECT u.id FROM verdicts u WHERE u.undoes = v.id AND u.action = 'undo')
+                   AS undone_by
+        FROM verdicts v
+        LEFT JOIN articles a ON a.url = v.url
+        LEFT JOIN members mb ON mb.id = v.member_id
+        """
+    )
+    for view in ("mention_details", "weekly_member_counts"):
+        db.execute(f"DROP VIEW {view}")
+    db.execute(
+        f"""
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles,
+               {WHILE_MEMBER_SQL} AS while_member, m.origin
+        FROM judged_mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    db.execute(
+        f"""
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT coalesce(a.story_id, -a.id)) AS stories,
+               count(DISTINCT a.id) AS articles,
+               sum(m.count) AS mentions,
+               sum(m.in_title) AS in_titles
+        FROM judged_mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {WHILE_MEMBER_SQL}
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -494,4 +611,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m12_alerts,
     _m13_text_state,
     _m14_story_indexes,
+    _m15_verdicts,
 )

@@ -217,6 +217,15 @@ def _write_analysis(
             [article_id],
         )
     }
+    # a mention the team added by hand (a verdict) stays unless the matcher now finds it
+    added = {
+        row[1]: row
+        for row in db.execute(
+            "SELECT article_id, member_id, alias, count, in_title, snippet, found_at, "
+            "digest_week, origin FROM mentions WHERE article_id = ? AND origin = 'desk'",
+            [article_id],
+        )
+    }
     db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
     db.execute("DELETE FROM fundings WHERE article_id = ?", [article_id])
     for mention in analysis.mentions:
@@ -234,6 +243,13 @@ def _write_analysis(
                 found or stamp,
                 week,
             ],
+        )
+        added.pop(mention.member_id, None)
+    for row in added.values():
+        db.execute(
+            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet, "
+            "found_at, digest_week, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            list(row),
         )
     for event in analysis.fundings:
         db.execute(

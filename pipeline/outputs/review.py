@@ -1,0 +1,366 @@
+"""The team's word -> verdicts in the store: a mention rejected, a story dropped or
+highlighted, a member added, a verdict undone, a week approved.
+
+The desk's buttons (desk.py) and `veille review` call these same functions. A verdict
+is a row of `verdicts`, never edited or deleted; it names an article by its canonical
+URL and holds for every copy of the story that article is in now, later copies
+included. Every output reads the mentions as judged (the `judged_mentions` view of
+pipeline/storage/migrations.py); a member added by hand is also a row of `mentions`
+(``origin = 'desk'``), kept when the article is analysed again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.errors import ReviewError
+from pipeline.outputs.digest import Week, line
+from pipeline.sources.dedupe import canonical_url
+from pipeline.storage.store import Store, iso
+
+ACTIONS = ("reject", "drop", "highlight", "add", "undo", "approve")
+MAX_COMMENT = 400  # one or two sentences
+MAX_URL = 2048
+MAX_ACCOUNT = 64
+ACCOUNT = re.compile(r"^[\w][\w .@'-]*$")
+DEFAULT_ACCOUNT = "cli"  # `veille review` without --by
+PRECISION_WEEKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    id: int
+    at: str
+    by: str
+    action: str
+    url: str | None
+    title: str | None
+    member_id: str | None
+    member: str | None
+    week: str | None
+    comment: str | None
+    undoes: int | None
+    undone_by: int | None
+
+    @property
+    def live(self) -> bool:
+        return self.undone_by is None
+
+    def describe(self) -> str:
+        """One line for a person: "#12 reject OSE Immunotherapeutics on "Title" by claire"."""
+        what = {
+            "reject": f"not about {self.member}",
+            "drop": "not relevant",
+            "highlight": "highlighted",
+            "add": f"{self.member} added",
+            "undo": f"undoes #{self.undoes}",
+            "approve": f"week {self.week} approved",
+        }[self.action]
+        on = f' on "{line(self.title or self.url)}"' if self.url else ""
+        note = f" ({self.comment})" if self.comment else ""
+        undone = f" [undone by #{self.undone_by}]" if self.undone_by else ""
+        return f"#{self.id} {what}{on}{note} by {self.by} at {self.at}{undone}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What an action did: the verdict written, or None and why nothing was."""
+
+    verdict: Verdict | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: int
+    url: str  # canonical, as stored
+    title: str
+    story_key: int
+
+
+_VERDICT_COLUMNS = (
+    "id, at, by, action, url, title, member_id, member, week, comment, undoes, undone_by"
+)
+
+
+def _text(value: str | None, *, limit: int, what: str) -> str | None:
+    """One line of text, at most ``limit`` characters; None when empty."""
+    if value is None:
+        return None
+    text = " ".join("".join(c for c in value if c.isprintable() or c.isspace()).split())
+    if len(text) > limit:
+        raise ReviewError(f"{what}: at most {limit} characters ({len(text)} given)")
+    return text or None
+
+
+def account(by: str | None) -> str:
+    """The account a verdict is recorded under: a login name, bounded."""
+    name = (by or "").strip()
+    if not name or len(name) > MAX_ACCOUNT or not ACCOUNT.match(name):
+        raise ReviewError(
+            f"--by {by!r}: a name of letters, digits, spaces, '.', '@', '-' "
+            f"(at most {MAX_ACCOUNT} characters)"
+        )
+    return name
+
+
+def find_article(store: Store, url: str) -> Article:
+    """The stored article of a URL: as stored (canonical), as the feed gave it, or the
+    canonical form of the URL given."""
+    given = (url or "").strip()
+    if not given or len(given) > MAX_URL:
+        raise ReviewError(f"{given[:80]!r}: not a URL veille could have stored")
+    for candidate in dict.fromkeys([given, canonical_url(given)]):
+        row = store.row(
+            "finding an article by its URL",
+            "SELECT id, url, coalesce(title, url), coalesce(story_id, -id) FROM articles "
+            "WHERE url = ? OR link = ? ORDER BY url = ? DESC LIMIT 1",
+            [candidate, candidate, candidate],
+        )
+        if row is not None:
+            return Article(int(row[0]), str(row[1]), line(row[2]), int(row[3]))
+    raise ReviewError(f"{given}: no article with this URL in {store.path}")
+
+
+def member_name(store: Store, member_id: str) -> str:
+    row = store.row(
+        "finding a member",
+        "SELECT name FROM members WHERE id = ? AND kind IN ('member', 'cluster')",
+        [member_id],
+    )
+    if row is None:
+        raise ReviewError(
+            f"--member {member_id!r}: no such member (the ids are in the members table "
+            "and in `veille members check`)"
+        )
+    return str(row[0])
+
+
+def _verdicts(store: Store, where: str, params: list[Any]) -> list[Verdict]:
+    return [
+        Verdict(**record)
+        for record in store.records(
+            "reading the verdicts",
+            f"SELECT {_VERDICT_COLUMNS} FROM verdict_log WHERE {where} ORDER BY id",
+            params,
+        )
+    ]
+
+
+def verdict(store: Store, verdict_id: int) -> Verdict | None:
+    found = _verdicts(store, "id = ?", [verdict_id])
+    return found[0] if found else None
+
+
+def _insert(
+    store: Store,
+    *,
+    action: str,
+    by: str,
+    now: datetime,
+    url: str | None = None,
+    member_id: str | None = None,
+    week: str | None = None,
+    comment: str | None = None,
+    undoes: int | None = None,
+) -> int:
+    store.execute(
+        f"recording a verdict ({action})",
+        "INSERT INTO verdicts (at, by, action, url, member_id, week, comment, undoes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [iso(now), by, action, url, member_id, week, comment, undoes],
+    )
+    row = store.row("reading the verdict just recorded", "SELECT max(id) FROM verdicts")
+    assert row is not None
+    return int(row[0])
+
+
+def _story_filter(key: int) -> tuple[str, list[Any]]:
+    return ("a.story_id = ?", [key]) if key > 0 else ("a.id = ?", [-key])
+
+
+def _live_on_story(store: Store, action: str, key: int, member_id: str | None = None) -> int | None:
+    """The id of the verdict in force of this kind on the story (and member), if any."""
+    row = store.row(
+        "reading the verdicts on a story",
+        "SELECT max(verdict_id) FROM verdict_stories WHERE action = ? AND story_key = ? "
+        "AND (? IS NULL OR member_id = ?)",
+        [action, key, member_id, member_id],
+    )
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _named(store: Store, key: int, member_id: str, *, table: str) -> bool:
+    where, params = _story_filter(key)
+    row = store.row(
+        "reading who a story names",
+        f"SELECT 1 FROM {table} m JOIN articles a ON a.id = m.article_id "
+        f"WHERE {where} AND m.member_id = ? LIMIT 1",
+        [*params, member_id],
+    )
+    return row is not None
+
+
+def reject(
+    store: Store, *, url: str, member_id: str, by: str, now: datetime, why: str | None = None
+) -> Recorded:
+    """Not about this member: the story (every copy) no longer names it anywhere."""
+    by, why = account(by), _text(why, limit=MAX_COMMENT, what="--why")
+    article = find_article(store, url)
+    name = member_name(store, member_id)
+    if _live_on_story(store, "reject", article.story_key, member_id):
+        return Recorded(None, f"{name} is already rejected on this story")
+    if not _named(store, article.story_key, member_id, table="judged_mentions"):
+        raise ReviewError(f"{url}: this story does not name {name}; nothing to reject")
+    new = _insert(
+        store, action="reject", by=by, now=now, url=article.url, member_id=member_id, comment=why
+    )
+    return Recorded(verdict(store, new), f"#{new}: {name} rejected on {article.title!r}")
+
+
+def drop(store: Store, *, url: str, by: str, now: datetime, why: str | None = None) -> Recorded:
+    """Not relevant: the story leaves the digest, the alerts and the feeds."""
+    by, why = account(by), _text(why, limit=MAX_COMMENT, what="--why")
+    article = find_article(store, url)
+    if _live_on_story(store, "drop", article.story_key):
+        return Recorded(None, "this story is already dropped")
+    new = _insert(store, action="drop", by=by, now=now, url=article.url, comment=why)
+    return Recorded(verdict(store, new), f"#{new}: dropped {article.title!r}")
+
+
+def highlight(
+    store: Store, *, url: str, by: str, now: datetime, comment: str | None = None
+) -> Recorded:
+    """First in the digest, with the comment (the latest highlight's comment wins)."""
+    by, comment = account(by), _text(comment, limit=MAX_COMMENT, what="--comment")
+    article = find_article(store, url)
+    new = _insert(store, action="highlight", by=by, now=now, url=article.url, comment=comment)
+    return Recorded(verdict(store, new), f"#{new}: highlighted {article.title!r}")
+
+
+def add(store: Store, *, url: str, member_id: str, by: str, now: datetime) -> Recorded:
+    """A mention veille missed: the article (and so its story) names the member."""
+    by = account(by)
+    article = find_article(store, url)
+    name = member_name(store, member_id)
+    rejected = _live_on_story(store, "reject", article.story_key, member_id)
+    if rejected:
+        raise ReviewError(f"{name} was rejected on this story by #{rejected}: undo that instead")
+    if _named(store, article.story_key, member_id, table="judged_mentions"):
+        return Recorded(None, f"this story already names {name}")
+    summary = store.row(
+        "reading the article's summary",
+        "SELECT coalesce(summary, title, '') FROM articles WHERE id = ?",
+        [article.id],
+    )
+    snippet = line(summary[0] if summary else "")[:200]
+    with store.transaction(f"adding {member_id} to an article"):
+        new = _insert(store, action="add", by=by, now=now, url=article.url, member_id=member_id)
+        store.execute(
+            "adding a mention by hand",
+            "INSERT INTO mentions (article_id, member_id, alias, count, in_title, snippet, "
+            "found_at, digest_week, origin) VALUES (?, ?, ?, 1, 0, ?, ?, NULL, 'desk')",
+            [article.id, member_id, name, snippet, iso(now)],
+        )
+    return Recorded(verdict(store, new), f"#{new}: {name} added to {article.title!r}")
+
+
+def undo(store: Store, *, verdict_id: int, by: str, now: datetime) -> Recorded:
+    """Cancel a verdict by recording another; an added mention leaves `mentions`."""
+    by = account(by)
+    target = verdict(store, verdict_id)
+    if target is None:
+        raise ReviewError(f"#{verdict_id}: no such verdict")
+    if target.action == "undo":
+        raise ReviewError(f"#{verdict_id} is an undo; record the verdict again instead")
+    if target.undone_by is not None:
+        return Recorded(None, f"#{verdict_id} is already undone by #{target.undone_by}")
+    with store.transaction(f"undoing verdict #{verdict_id}"):
+        new = _insert(store, action="undo", by=by, now=now, undoes=verdict_id)
+        if target.action == "add" and target.url and target.member_id:
+            store.execute(
+                "removing a mention added by hand",
+                "DELETE FROM mentions WHERE origin = 'desk' AND member_id = ? AND article_id = "
+                "(SELECT id FROM articles WHERE url = ?)",
+                [target.member_id, target.url],
+            )
+    return Recorded(verdict(store, new), f"#{new}: undid {target.describe()}")
+
+
+def approve(store: Store, *, week: Week, by: str, now: datetime) -> Recorded:
+    """The week's digest may be sent (digest.review)."""
+    by = account(by)
+    done = approval(store, week)
+    if done is not None:
+        return Recorded(None, f"{week} is already approved (#{done.id} by {done.by})")
+    new = _insert(store, action="approve", by=by, now=now, week=week.label)
+    return Recorded(verdict(store, new), f"#{new}: {week} approved")
+
+
+def approval(store: Store, week: Week) -> Verdict | None:
+    """The approval in force of a week, if any."""
+    found = _verdicts(store, "action = 'approve' AND week = ? AND undone_by IS NULL", [week.label])
+    return found[-1] if found else None
+
+
+def week_verdicts(store: Store, week: Week) -> list[Verdict]:
+    """The verdicts on the week's articles and on the week itself, and their undos."""
+    on_week = _verdicts(
+        store,
+        "week = ? OR url IN (SELECT url FROM articles WHERE first_seen_at >= ? "
+        "AND first_seen_at < ?)",
+        [week.label, iso(week.start), iso(week.end)],
+    )
+    ids = [v.id for v in on_week]
+    undos = _verdicts(store, f"undoes IN ({','.join('?' * len(ids))})", list(ids)) if ids else []
+    return sorted({v.id: v for v in on_week + undos}.values(), key=lambda v: v.id)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamPrecision:
+    rejected: int
+    mentions: int
+    weeks: int
+
+    @property
+    def precision(self) -> float | None:
+        return 1 - self.rejected / self.mentions if self.mentions else None
+
+    def sentence(self) -> str:
+        """ "4 of 312 mentions rejected in 8 weeks: 98.7 %"."""
+        value = self.precision
+        figure = f": {value * 100:.1f} %" if value is not None else ""
+        return f"{self.rejected} of {self.mentions} mentions rejected in {self.weeks} weeks{figure}"
+
+
+def team_precision(
+    store: Store, *, now: datetime, weeks: int = PRECISION_WEEKS, member_id: str | None = None
+) -> TeamPrecision:
+    """The matcher's precision as the team judged it: mentions veille found in the articles
+    of the last ``weeks`` weeks, and how many of them the team rejected."""
+    row = store.row(
+        "counting the mentions the team rejected",
+        """
+        SELECT count(*),
+               sum((coalesce(a.story_id, -a.id), m.member_id) IN
+                   (SELECT story_key, member_id FROM verdict_stories WHERE action = 'reject'))
+        FROM mentions m JOIN articles a ON a.id = m.article_id
+        WHERE m.origin = 'matcher' AND a.first_seen_at >= ? AND (? IS NULL OR m.member_id = ?)
+        """,
+        [iso(now - timedelta(weeks=weeks)), member_id, member_id],
+    )
+    total, rejected = (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+    return TeamPrecision(rejected=rejected, mentions=total, weeks=weeks)
+
+
+def review_week(store: Store, now: datetime, zone: Any) -> Week:
+    """The week under review: the last complete one while its digest is not sent, then
+    the current one."""
+    last = Week.last_complete(now, zone)
+    row = store.digest_row(last.label)
+    if row is not None and row["status"] in ("sent", "skipped"):
+        return Week.containing(now, zone)
+    return last
