@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -26,10 +27,11 @@ from urllib.parse import urlencode
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from pipeline.errors import VeilleError
+from pipeline.errors import ReviewError, VeilleError
 from pipeline.outputs.digest import Content, Story, Week, build, line, render
 from pipeline.outputs.review import (
     MAX_COMMENT,
+    Recorded,
     TeamPrecision,
     Verdict,
     add,
@@ -380,7 +382,15 @@ async def desk_page(datasette: Any, request: Any) -> Any:
         "week_link": lambda w: "?" + urlencode({"week": w.label}),
         "range": f"{view.week.monday:%d/%m} – {view.week.sunday:%d/%m/%Y}",
     }
-    return Response.html(await datasette.render_template("desk.html", context, request=request))
+    return Response.html(
+        await datasette.render_template(_template(datasette), context, request=request)
+    )
+
+
+def _template(datasette: Any) -> Any:
+    """desk.html, compiled in Datasette's environment (it extends Datasette's base.html)."""
+    source = resources.files("pipeline.outputs").joinpath("templates/desk.html")
+    return datasette.jinja_env.from_string(source.read_text(encoding="utf-8"))
 
 
 async def desk_preview(datasette: Any, request: Any) -> Any:
@@ -425,24 +435,30 @@ async def desk_verdict(datasette: Any, request: Any) -> Any:
     config = load_config(desk.config_path)
     now = utcnow()
 
+    lang = config.digest.language
+
     def act(store: Store) -> str:
+        done = _act(store)
+        return done.verdict.describe(lang) if done.verdict else done.message
+
+    def _act(store: Store) -> Recorded:
         if action == "reject":
-            return reject(store, url=url, member_id=member, by=by, why=text, now=now).message
+            return reject(store, url=url, member_id=member, by=by, why=text, now=now)
         if action == "drop":
-            return drop(store, url=url, by=by, why=text, now=now).message
+            return drop(store, url=url, by=by, why=text, now=now)
         if action == "highlight":
-            return highlight(store, url=url, by=by, comment=text, now=now).message
+            return highlight(store, url=url, by=by, comment=text, now=now)
         if action == "add":
-            return add(store, url=url, member_id=member, by=by, now=now).message
+            return add(store, url=url, member_id=member, by=by, now=now)
         if action == "undo":
             try:
                 verdict_id = int(_field(form, "verdict", 12) or "")
             except ValueError:
-                return "undo: which verdict?"
-            return undo(store, verdict_id=verdict_id, by=by, now=now).message
+                raise ReviewError("undo: which verdict?") from None
+            return undo(store, verdict_id=verdict_id, by=by, now=now)
         if action == "approve":
-            return approve(store, week=_week_of(config, store, week_text), by=by, now=now).message
-        return f"unknown action {line(action)!r}"
+            return approve(store, week=_week_of(config, store, week_text), by=by, now=now)
+        raise ReviewError(f"unknown action {line(action)!r}")
 
     try:
         said = await _in_thread(lambda: _with_store(desk.db_path, act))

@@ -49,20 +49,44 @@ class Verdict:
     def live(self) -> bool:
         return self.undone_by is None
 
-    def describe(self) -> str:
-        """One line for a person: "#12 reject OSE Immunotherapeutics on "Title" by claire"."""
-        what = {
-            "reject": f"not about {self.member}",
-            "drop": "not relevant",
-            "highlight": "highlighted",
-            "add": f"{self.member} added",
-            "undo": f"undoes #{self.undoes}",
-            "approve": f"week {self.week} approved",
-        }[self.action]
-        on = f' on "{line(self.title or self.url)}"' if self.url else ""
+    def describe(self, lang: str = "en") -> str:
+        """One line for a person: '#12 not about Valneva on "Title" by claire at ...'."""
+        words = _WORDS[lang]
+        what = words[self.action].format(member=self.member, undoes=self.undoes, week=self.week)
+        on = f' {words["on"]} "{line(self.title or self.url)}"' if self.url else ""
         note = f" ({self.comment})" if self.comment else ""
-        undone = f" [undone by #{self.undone_by}]" if self.undone_by else ""
-        return f"#{self.id} {what}{on}{note} by {self.by} at {self.at}{undone}"
+        undone = f" [{words['undone']} #{self.undone_by}]" if self.undone_by else ""
+        return (
+            f"#{self.id} {what}{on}{note} {words['by']} {self.by} {words['at']} {self.at}{undone}"
+        )
+
+
+_WORDS = {
+    "en": {
+        "reject": "not about {member}",
+        "drop": "not relevant",
+        "highlight": "highlighted",
+        "add": "{member} added",
+        "undo": "undoes #{undoes}",
+        "approve": "week {week} approved",
+        "on": "on",
+        "by": "by",
+        "at": "at",
+        "undone": "undone by",
+    },
+    "fr": {
+        "reject": "pas à propos de {member}",
+        "drop": "pas pertinent",
+        "highlight": "à la une",
+        "add": "{member} ajouté",
+        "undo": "annule #{undoes}",
+        "approve": "semaine {week} approuvée",
+        "on": "sur",
+        "by": "par",
+        "at": "le",
+        "undone": "annulé par",
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,9 +353,15 @@ class TeamPrecision:
     def precision(self) -> float | None:
         return 1 - self.rejected / self.mentions if self.mentions else None
 
-    def sentence(self) -> str:
+    def sentence(self, lang: str = "en") -> str:
         """ "4 of 312 mentions rejected in 8 weeks: 98.7 %"."""
         value = self.precision
+        if lang == "fr":
+            figure = f" : {value * 100:.1f} %".replace(".", ",") if value is not None else ""
+            return (
+                f"{self.rejected} mentions rejetées sur {self.mentions} "
+                f"en {self.weeks} semaines{figure}"
+            )
         figure = f": {value * 100:.1f} %" if value is not None else ""
         return f"{self.rejected} of {self.mentions} mentions rejected in {self.weeks} weeks{figure}"
 
