@@ -886,13 +886,23 @@ def members_import(file: Path, config_path: Path, dry_run: bool) -> None:
     help="The window.",
 )
 @click.option("--member", "member_id", metavar="ID", help="Show this member's forms only.")
-def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str | None) -> None:
+@click.option(
+    "--apply",
+    "apply_fixes",
+    is_flag=True,
+    help="Write the fixes suggested for the forms the team rejected to the members file.",
+)
+def members_check(
+    config_path: Path, db_path: Path, weeks: int, member_id: str | None, apply_fixes: bool
+) -> None:
     """Show every member's forms, the rule on each and why, and how often each matched.
 
     The articles first seen in the last --weeks are matched again with the current
     configuration: members never found, forms that never matched and forms that match
-    suspiciously often come first, then each member's forms. Exit 0, or 2 on a
-    configuration error or an unknown --member.
+    suspiciously often come first, then the precision as the team judged it on the
+    desk, the forms it rejected 3 times or more (in a third of their matches or more)
+    with a fix (capitals, context words, or off; --apply writes them), then each
+    member's forms. Exit 0, or 2 on a configuration error or an unknown --member.
 
     \b
     Example:
@@ -908,16 +918,31 @@ def members_check(config_path: Path, db_path: Path, weeks: int, member_id: str |
     if member_id and member_id not in {m.slug for m in config.members}:
         _fail(f"--member: no member with id {member_id!r} in {config_path}", EXIT_USAGE)
     articles = None
+    rejected: dict[tuple[str, str], int] | None = None
+    team: str | None = None
     if db_path.exists():
-        since = (datetime.now(UTC) - timedelta(weeks=weeks)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        store = Store.open(db_path, migrate=False)
+        from pipeline.outputs.review import rejected_aliases, team_precision
+
+        now = datetime.now(UTC)
+        since = (now - timedelta(weeks=weeks)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store = Store.open(db_path)
         try:
-            rows = store.articles_since(since)
+            articles = store.articles_since(since)
+            rejected = rejected_aliases(store, since=now - timedelta(weeks=weeks))
+            team = team_precision(store, now=now, weeks=weeks).sentence()
         finally:
             store.close()
-        articles = rows
-    report = check(config, articles=articles, weeks=weeks)
+    report = check(config, articles=articles, weeks=weeks, rejected=rejected, team=team)
     click.echo(render_check(report, only=member_id), nl=False)
+    if apply_fixes:
+        from pipeline.analysis.formcheck import fix_rule
+        from pipeline.settings.directory import apply_form_rules
+
+        fixes = [(m.forms.member_id, fix_rule(c)) for m, c in report.flagged]
+        if not fixes:
+            click.echo("--apply: no form to fix", err=True)
+        for said in apply_form_rules(config_path, fixes):
+            click.echo(f"--apply: {said}", err=True)
 
 
 # ------------------------------------------------------------------ alerts

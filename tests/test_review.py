@@ -5,6 +5,7 @@ output reads them: the digest (HTML and text), the Atom feeds, the alerts, and a
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from pipeline.outputs.review import add, approve, drop, find_article, highlight,
 from pipeline.outputs.send import send_digest
 from pipeline.outputs.serve import metadata_for
 from pipeline.run import run
-from pipeline.settings.config import Config
+from pipeline.settings.config import Config, load_config
 from pipeline.storage.store import Store
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
@@ -373,5 +374,82 @@ def test_find_article_takes_the_url_as_stored_as_fed_or_in_another_form(
             find_article(store, "")
         with pytest.raises(ReviewError):
             reject(store, url=stored_url, member_id="xenothera", by="", now=datetime.now(UTC))
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- learning from verdicts
+
+AGENDA = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Agenda</title><link>https://agenda.example/</link>
+<description>Agenda</description>
+{items}
+</channel></rss>
+"""
+AGENDA_ITEM = """<item><title>{title}</title><link>https://agenda.example/{n}</link>
+<pubDate>Mon, 23 Nov 2026 0{n}:00:00 +0100</pubDate><description>{title}</description></item>"""
+AGENDA_TITLES = [
+    "Randonnée : la vallée de Valneva sous la neige",
+    "Le festival Valneva ouvre sa billetterie",
+    "Course à pied : record battu au trail de Valneva",
+]
+
+
+def test_members_check_flags_a_form_the_team_keeps_rejecting_and_apply_writes_the_fix(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path
+) -> None:
+    items = "\n".join(AGENDA_ITEM.format(title=t, n=i + 1) for i, t in enumerate(AGENDA_TITLES))
+    (server.root / "agenda.rss").write_text(AGENDA.format(items=items), encoding="utf-8")
+    config = write_config(sources=_sources(server, "agenda"), members=[], digest=DIGEST)
+    path = Path(config.path)
+    (path.parent / "members.yaml").write_text(
+        "members:\n  - name: Valneva\n  - name: GlioCure\n", encoding="utf-8"
+    )
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("members_file: members.yaml\n")
+    config = load_config(path)
+    run(config, db_path=db_path)
+    for n in range(1, 4):
+        done = cli(
+            config,
+            db_path,
+            "review",
+            "reject",
+            f"https://agenda.example/{n}",
+            "--member",
+            "valneva",
+            "--by",
+            "claire",
+        )
+        assert done.returncode == 0, done.stderr
+
+    shown = cli(config, db_path, "members", "check")
+    assert shown.returncode == 0, shown.stderr
+    # (how many mentions the cluster has depends on which copy of a shared article came first)
+    assert re.search(
+        r"as judged by the team: 3 of \d+ mentions rejected in 8 weeks: \d+\.\d %", shown.stdout
+    )
+    # written with its capitals each time: capitals would not help, context words may
+    assert "valneva: 'Valneva' rejected 3 of 5 [plain] -> context" in shown.stdout
+    assert "rejected 3x by the team" in shown.stdout
+    assert "'GlioCure'" in shown.stdout and "gliocure: 'GlioCure' rejected" not in shown.stdout
+
+    applied = cli(config, db_path, "members", "check", "--apply")
+    assert applied.returncode == 0, applied.stderr
+    said = "valneva: {'alias': 'Valneva', 'case_sensitive': False, 'context': True} written"
+    assert said in applied.stderr
+    member = next(m for m in load_config(path).members if m.slug == "valneva")
+    assert [(a.alias, a.context) for a in member.alias_rules()] == [("Valneva", True)]
+    assert "GlioCure" in (path.parent / "members.yaml").read_text(encoding="utf-8")
+    # the agenda's Valneva no longer names the member (no context word of a company there)
+    done = cli(config, db_path, "remention")
+    assert done.returncode == 0, done.stderr
+    store = Store.open(db_path)
+    try:
+        assert store.rows(
+            "reading",
+            "SELECT count(*) FROM mentions m JOIN articles a ON a.id = m.article_id "
+            "WHERE m.member_id = 'valneva' AND a.url LIKE 'https://agenda.example/%'",
+        ) == [(0,)]
     finally:
         store.close()

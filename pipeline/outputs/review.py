@@ -394,3 +394,23 @@ def review_week(store: Store, now: datetime, zone: Any) -> Week:
     if row is not None and row["status"] in ("sent", "skipped"):
         return Week.containing(now, zone)
     return last
+
+
+def rejected_aliases(store: Store, *, since: datetime) -> dict[tuple[str, str], int]:
+    """The mentions veille found in articles first seen since ``since`` that the team
+    rejected, counted by (member id, alias as written): `veille members check` reads them."""
+    counts: dict[tuple[str, str], int] = {}
+    for member_id, alias, count in store.rows(
+        "reading the mentions the team rejected",
+        """
+        SELECT m.member_id, m.alias, count(*)
+        FROM mentions m JOIN articles a ON a.id = m.article_id
+        WHERE m.origin = 'matcher' AND a.first_seen_at >= ?
+          AND (coalesce(a.story_id, -a.id), m.member_id) IN
+              (SELECT story_key, member_id FROM verdict_stories WHERE action = 'reject')
+        GROUP BY m.member_id, m.alias
+        """,
+        [iso(since)],
+    ):
+        counts[(str(member_id), str(alias))] = int(count)
+    return counts

@@ -530,3 +530,55 @@ def import_directory(
         report.wrote_config = True
     load_config(config_path)  # what was written reads back
     return report
+
+
+def apply_form_rules(
+    config_path: str | Path, rules: list[tuple[str, dict[str, object]]]
+) -> list[str]:
+    """Write each (member id, rule) into that member's `aliases` in the members file: the
+    rule replaces any written for the same alias. Validated as a whole before it is
+    written (atomically); a member written in sources.yaml itself is left to a person.
+    One line per rule says what was done."""
+    config_path = Path(config_path)
+    load_config(config_path)  # a broken configuration is refused before any change
+    data = YAML(typ="safe", pure=True).load(read_text(config_path))
+    members_name = data.get("members_file")
+    said: list[str] = []
+    if not members_name:
+        return [f"{m}: no members file; add {r} to its aliases in {config_path}" for m, r in rules]
+    members_path = members_file_path(config_path, members_name)
+    yaml = _yaml()
+    document = yaml.load(members_path.read_text(encoding="utf-8")) or CommentedMap()
+    entries = document.get("members") or CommentedSeq()
+    by_id: dict[str, CommentedMap] = {}
+    for entry in entries:
+        if isinstance(entry, CommentedMap) and isinstance(entry.get("name"), str):
+            by_id[str(entry.get("id") or slugify(entry["name"]))] = entry
+    changed = False
+    for member, rule in rules:
+        entry = by_id.get(member)
+        if entry is None:
+            said.append(f"{member}: not in {members_path.name}; add {rule} to its aliases by hand")
+            continue
+        aliases = entry.get("aliases")
+        if aliases is None:
+            aliases = CommentedSeq()
+            entry["aliases"] = aliases
+        spec = CommentedMap(rule)
+        spec.fa.set_flow_style()
+        for index, old in enumerate(aliases):
+            written = old.get("alias") if isinstance(old, dict) else old
+            if written == rule["alias"]:
+                aliases[index] = spec
+                break
+        else:
+            aliases.append(spec)
+        changed = True
+        said.append(f"{member}: {_plain(spec)} written to {members_path.name}")
+    if changed:
+        build_config(data, path=config_path, file_members=_plain(entries))
+        buffer = io.StringIO()
+        yaml.dump(document, buffer)
+        atomic_write(members_path, buffer.getvalue())
+        load_config(config_path)  # what was written reads back
+    return said
