@@ -37,8 +37,8 @@ schedule: $(STAMP)  ## the scheduler daemon: runs and the weekly digest at the t
 check: $(STAMP)  ## validate sources.yaml
 	$(BIN)/veille check --config $(CONFIG)
 
-datasette: $(STAMP)  ## serve $(DB) in Datasette on 127.0.0.1:8001 (DB=storage/demo.db after make demo)
-	$(BIN)/veille datasette --db $(DB)
+datasette: $(STAMP)  ## serve $(DB) and its desk on 127.0.0.1:8001 (DB=storage/demo.db CONFIG=storage/demo/sources.yaml after make demo)
+	$(BIN)/veille datasette --config $(CONFIG) --db $(DB)
 
 sources: $(STAMP)  ## show each source's state
 	$(BIN)/veille sources --db $(DB)

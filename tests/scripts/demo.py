@@ -141,6 +141,51 @@ def veille(*args: str, env: dict[str, str] | None = None) -> int:
     )
 
 
+DESK_ACCOUNT = "equipe"
+DESK_PASSWORD = "demo-desk-2026"  # the demo's own database only: choose a real one in use
+
+
+def desk(rel_config: str, rel_db: str) -> None:
+    """The team's desk: an account to log in with, and a verdict given as its button would,
+    so that the digest below shows a highlight with its comment."""
+    print("\n# the team's desk: an account, and one story highlighted with a comment")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "review",
+            "account",
+            DESK_ACCOUNT,
+            "--db",
+            rel_db,
+            "--password-stdin",
+        ],
+        cwd=ROOT,
+        input=DESK_PASSWORD + "\n",
+        text=True,
+        check=True,
+    )
+    with sqlite3.connect(DEMO_DB) as db:
+        row = db.execute(
+            "SELECT url FROM articles WHERE title LIKE 'Xenothera lève%' ORDER BY id LIMIT 1"
+        ).fetchone()
+    if row:
+        veille(
+            "review",
+            "highlight",
+            row[0],
+            "--comment",
+            "Une levée qui finance la phase 2 de XEN-407 : à relayer auprès du conseil.",
+            "--by",
+            DESK_ACCOUNT,
+            "--config",
+            rel_config,
+            "--db",
+            rel_db,
+        )
+
+
 def digest(rel_config: str, rel_db: str) -> int:
     """This week's digest (the demo's articles were all first seen today): written to
     storage/demo-digest.html and .txt, then sent to an SMTP server on loopback."""
@@ -327,12 +372,19 @@ def main() -> int:
         text=True,
     )
     print("\n".join(check.stdout.splitlines()[:14]))
+    desk(rel_config, rel_db)
     sent = digest(rel_config, rel_db)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
     print(f"\nThe digest: {DEMO_DIGEST.relative_to(ROOT)} (open it in a browser) and its text part")
     print(f"  {DEMO_DIGEST.with_suffix('.txt').relative_to(ROOT)}")
     print("\nOpen it in Datasette (canned queries, facets, full-text search, dashboards):")
-    print(f"  make datasette DB={rel_db}        # then http://127.0.0.1:8001/{DEMO_DB.stem}")
+    print(
+        f"  make datasette DB={rel_db} CONFIG={rel_config}   # then http://127.0.0.1:8001/{DEMO_DB.stem}"
+    )
+    print(
+        f"  The desk: http://127.0.0.1:8001/-/desk  (log in as {DESK_ACCOUNT!r}, password "
+        f"{DESK_PASSWORD!r}: review the week, reject, drop, highlight, approve)"
+    )
     feeds = f"http://127.0.0.1:8001/{DEMO_DB.stem}"
     print(f"  Atom feeds: {feeds}/member_feed.atom?member=xenothera  {feeds}/mentions_feed.atom")
     print("\nNext steps:")
