@@ -485,15 +485,21 @@ def _m14_story_indexes(db: sqlite_utils.Database) -> None:
 # reader of mentions (digest, alerts, Atom feeds, canned queries, dashboards) reads this.
 # A verdict is keyed by an article's canonical URL and applies to the story that article
 # is in now, so it holds after `veille restory` and for copies that arrive later.
+# The copies judged are read once per query (uncorrelated subqueries), then each mention
+# is an index probe: the view joins nothing, so the readers' own indexes still serve them.
 JUDGED_MENTIONS_SQL = """
 CREATE VIEW judged_mentions AS
 SELECT m.article_id, m.member_id, m.alias, m.count, m.in_title, m.snippet, m.found_at,
        m.digest_week, m.origin
-FROM mentions m JOIN articles a ON a.id = m.article_id
-WHERE coalesce(a.story_id, -a.id) NOT IN
-        (SELECT story_key FROM verdict_stories WHERE action = 'drop')
-  AND (m.origin = 'desk' OR (coalesce(a.story_id, -a.id), m.member_id) NOT IN
-        (SELECT story_key, member_id FROM verdict_stories WHERE action = 'reject'))
+FROM mentions m
+WHERE m.article_id NOT IN
+        (SELECT b.id FROM verdict_stories v
+         JOIN articles b ON b.story_id = v.story_key OR b.id = -v.story_key
+         WHERE v.action = 'drop')
+  AND (m.origin = 'desk' OR (m.article_id, m.member_id) NOT IN
+        (SELECT b.id, v.member_id FROM verdict_stories v
+         JOIN articles b ON b.story_id = v.story_key OR b.id = -v.story_key
+         WHERE v.action = 'reject'))
 """
 
 
