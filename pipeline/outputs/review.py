@@ -138,11 +138,13 @@ def find_article(store: Store, url: str) -> Article:
     if not given or len(given) > MAX_URL:
         raise ReviewError(f"{given[:80]!r}: not a URL veille could have stored")
     for candidate in dict.fromkeys([given, canonical_url(given)]):
+        # article_urls holds every URL an article is known by: its key, the feed links
+        # that led to it (tracking parameters and all), AMP and mobile variants
         row = store.row(
             "finding an article by its URL",
-            "SELECT id, url, coalesce(title, url), coalesce(story_id, -id) FROM articles "
-            "WHERE url = ? OR link = ? ORDER BY url = ? DESC LIMIT 1",
-            [candidate, candidate, candidate],
+            "SELECT a.id, a.url, coalesce(a.title, a.url), coalesce(a.story_id, -a.id) "
+            "FROM article_urls u JOIN articles a ON a.id = u.article_id WHERE u.url = ?",
+            [candidate],
         )
         if row is not None:
             return Article(int(row[0]), str(row[1]), line(row[2]), int(row[3]))
