@@ -1241,6 +1241,30 @@ def review_add(url: str, member_id: str, config_path: Path, db_path: Path, by: s
         _said(add(store, url=url, member_id=member_id, by=by, now=utcnow()))
 
 
+@review.command("article")
+@click.argument("url")
+@click.option("--member", "member_id", metavar="ID", help="A member it names, if veille misses it.")
+@config_option
+@db_option
+@by_option
+def review_article(
+    url: str, member_id: str | None, config_path: Path, db_path: Path, by: str
+) -> None:
+    """Add an article veille did not find, by its URL: read with the same network rules
+    and bounds as any page, analysed and stored; with --member, that member added to it.
+
+    \b
+    Example:
+
+        veille review article https://www.example.org/interview --member xenothera
+    """
+    from pipeline.outputs.review import add_article
+
+    config = _load(config_path)
+    with _review_store(db_path) as store:
+        _said(add_article(config, store, url=url, member_id=member_id, by=by, now=utcnow()))
+
+
 @review.command("undo")
 @click.argument("verdict_id", type=int)
 @config_option

@@ -254,3 +254,28 @@ def test_the_week_defaults_to_the_one_under_review(desk: tuple[Datasette, Config
     text = go(job)
     last = Week.containing(datetime.now(UTC), config.schedule.zone).shift(-1)
     assert f"Semaine {last.number}" in text  # its digest is not sent yet: it is under review
+
+
+def test_the_desk_adds_an_article_by_its_url(
+    desk: tuple[Datasette, Config, Path], server: FixtureServer
+) -> None:
+    ds, _, db_path = desk
+    page = Path(__file__).parent / "fixtures" / "articles" / "fr-06-journal-anjou.html"
+    (server.root / "entretien.html").write_bytes(page.read_bytes())
+    url = server.url("entretien.html")
+
+    async def job() -> str:
+        claire = await login(ds, "claire")
+        token = await form_token(ds, claire)
+        done = await ds.client.post(
+            "/-/desk/verdict",
+            data={"action": "article", "url": url, "week": this_week().label, "csrftoken": token},
+            cookies=claire,
+        )
+        assert done.status_code == 303
+        shown = await ds.client.get(f"/-/desk?week={this_week().label}", cookies=claire)
+        return str(shown.text)
+
+    text = go(job)
+    assert "article ajouté" in text  # the message and the audit trail
+    assert [row[:2] for row in verdicts(db_path)] == [("article", "claire")]

@@ -6,6 +6,7 @@ output reads them: the digest (HTML and text), the Atom feeds, the alerts, and a
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -453,3 +454,62 @@ def test_members_check_flags_a_form_the_team_keeps_rejecting_and_apply_writes_th
         ) == [(0,)]
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- an article added by its URL
+
+ANJOU = Path(__file__).parent / "fixtures" / "articles" / "fr-06-journal-anjou.html"
+
+
+def test_an_article_veille_missed_is_read_from_its_url_analysed_and_in_the_digest(
+    stored: Config, db_path: Path, server: FixtureServer
+) -> None:
+    shutil.copy(ANJOU, server.root / "gliocure-interview.html")
+    url = server.url("gliocure-interview.html")
+    done = cli(stored, db_path, "review", "article", url, "--member", "valneva", "--by", "claire")
+    assert done.returncode == 0, done.stderr
+    assert "article added" in done.stderr and "Valneva added" in done.stderr
+    with sqlite3.connect(db_path) as db:
+        (article_id, source, text) = db.execute(
+            "SELECT a.id, a.source_id, length(a.text) FROM articles a JOIN article_urls u "
+            "ON u.article_id = a.id WHERE u.url = ?",
+            [url],
+        ).fetchone()
+        found = dict(
+            db.execute("SELECT member_id, origin FROM mentions WHERE article_id = ?", [article_id])
+        )
+        actions = [r[0] for r in db.execute("SELECT action FROM verdicts ORDER BY id")]
+    assert source == "veille-desk" and text > 500
+    assert found["gliocure"] == "matcher" and found["valneva"] == "desk"
+    assert actions == ["article", "add"]
+    content, _ = digest_of(stored, db_path)
+    titles = shape(content)
+    assert any("Angers" in t or "GlioCure" in t for t in titles["valneva"])
+    # the same URL again: already stored, nothing fetched or written
+    again = cli(stored, db_path, "review", "article", url, "--by", "claire")
+    assert again.returncode == 0 and "already stored" in again.stderr
+    assert verdict_count(db_path) == 2
+
+
+def test_an_article_url_is_read_under_the_same_rules_as_any_page(
+    write_config: WriteConfig, server: FixtureServer, db_path: Path
+) -> None:
+    config = _config(write_config, server)
+    run(config, db_path=db_path)
+    shutil.copy(ANJOU, server.root / "private.html")
+    (server.root / "robots.txt").write_text("User-agent: *\nDisallow: /private.html\n")
+    refused = cli(config, db_path, "review", "article", server.url("private.html"))
+    assert refused.returncode == 2 and "robots.txt" in refused.stderr
+    for bad in ("ftp://example.org/a", "javascript:alert(1)", "x" * 3000):
+        done = cli(config, db_path, "review", "article", bad)
+        assert done.returncode == 2 and "http" in done.stderr
+    # without allow_private, a loopback address is refused as any link to a private one
+    public = write_config(
+        sources=_sources(server),
+        members=MEMBERS,
+        network={"allow_private": False},
+        name="public.yaml",
+    )
+    done = cli(public, db_path, "review", "article", server.url("gliocure.html"))
+    assert done.returncode == 2 and "not read" in done.stderr
+    assert verdict_count(db_path) == 0

@@ -35,6 +35,7 @@ from pipeline.outputs.review import (
     TeamPrecision,
     Verdict,
     add,
+    add_article,
     approval,
     approve,
     drop,
@@ -256,6 +257,8 @@ LABELS: dict[str, dict[str, str]] = {
         "highlighted": "À la une",
         "by": "par",
         "stories": "sujets",
+        "article": "Un article que veille n'a pas trouvé :",
+        "article_button": "Ajouter l'article",
     },
     "en": {
         "title": "The desk",
@@ -291,6 +294,8 @@ LABELS: dict[str, dict[str, str]] = {
         "highlighted": "Highlighted",
         "by": "by",
         "stories": "stories",
+        "article": "An article veille did not find:",
+        "article_button": "Add the article",
     },
 }
 
@@ -458,6 +463,8 @@ async def desk_verdict(datasette: Any, request: Any) -> Any:
             return undo(store, verdict_id=verdict_id, by=by, now=now)
         if action == "approve":
             return approve(store, week=_week_of(config, store, week_text), by=by, now=now)
+        if action == "article":
+            return add_article(config, store, url=url, by=by, now=now, member_id=member or None)
         raise ReviewError(f"unknown action {line(action)!r}")
 
     try:

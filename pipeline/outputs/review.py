@@ -11,17 +11,28 @@ pipeline/storage/migrations.py); a member added by hand is also a row of `mentio
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from pipeline.errors import ReviewError
+from pipeline.analysis.analyse import Analyser
+from pipeline.analysis.extract import Extracted, extract_guarded
+from pipeline.analysis.stories import story_key
+from pipeline.errors import FetchError, ParseError, ReviewError
+from pipeline.models import Article as StoredArticle
+from pipeline.models import PageState, SourceOutcome
 from pipeline.outputs.digest import Week, line
-from pipeline.sources.dedupe import canonical_url
+from pipeline.settings.config import Config
+from pipeline.sources.dedupe import canonical_url, same_site
+from pipeline.sources.fetch import ACCEPT_HTML, Fetcher, HopRefused
+from pipeline.sources.robots import Access, RobotsCache
+from pipeline.sources.sandbox import Limits
 from pipeline.storage.store import Store, iso
 
-ACTIONS = ("reject", "drop", "highlight", "add", "undo", "approve")
+ACTIONS = ("reject", "drop", "highlight", "add", "undo", "approve", "article")
 MAX_COMMENT = 400  # one or two sentences
 MAX_URL = 2048
 MAX_ACCOUNT = 64
@@ -69,6 +80,7 @@ _WORDS = {
         "add": "{member} added",
         "undo": "undoes #{undoes}",
         "approve": "week {week} approved",
+        "article": "article added",
         "on": "on",
         "by": "by",
         "at": "at",
@@ -81,6 +93,7 @@ _WORDS = {
         "add": "{member} ajouté",
         "undo": "annule #{undoes}",
         "approve": "semaine {week} approuvée",
+        "article": "article ajouté",
         "on": "sur",
         "by": "par",
         "at": "le",
@@ -416,3 +429,134 @@ def rejected_aliases(store: Store, *, since: datetime) -> dict[tuple[str, str], 
     ):
         counts[(str(member_id), str(alias))] = int(count)
     return counts
+
+
+# ---------------------------------------------------------------- an article added by its URL
+
+DESK_SOURCE = "veille-desk"  # the source row of the articles the team adds by URL
+DESK_SOURCE_NAME = "Added on the desk"
+SUMMARY_CHARS = 500
+
+
+async def _read_page(config: Config, url: str) -> tuple[str, Extracted]:
+    """The page at ``url`` as any article page is read: robots.txt first, the address
+    policy on every hop, the body bounded, the extraction in a bounded worker."""
+    async with Fetcher(config.network) as fetcher:
+        robots = RobotsCache(fetcher)
+
+        async def hop_allowed(target: str) -> HopRefused | None:
+            verdict = await robots.verdict(target)
+            if verdict.allowed:
+                return None
+            kind = "robots" if verdict.kind is Access.DISALLOWED else "refused"
+            return HopRefused(verdict.reason, kind=kind)
+
+        verdict = await robots.verdict(url)
+        if not verdict.allowed:
+            raise ReviewError(f"{url}: not read: {verdict.reason}")
+        try:
+            fetched = await fetcher.fetch(
+                url,
+                accept=ACCEPT_HTML,
+                max_bytes=config.network.max_page_bytes,
+                hop_check=hop_allowed,
+            )
+        except FetchError as exc:
+            raise ReviewError(f"{url}: not read: {exc}") from None
+    kind = fetched.headers.get("content-type", "text/html").lower()
+    if "html" not in kind and "xml" not in kind:
+        raise ReviewError(f"{url}: {kind.split(';')[0]}, not a page")
+    limits = Limits(
+        timeout=config.network.extract_timeout, memory_mb=config.network.parse_memory_mb
+    )
+    try:
+        page = await asyncio.to_thread(
+            extract_guarded, fetched.body, url=fetched.final_url, limits=limits
+        )
+    except ParseError as exc:
+        raise ReviewError(f"{url}: no article text: {exc}") from None
+    return fetched.final_url, page
+
+
+def add_article(
+    config: Config,
+    store: Store,
+    *,
+    url: str,
+    by: str,
+    now: datetime,
+    member_id: str | None = None,
+) -> Recorded:
+    """An article veille did not find, read from its URL with the same network rules and
+    bounds as any page, analysed, stored (source "veille-desk") and placed in its story;
+    with ``member_id``, the member added to it if the matcher did not find it."""
+    by = account(by)
+    given = (url or "").strip()
+    if len(given) > MAX_URL or urlsplit(given).scheme not in ("http", "https"):
+        raise ReviewError(f"{given[:80]!r}: an article's URL starts with http:// or https://")
+    if member_id is not None:
+        member_name(store, member_id)
+    try:
+        known = find_article(store, given)
+    except ReviewError:
+        known = None
+    if known is None:
+        final, page = asyncio.run(_read_page(config, given))
+        key = canonical_url(final)
+        if page.canonical and same_site(page.canonical, final):
+            key = canonical_url(page.canonical)
+        try:
+            known = find_article(store, key)
+        except ReviewError:
+            known = None
+    if known is not None:
+        said = f"already stored: {known.title!r}"
+        if member_id is None:
+            return Recorded(None, said)
+        return add(store, url=known.url, member_id=member_id, by=by, now=now)
+    text = page.text or ""
+    article = StoredArticle(
+        url=key,
+        link=given,
+        title=line(page.title) or key,
+        summary=line(text)[:SUMMARY_CHARS],
+        source_id=DESK_SOURCE,
+        author=page.author,
+        published_at=page.published_at,
+        lang=page.lang,
+        fetchable=False,
+        text=text or None,
+        aliases=tuple(u for u in {canonical_url(given), canonical_url(final)} if u != key),
+    )
+    analysis = Analyser(config).analyse(
+        title=article.title, summary=article.summary, text=article.text
+    )
+    story = story_key(
+        title=article.title,
+        summary=article.summary,
+        text=article.text,
+        published_at=article.published_at,
+    )
+    with store.transaction(f"adding {key} from the desk"):
+        store.execute(
+            "recording the desk's source",
+            "INSERT OR IGNORE INTO sources (id, name, kind, url, in_config, enabled) "
+            "VALUES (?, ?, 'page', '', 0, 0)",
+            [DESK_SOURCE, DESK_SOURCE_NAME],
+        )
+        store.save_source(
+            SourceOutcome(source_id=DESK_SOURCE, status="ok", entries=1),
+            [article],
+            run_id=None,
+            now=now,
+            next_check_at=now + timedelta(days=3650),
+            text_status={key: PageState.OK.status()},
+            analyses={key: analysis},
+            story_keys={key: story},
+        )
+        new = _insert(store, action="article", by=by, now=now, url=key)
+    said = f"#{new}: article added: {article.title!r}"
+    if member_id is not None:
+        added = add(store, url=key, member_id=member_id, by=by, now=now)
+        said += f"; {added.message}"
+    return Recorded(verdict(store, new), said)

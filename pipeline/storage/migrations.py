@@ -514,13 +514,15 @@ def _m15_verdicts(db: sqlite_utils.Database) -> None:
             at TEXT NOT NULL,
             by TEXT NOT NULL,
             action TEXT NOT NULL
-                CHECK (action IN ('reject', 'drop', 'highlight', 'add', 'undo', 'approve')),
+                CHECK (action IN
+                    ('reject', 'drop', 'highlight', 'add', 'undo', 'approve', 'article')),
             url TEXT,
             member_id TEXT,
             week TEXT,
             comment TEXT,
             undoes INTEGER REFERENCES verdicts(id),
-            CHECK (action NOT IN ('reject', 'drop', 'highlight', 'add') OR url IS NOT NULL),
+            CHECK (action NOT IN ('reject', 'drop', 'highlight', 'add', 'article')
+                   OR url IS NOT NULL),
             CHECK (action NOT IN ('reject', 'add') OR member_id IS NOT NULL),
             CHECK (action != 'approve' OR week IS NOT NULL),
             CHECK (action != 'undo' OR undoes IS NOT NULL)
