@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pipeline.analysis.analyse import Analyser
 from pipeline.analysis.extract import Extracted, extract_guarded
@@ -401,7 +402,7 @@ def team_precision(
     return TeamPrecision(rejected=rejected, mentions=total, weeks=weeks)
 
 
-def review_week(store: Store, now: datetime, zone: Any) -> Week:
+def review_week(store: Store, now: datetime, zone: ZoneInfo) -> Week:
     """The week under review: the last complete one while its digest is not sent, then
     the current one."""
     last = Week.last_complete(now, zone)
