@@ -359,6 +359,33 @@ def test_a_name_with_symbols_is_found_written_several_ways(tmp_path: Path) -> No
     assert matcher.find("The mab lab at the university.") == []
 
 
+def test_a_name_in_capitals_or_with_its_acronym_in_brackets_is_found_as_the_press_writes_it(
+    tmp_path: Path,
+) -> None:
+    config = configure(
+        tmp_path,
+        [{"name": "HORIZON"}, {"name": "Institut du Thorax (ITX)"}, {"name": "Kerbio (SAS)"}],
+    )
+    forms = forms_of(config)
+    assert rules(forms["horizon"]) == {"HORIZON": "capitals + context"}
+    assert rules(forms["institut-du-thorax-itx"]) == {
+        "Institut du Thorax (ITX)": "plain",
+        "Institut du Thorax": "capitals",
+        "ITX": "capitals",
+    }
+    assert rules(forms["kerbio-sas"]) == {"Kerbio (SAS)": "plain", "Kerbio": "plain"}
+    matcher = Matcher.from_config(config)
+    for text in (
+        "La biotech Horizon lève 3 M€.",  # HORIZON in the directory, a name to the press
+        "l'Institut du Thorax recrute",
+        "l'ITX publie",
+    ):
+        assert len(matcher.find(text)) == 1, text
+    assert matcher.find("À l'horizon 2030, la biotech lèvera des fonds.") == []
+    assert matcher.find("Le thorax et l'institut.") == []
+    assert matcher.find("Itx ou itx") == []  # an acronym keeps its capitals
+
+
 def test_members_check_shows_why_each_form_the_press_writes_is_used(tmp_path: Path) -> None:
     from tests.run_cli import veille
 

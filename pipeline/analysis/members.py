@@ -2,6 +2,7 @@
 
 1. Candidates from the bare name: the name as written; without its legal suffix
    ("Step Pharma SAS" -> "Step Pharma") or legal prefix ("SAS Kerolia" -> "Kerolia");
+   without a word in brackets after it, and that word ("Institut du Thorax (ITX)");
    without its hyphens ("In-Cell-Art" -> "InCellArt"), or without its other inner
    symbols and with them as spaces ("Mab<>Lab" -> "MabLab", "Mab Lab"); without
    trailing generic words, one at a time ("Mablink Bioscience" -> "Mablink"); without an
@@ -486,11 +487,23 @@ def _shortenings(stem: str, origin: str) -> list[tuple[str, str, bool, bool]]:
     return out
 
 
+# a name's own acronym or legal form in brackets after it: "Institut du Thorax (ITX)"
+_BRACKETED = re.compile(r"^(.*?\S)\s*\(([^()]+)\)$")
+
+
 def _candidates(member: Member) -> list[tuple[str, str, bool, bool]]:
     """(spelling, origin, shortened, split) from the bare name, the name's own first."""
     out: list[tuple[str, str, bool, bool]] = [(member.name, "name", False, False)]
-    base = without_legal_suffix(member.name)
-    if base != member.name:
+    name = member.name.strip()
+    bracketed = _BRACKETED.match(name)
+    if bracketed:  # the press writes the name, or its acronym, without the brackets
+        name, inside = bracketed.group(1), bracketed.group(2).strip()
+        out.append((name, "without brackets", False, False))
+        # one word: its acronym ("ITX"), not a legal form ("SAS") nor a parent ("Groupe X")
+        if " " not in inside and without_legal_suffix(f"{name} {inside}") == f"{name} {inside}":
+            out.append((inside, "in brackets", False, False))
+    base = without_legal_suffix(name)
+    if base != name:
         out.append((base, "without legal suffix", False, False))
     prefixed = _without_prefix(base)
     if prefixed is not None and prefixed[2]:  # "SAS Kerolia" is Kerolia
@@ -518,7 +531,13 @@ def _member_context(member: Member, stripped: Sequence[str]) -> tuple[tuple[str,
 # the origins that are the member's own name written another way: they own their key
 # against another member's shortened forms
 _OWN_NAME = ("name", "without legal suffix", "without hyphens", "symbols dropped", "hand rule")
-_OWN_NAME_PREFIX = ("without legal prefix", "symbols as spaces", "alias")
+_OWN_NAME_PREFIX = (
+    "without legal prefix",
+    "symbols as spaces",
+    "alias",
+    "without brackets",
+    "in brackets",
+)
 
 
 def _owns(form: Form) -> bool:

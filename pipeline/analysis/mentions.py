@@ -39,6 +39,9 @@ SNIPPET_CHARS = 200
 # names glued to digits are gene and product names ("ARC1", "OSE2101").
 GLUED_MIN_CHARS = 5
 GLUED_DIGITS = 2
+# A single word written in capitals in the configuration is an acronym up to this length
+# ("OSE" wants its capitals); from it on, it is a name in capitals ("ONIRIS" is "Oniris").
+CAPITALS_WORD_MIN = 5
 # The article's language, for rules that want capitals in one language only, is guessed
 # from its commonest words over its first LANGUAGE_SAMPLE characters.
 LANGUAGE_SAMPLE = 20_000
@@ -377,13 +380,18 @@ class Matcher:
         """As written, or all in capitals (headlines): "Clean Cells", "CLEAN CELLS", not
         "clean cells". A phrase may also have every word the name capitalises capitalised
         ("Arc Therapeutics" for ARC Therapeutics), or only its first where no sentence
-        starts ("chez Clean cells", not "Clean cells are required")."""
+        starts ("chez Clean cells", not "Clean cells are required"); a word in capitals
+        longer than an acronym, its first capital ("Oniris" for ONIRIS)."""
         cased = fold_alias(text[start:end], keep_case=True)
         expected = self._cased[index]
         if cased == expected or (expected != expected.upper() and cased == expected.upper()):
             return True
         words = self._cased_words.get(index)
-        if words is None or not words[0][:1].isupper():
+        if words is None:
+            # a word the directory writes in capitals and too long for an acronym ("ONIRIS"):
+            # written with its first capital, as the press writes names
+            return len(expected) >= CAPITALS_WORD_MIN and expected.isupper() and cased[:1].isupper()
+        if not words[0][:1].isupper():
             return False
         written = cased.split(" ")
         if len(written) != len(words) or not written[0][:1].isupper():
