@@ -39,6 +39,7 @@ SNIPPET_CHARS = 200
 # names glued to digits are gene and product names ("ARC1", "OSE2101").
 GLUED_MIN_CHARS = 5
 GLUED_DIGITS = 2
+WRITTEN_CACHE = 4096  # names as written, folded with their capitals, kept between calls
 # A single word written in capitals in the configuration is an acronym up to this length
 # ("OSE" wants its capitals); from it on, it is a name in capitals ("ONIRIS" is "Oniris").
 CAPITALS_WORD_MIN = 5
@@ -226,6 +227,7 @@ class Matcher:
         }
         # the words of a case-sensitive phrase, whose capitals may be written otherwise
         self._cased_words = {i: c.split(" ") for i, c in self._cased.items() if " " in c}
+        self._written: dict[str, str] = {}  # names as written -> folded with their capitals
 
     @classmethod
     def from_config(cls, config: Config, *, forms: Sequence[MemberForms] | None = None) -> Matcher:
@@ -382,7 +384,12 @@ class Matcher:
         ("Arc Therapeutics" for ARC Therapeutics), or only its first where no sentence
         starts ("chez Clean cells", not "Clean cells are required"); a word in capitals
         longer than an acronym, its first capital ("Oniris" for ONIRIS)."""
-        cased = fold_alias(text[start:end], keep_case=True)
+        written = text[start:end]
+        cased = self._written.get(written)
+        if cased is None:  # a name is written the same way again and again: fold it once
+            if len(self._written) >= WRITTEN_CACHE:
+                self._written.clear()
+            cased = self._written[written] = fold_alias(written, keep_case=True)
         expected = self._cased[index]
         if cased == expected or (expected != expected.upper() and cased == expected.upper()):
             return True
@@ -393,10 +400,10 @@ class Matcher:
             return len(expected) >= CAPITALS_WORD_MIN and expected.isupper() and cased[:1].isupper()
         if not words[0][:1].isupper():
             return False
-        written = cased.split(" ")
-        if len(written) != len(words) or not written[0][:1].isupper():
+        split = cased.split(" ")
+        if len(split) != len(words) or not split[0][:1].isupper():
             return False
-        if all(w[:1].isupper() or not e[:1].isupper() for w, e in zip(written, words, strict=True)):
+        if all(w[:1].isupper() or not e[:1].isupper() for w, e in zip(split, words, strict=True)):
             return True
         return not _sentence_start(text, start)
 
