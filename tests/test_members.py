@@ -357,6 +357,11 @@ def test_a_name_with_symbols_is_found_written_several_ways(tmp_path: Path) -> No
         assert [m.member_id for m in matcher.find(text)] == ["mab-lab"], text
     assert [m.member_id for m in matcher.find("OncoPath et Onco-Path")] == ["onco-path"] * 2
     assert matcher.find("The mab lab at the university.") == []
+    # a name the directory writes in lower case is written with capitals by the press
+    lower = Matcher.from_config(configure(tmp_path, [{"name": "x<>lab"}]))
+    for text in ("x<>lab lève 2 M€.", "X-Lab recrute.", "XLab signs.", "X Lab"):
+        assert len(lower.find(text)) == 1, text
+    assert lower.find("an x lab in the basement") == []
 
 
 def test_a_name_in_capitals_or_with_its_acronym_in_brackets_is_found_as_the_press_writes_it(

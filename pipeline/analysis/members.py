@@ -451,9 +451,12 @@ def _symbol_variants(name: str) -> list[tuple[str, str, bool, bool]]:
     symbols = set(_INNER_SYMBOLS.findall(name))
     if symbols <= {"-"}:  # "In-Cell-Art" is often written "InCellArt"
         return [(_INNER_SYMBOLS.sub("", name), "without hyphens", False, False)]
+    spaced = _INNER_SYMBOLS.sub(" ", name)
+    if spaced == spaced.lower():  # "x<>lab" is written "X-Lab" by the press
+        spaced = " ".join(w[:1].upper() + w[1:] for w in spaced.split())
     return [
         (_INNER_SYMBOLS.sub("", name), "symbols dropped", False, False),
-        (_INNER_SYMBOLS.sub(" ", name), "symbols as spaces", False, True),
+        (spaced, "symbols as spaces", False, True),
     ]
 
 
