@@ -117,14 +117,16 @@ def _glued_digits(haystack: str, start: int, end: int) -> bool:
     after = end < size and haystack[end].isalnum()
     if before and after:
         return False
-    if before:
+    if before:  # at most GLUED_DIGITS digits, then no letter or digit
+        low = max(-1, start - 2 - GLUED_DIGITS)
         index = start - 1
-        while index >= 0 and haystack[index].isdigit():
+        while index > low and haystack[index].isdigit():
             index -= 1
         digits = start - 1 - index
         return 0 < digits <= GLUED_DIGITS and (index < 0 or not haystack[index].isalnum())
+    high = min(size, end + GLUED_DIGITS + 1)
     index = end
-    while index < size and haystack[index].isdigit():
+    while index < high and haystack[index].isdigit():
         index += 1
     digits = index - end
     return 0 < digits <= GLUED_DIGITS and (index == size or not haystack[index].isalnum())
