@@ -404,6 +404,7 @@ def test_members_check_shows_why_each_form_the_press_writes_is_used(tmp_path: Pa
             {"name": "Mab<>Lab"},
             {"name": "Pure Cells"},
             {"name": "KRN Immunotherapeutics"},
+            {"name": "Institut du Thorax (ITX)"},
         ],
     )
     result = veille("members", "check", "--config", config.path)
@@ -425,6 +426,7 @@ def test_members_check_shows_why_each_form_the_press_writes_is_used(tmp_path: Pa
         "Pure Cells"
     )
     assert "'krn' is rare" in line("KRN Immunotherapeutics")
+    assert "without brackets" in line("Institut du Thorax") and "in brackets" in line("ITX")
 
 
 # ------------------------------------------------------------------ veille members check
