@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.analysis.analyse import Analyser, find_amounts, parse_number
 from pipeline.analysis.folding import fold
-from pipeline.analysis.mentions import Matcher, snippet
+from pipeline.analysis.mentions import Matcher, guess_language, snippet
 from pipeline.run import remention, run
 from pipeline.settings.config import Config, load_config
 from tests.conftest import WriteConfig
@@ -298,3 +298,76 @@ def test_invisible_characters_inside_names_do_not_hide_them(
     (mention,) = matcher.find(text)
     assert mention.member_id == member_id
     assert text[mention.start : mention.end] == mention.alias
+
+
+@pytest.mark.parametrize(
+    ("text", "member_id", "alias"),
+    [
+        ("Les anticorps de Xeno-\nthera sont testés.", "xenothera", "Xeno-\nthera"),
+        (
+            "Researchers at Nao- bios made the batches.",
+            "naobios",
+            "Nao- bios",
+        ),  # break made a space
+        ("La société Affi-\r\n  logic recrute.", "affilogic", "Affi-\r\n  logic"),
+        ("Chez Gli\u00ad\nocure, on innove.", "gliocure", "Gli\u00ad\nocure"),  # soft hyphen
+        (
+            "GoLi-\nver Therapeutics entre en phase 1.",
+            "goliver-therapeutics",
+            "GoLi-\nver Therapeutics",
+        ),
+    ],
+)
+def test_a_name_hyphenated_across_a_line_break_is_found(
+    matcher: Matcher, text: str, member_id: str, alias: str
+) -> None:
+    (mention,) = matcher.find(text)
+    assert (mention.member_id, mention.alias) == (member_id, alias)
+    assert text[mention.start : mention.end] == alias
+
+
+def test_folding_joins_a_word_broken_at_a_line_break_and_keeps_its_offsets() -> None:
+    text = "Thera- vax et Xeno-\nthera, In-Cell-\nArt, pré- et post-opératoire, Saint-\n\nNazaire"
+    folded = fold(text)
+    assert folded.text == (
+        "theravax et xenothera, in cell art, preet post operatoire, saint nazaire"
+    )
+    assert folded.offsets is not None and len(folded.offsets) == len(folded.text) + 1
+    start = folded.text.index("xenothera")
+    end = start + len("xenothera")
+    assert text[folded.original(start) : folded.original(end - 1) + 1] == "Xeno-\nthera"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "J. Martin1\n1Xenothera, Nantes, France; 2Naobios, Saint-Herblain",
+            ["xenothera", "naobios"],
+        ),
+        ("Affiliations: ³Affilogic, Nantes; ⁴GlioCure, Angers.", ["affilogic", "gliocure"]),
+        ("Funding was provided by Valneva¹ and the region.", ["valneva"]),
+        ("*Xenothera, Nantes ; †Naobios, Saint-Herblain", ["xenothera", "naobios"]),
+        # longer numbers and shorter names glued to digits are other things
+        ("Xenothera2026 est un nom de code.", []),
+        ("Les lots 12Naobios34 sont prêts.", []),
+    ],
+)
+def test_a_name_glued_to_an_affiliation_number_or_symbol_is_found(
+    matcher: Matcher, text: str, expected: list[str]
+) -> None:
+    assert [m.member_id for m in matcher.find(text)] == expected
+
+
+def test_a_short_name_glued_to_a_digit_is_not_a_mention() -> None:
+    from pipeline.analysis.mentions import AliasRule
+
+    matcher = Matcher([AliasRule("arc", "ARC", "ARC"), AliasRule("tau", "Tau", "Tau")])
+    assert matcher.find("ARC1 and tau2 were elevated.") == []
+    assert [m.member_id for m in matcher.find("ARC and Tau were elevated.")] == ["arc", "tau"]
+
+
+def test_the_article_language_is_guessed_from_its_commonest_words() -> None:
+    assert guess_language(fold("La biotech lève des fonds pour son essai.").text) == "fr"
+    assert guess_language(fold("The biotech raised funds for its trial.").text) == "en"
+    assert guess_language(fold("Valneva, 12 M€").text) is None

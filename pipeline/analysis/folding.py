@@ -1,6 +1,7 @@
 """Text -> folded text for matching: case, accents, apostrophes, dashes, invisible
-characters and runs of spaces, with the map back to the original offsets. The matcher
-(mentions.py) folds documents with it, the members' forms (members.py) fold aliases."""
+characters, words hyphenated across a line break and runs of spaces, with the map back to
+the original offsets. The matcher (mentions.py) folds documents with it, the members'
+forms (members.py) fold aliases."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ _RUNS_OF_SPACES = re.compile(" {2,}")
 _DROP = "\x00"
 _INVISIBLE = "".join(chr(c) for c in range(0x300, 0x370)) + "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _DROPPED_RUNS = re.compile("\x00+")
+# A word hyphenated at a line break in extracted text ("Thera-\nvax", or "Thera- vax" where
+# the extraction made the break a space) is one word again: the hyphen and the break are
+# dropped when a letter precedes and a lower-case letter follows. A capital after the break
+# keeps the hyphen, which is the name's own ("In-Cell-\nArt", "Saint-\nHerblain").
+# A hyphen and a break fold to a run of spaces, so they are looked for only where the
+# folded text has one (no scan of its own on the hot path).
+_BREAK_HYPHENS = frozenset("-\u2010\u2011")
+_SOFT_BREAK = re.compile("\x00+ +")  # a soft hyphen (dropped) before a line break
 
 
 def _table(*, keep_case: bool) -> dict[str, str]:
@@ -74,8 +83,9 @@ def fold(text: str, *, keep_case: bool = False) -> Folded:
     """Fold ``text`` for matching, keeping the map back to the original offsets.
 
     Lower case first, then every character that is not plain ASCII through one table,
-    then runs of spaces collapsed to one; the offset map is only built when a run
-    was collapsed.
+    then the hyphens of words broken at a line break dropped with the break, then runs of
+    spaces collapsed to one; the offset map is only built when something was dropped or
+    collapsed.
     """
     table = _FOLD_KEEP_CASE if keep_case else _FOLD
     mapped = text if keep_case else _lower_same_length(text)
@@ -83,12 +93,40 @@ def fold(text: str, *, keep_case: bool = False) -> Folded:
         if char in mapped:
             mapped = mapped.replace(char, table.get(char, char))
     mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
+    runs = "  " in mapped  # one scan: whether runs of spaces are to be collapsed
+    if runs:
+        mapped = _join_broken_words(text, mapped, _RUNS_OF_SPACES)
     offsets: list[int] | None = None
     if _DROP in mapped:
+        if "\u00ad" in text:
+            mapped = _join_broken_words(text, mapped, _SOFT_BREAK)
         mapped, offsets = _squeeze(mapped, _DROPPED_RUNS, keep=0, offsets=None)
-    if "  " in mapped:
+        runs = "  " in mapped  # "a \u200b b" makes a run once the invisible one is gone
+    if runs:
         mapped, offsets = _squeeze(mapped, _RUNS_OF_SPACES, keep=1, offsets=offsets)
     return Folded(mapped, offsets)
+
+
+def _join_broken_words(text: str, mapped: str, runs: re.Pattern[str]) -> str:
+    """``mapped`` (as long as ``text``) with the hyphen and line break of every word broken
+    across lines in ``text`` marked to be dropped; ``runs`` finds where they may be in
+    ``mapped`` (a hyphen and a break are a run of spaces there, a soft hyphen is dropped)."""
+    pieces: list[str] = []
+    position = 0
+    for run in runs.finditer(mapped):
+        start, end = run.span()
+        if end == len(text) or start == 0 or not text[end].islower():
+            continue
+        if not text[start - 1].isalpha() or text.count("\n", start, end) > 1:
+            continue
+        if not (text[start] in _BREAK_HYPHENS or (text[start] == "\u00ad" and runs is _SOFT_BREAK)):
+            continue
+        pieces += [mapped[position:start], _DROP * (end - start)]
+        position = end
+    if not pieces:
+        return mapped
+    pieces.append(mapped[position:])
+    return "".join(pieces)
 
 
 def _squeeze(

@@ -1,23 +1,34 @@
 """Members -> the forms the press writes them in, each with its evidence rule and the reason.
 
 1. Candidates from the bare name: the name as written; without its legal suffix
-   ("Step Pharma SAS" -> "Step Pharma"); without its hyphens ("In-Cell-Art" ->
-   "InCellArt"); without trailing generic words, one at a time ("Mablink Bioscience"
-   -> "Mablink"). Accents and case need no form of their own:
-   the matcher folds them.
+   ("Step Pharma SAS" -> "Step Pharma") or legal prefix ("SAS Kerolia" -> "Kerolia");
+   without a word in brackets after it, and that word ("Institut du Thorax (ITX)");
+   without its hyphens ("In-Cell-Art" -> "InCellArt"), or without its other inner
+   symbols and with them as spaces ("Mab<>Lab" -> "MabLab", "Mab Lab"); without
+   trailing generic words, one at a time ("Mablink Bioscience" -> "Mablink"); without an
+   institutional prefix, and that without its generic words ("Groupe Vetalis" ->
+   "Vetalis"). Accents, case, a hyphen at a line break and an affiliation number glued
+   to a name need no form of their own: the matcher folds them (folding.py, mentions.py).
 2. The spellings a person wrote as plain aliases are candidates too; an alias written as
    a rule (`{alias: ..., case_sensitive: ..., context: ...}`) is used exactly as written
    and no derived rule replaces it. `{alias: ..., use: false}` turns a form off.
-3. Evidence from word frequency (wordfreq's Zipf scale, the higher of French and
-   English; 3 is about once per million words):
+3. Evidence from word frequency (wordfreq's Zipf scale; 3 is about once per million
+   words). A single word counts at the higher of French and English:
    - a single word at or above COMMON_ZIPF, or an acronym of up to four capitals that
      is also a word ("OSE"), needs its capitals as written and a context word; a
      shortened form that common is not used at all (the full name still is);
    - a single word at or above RARE_ZIPF, or an acronym, needs its capitals as written;
-   - a shortened form that is an acronym, or a word at or above LISTED_ZIPF (an
-     element, a place: "Astatine" of Astatine Pharma), is not used (the full name is);
-   - a phrase whose every word is at or above LISTED_ZIPF ("Step Pharma", "Vital Ouest",
-     "Organoid Factory") needs its capitals as written;
+   - a shortened form that is an acronym is not used (the full name is); one that is a
+     word at or above LISTED_ZIPF (an element, a place, a first name: "Astatine" of
+     Astatine Pharma, "Lucine" of Lucine Therapeutics) needs its capitals, a context
+     word, and to end the name (no capitalised word or number after it: "Lucine
+     Martin", "Astatine-211");
+   A phrase is judged as a phrase, in each language:
+   - a phrase with a rare word (below RARE_ZIPF in both languages) never needs capitals
+     ("OSE Immunotherapeutics", however it is written);
+   - otherwise it needs its capitals in the languages where it is ordinary text, where
+     its rarest word is at or above PHRASE_ZIPF ("Step Pharma" in both, "Good Cells" in
+     English only), and nowhere else; a shortened phrase ("Fast Track") is not used;
    - a form shorter than MIN_FORM_CHARS letters is not used.
 4. Across members: a derived form that is another member's name (or one of its
    hand-written aliases) belongs to that member ("Nova Cell" is the member Nova Cell,
@@ -28,6 +39,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +54,15 @@ RARE_ZIPF = 2.0  # at or above: a word people write; below: a name only
 # at or above: in the word lists at all (a chemical element, a place, a rare term):
 # "Astatine-211" and "les landes de Lanvaux" are not Astatine Pharma and Lanvaux Pharma
 LISTED_ZIPF = 1.0
+# A phrase is ordinary text in a language when its rarest word is at or above this there:
+# "step pharma", "open health", "good cells" in English. Then it needs its capitals in
+# articles in that language, and only there: "Good cells" in a French article is the name
+# (cells is 2.6 in French). Measured on the tuning and press-forms passages
+# (tests/scripts/eval_mentions.py): every value from 2.7 to 2.9 gives the same figures; at
+# 3.0 "genomics" (2.99 in English) stops being ordinary English and "Red genomics was a
+# joke name" becomes Red Genomics; at 2.6 "biotech" (2.67 in French) makes "Harmony
+# biotech signe un partenariat" ordinary French. 2.8 is the middle of the plateau.
+PHRASE_ZIPF = 2.8
 MIN_FORM_CHARS = 3
 ACRONYM_MAX = 4
 # Words a company name ends with that say what it does, not who it is. Dropping them
@@ -112,8 +133,47 @@ GENERIC_WORDS = frozenset(
         "Cells",
         "Cell",
         "Oncology",
+        # what a company makes or sells, written after the name the press keeps
+        "Ingredients",
+        "Ingrédients",
+        "Technics",
+        "Expression",
+        "Scientific",
+        "Scientifique",
+        "Systems",
+        "Biopharma",
+        "Biotherapeutics",
+        "Biologicals",
     ]
 )
+# Words written before a name that say what kind of body it is, not which: the press
+# often drops them ("GIP Arronax" -> "Arronax", "Laboratoires Mérilis" -> "Mérilis").
+# What is left is a shortened form, which must be distinctive on its own.
+INSTITUTIONAL_PREFIXES = frozenset(
+    w.lower()
+    for w in [
+        "GIP",
+        "GIE",
+        "Groupe",
+        "Group",
+        "Laboratoires",
+        "Laboratoire",
+        "Laboratories",
+        "Labo",
+        "Labos",
+        "Institut",
+        "Institute",
+        "Société",
+        "Societe",
+        "Fondation",
+        "Établissements",
+        "Etablissements",
+        "Ets",
+    ]
+)
+# Legal forms written before a name ("SAS Kerolia"): what is left is the name itself, as
+# with a legal suffix. Only in capitals: "Sa" and "Sas" are words.
+LEGAL_PREFIXES = frozenset(["SA", "SAS", "SASU", "SARL", "EURL", "SCOP", "SCIC"])
 # Evidence for a derived rule that wants context, when the member has no `context` of its
 # own: what an article about a life-science company says (folded like aliases).
 DOMAIN_CONTEXT = (
@@ -137,6 +197,10 @@ DOMAIN_CONTEXT = (
     "essai clinique",
     "clinical trial",
     "clinical",
+    "essai",
+    "essais",
+    "trial",
+    "trials",
     "anticorps",
     "antibody",
     "vaccin",
@@ -193,11 +257,18 @@ class Form:
     """One spelling of a member, its rule, and why."""
 
     alias: str
-    origin: str  # name, without legal suffix, without "X", alias, hand rule
+    origin: str  # name, without legal suffix, without "X", without prefix "X", alias, hand rule
     case_sensitive: bool = False
     context: bool = False
     used: bool = True
     reason: str = ""
+    # capitals are needed only in articles in these languages (and where the language is
+    # not known); empty: in every article
+    cased_in: tuple[str, ...] = ()
+    # a shortened word that must end the name it stands for: not followed by another
+    # capitalised word or a number ("Lucine Martin", "Curium Pharma", "Astatine-211")
+    ends_name: bool = False
+    shortened: bool = False  # words of the name dropped: it may not take another's name
 
     @property
     def rule(self) -> str:
@@ -205,6 +276,8 @@ class Form:
             return "not used"
         if self.case_sensitive and self.context:
             return "capitals + context"
+        if self.case_sensitive and self.cased_in:
+            return f"capitals in {'/'.join(self.cased_in)}"
         if self.case_sensitive:
             return "capitals"
         if self.context:
@@ -223,6 +296,21 @@ class MemberForms:
     @property
     def used(self) -> list[Form]:
         return [f for f in self.forms if f.used]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What word frequency says of a spelling: whether it is used, and its rule."""
+
+    used: bool
+    case_sensitive: bool
+    context: bool
+    reason: str
+    cased_in: tuple[str, ...] = ()
+    ends_name: bool = False
+
+
+LANGUAGES = ("fr", "en")
 
 
 @lru_cache(maxsize=65536)
@@ -256,60 +344,181 @@ def _shown(token: str) -> str:
     return f"{token.lower()} {fr:.1f}/{en:.1f}"
 
 
-def evidence(alias: str, *, shortened: bool) -> tuple[bool, bool, bool, str]:
-    """(used, case_sensitive, context, reason) for a spelling, from word frequency alone.
+def evidence(alias: str, *, shortened: bool, split: bool = False) -> Evidence:
+    """The rule of a spelling, from word frequency alone.
 
     ``shortened``: a name with words dropped, which must still be distinctive on its own.
+    ``split``: the name with its symbols made spaces ("Mab<>Lab" -> "Mab Lab"), a looser
+    spelling that keeps its capitals unless a word of it is rare.
     """
     tokens = _tokens(alias)
     letters = sum(c.isalnum() for c in alias)
     if letters < MIN_FORM_CHARS or not tokens:
-        return False, False, False, f"shorter than {MIN_FORM_CHARS} letters"
+        return Evidence(False, False, False, f"shorter than {MIN_FORM_CHARS} letters")
     if len(tokens) == 1:
-        token = tokens[0]
-        score = _frequency(token)
-        freq = f"zipf fr/en {_shown(token)}"
-        if _is_acronym(token):
-            if shortened:  # "MGI" of MGI Ouest is also MGI Tech, and a dozen others
-                return False, False, False, f"acronym left by a shortening ({freq})"
-            if score >= COMMON_ZIPF:
-                return True, True, True, f"acronym that is a common word ({freq})"
-            return True, True, False, f"acronym ({freq})"
+        return _word_evidence(tokens[0], shortened=shortened)
+    return _phrase_evidence(tokens, shortened=shortened, split=split)
+
+
+def _word_evidence(token: str, *, shortened: bool) -> Evidence:
+    score = _frequency(token)
+    freq = f"zipf fr/en {_shown(token)}"
+    if _is_acronym(token):
+        if shortened:  # "MGI" of MGI Ouest is also MGI Tech, and a dozen others
+            return Evidence(False, False, False, f"acronym left by a shortening ({freq})")
         if score >= COMMON_ZIPF:
-            if shortened:
-                return False, False, False, f"common word ({freq} >= {COMMON_ZIPF})"
-            return True, True, True, f"common word ({freq} >= {COMMON_ZIPF})"
-        if score >= RARE_ZIPF:
-            if shortened:  # "Biomarkers" opens English sentences: capitals are not enough
-                return True, True, True, f"word ({freq} >= {RARE_ZIPF})"
-            return True, True, False, f"word ({freq} >= {RARE_ZIPF})"
-        if shortened and score >= LISTED_ZIPF:
-            return False, False, False, f"a listed word ({freq} >= {LISTED_ZIPF})"
-        return True, False, False, f"not a word ({freq})"
-    scores = [_frequency(t) for t in tokens]
+            return Evidence(True, True, True, f"acronym that is a common word ({freq})")
+        return Evidence(True, True, False, f"acronym ({freq})")
+    if score >= COMMON_ZIPF:
+        if shortened:
+            return Evidence(False, False, False, f"common word ({freq} >= {COMMON_ZIPF})")
+        return Evidence(True, True, True, f"common word ({freq} >= {COMMON_ZIPF})")
+    if score >= RARE_ZIPF:
+        if shortened:  # "Biomarkers" opens English sentences: capitals are not enough
+            return Evidence(
+                True, True, True, f"word ({freq} >= {RARE_ZIPF}), ends the name", ends_name=True
+            )
+        return Evidence(True, True, False, f"word ({freq} >= {RARE_ZIPF})")
+    if shortened and score >= LISTED_ZIPF:
+        # an element, a place, a first name as often as a company ("Astatine-211", "les landes
+        # de Lanvaux", "Lucine Martin"): its capitals, a context word, and nothing after it
+        # that makes it part of another name
+        return Evidence(
+            True,
+            True,
+            True,
+            f"a listed word ({freq} >= {LISTED_ZIPF}), ends the name",
+            ends_name=True,
+        )
+    return Evidence(True, False, False, f"not a word ({freq})")
+
+
+def _phrase_evidence(tokens: Sequence[str], *, shortened: bool, split: bool) -> Evidence:
+    """A phrase needs capitals where, written in lower case, it is ordinary text: where its
+    rarest word is at or above PHRASE_ZIPF in the article's language. A phrase with a rare
+    word (below RARE_ZIPF in both languages) never does: "OSE Immunotherapeutics" is the
+    company however it is written."""
     shown = ", ".join(_shown(t) for t in tokens)
-    if all(s >= LISTED_ZIPF for s in scores):
-        if shortened:  # "Fast Track", "Blue Ocean", "Loire Valley": phrases of their own
-            return False, False, False, f"every word is a word (zipf fr/en {shown})"
-        return True, True, False, f"every word is a word (zipf fr/en {shown})"
-    rare = [t for t, s in zip(tokens, scores, strict=True) if s < LISTED_ZIPF]
-    return True, False, False, f"{rare[0]!r} is not a word (zipf fr/en {shown})"
+    rare = [t for t in tokens if _frequency(t) < RARE_ZIPF]
+    if rare:
+        return Evidence(
+            True,
+            False,
+            False,
+            f"{rare[0].lower()!r} is rare (zipf fr/en {shown}; < {RARE_ZIPF}): no capitals needed",
+        )
+    if shortened:  # "Fast Track", "Blue Ocean", "Loire Valley": phrases of their own
+        return Evidence(False, False, False, f"a phrase of words (zipf fr/en {shown})")
+    if split:  # "Mab Lab": the capitals say it is Mab<>Lab
+        return Evidence(True, True, False, f"the name's words apart (zipf fr/en {shown})")
+    rarest = {lang: min(zipf(t.lower())[i] for t in tokens) for i, lang in enumerate(LANGUAGES)}
+    ordinary = tuple(lang for lang in LANGUAGES if rarest[lang] >= PHRASE_ZIPF)
+    lowest = ", ".join(f"{lang} {rarest[lang]:.1f}" for lang in LANGUAGES)
+    if not ordinary:
+        return Evidence(
+            True,
+            False,
+            False,
+            f"not ordinary text (rarest word zipf {lowest}; < {PHRASE_ZIPF}; {shown})",
+        )
+    if len(ordinary) == len(LANGUAGES):
+        return Evidence(
+            True,
+            True,
+            False,
+            f"ordinary text (rarest word zipf {lowest}; >= {PHRASE_ZIPF}; {shown})",
+        )
+    return Evidence(
+        True,
+        True,
+        False,
+        f"ordinary text in {ordinary[0]} only (rarest word zipf {lowest}; "
+        f">= {PHRASE_ZIPF}; {shown})",
+        cased_in=ordinary,
+    )
 
 
-def _candidates(member: Member) -> list[tuple[str, str, bool]]:
-    """(spelling, origin, shortened) from the bare name, longest first."""
-    out: list[tuple[str, str, bool]] = [(member.name, "name", False)]
-    base = without_legal_suffix(member.name)
-    if base != member.name:
-        out.append((base, "without legal suffix", False))
-    if re.search(r"\w-\w", base):  # "In-Cell-Art" is often written "InCellArt"
-        out.append((re.sub(r"(?<=\w)-(?=\w)", "", base), "without hyphens", False))
-    words = base.split()
+# characters inside a name that the press writes several ways ("Mab<>Lab", "Onco.Path",
+# "Bio·Sphère": "Mab-Lab", "MabLab", "Mab Lab"); an apostrophe is the matcher's boundary
+_INNER_SYMBOLS = re.compile(r"(?<=[^\W_])[^\w\s'’]+(?=[^\W_])")
+
+
+def _symbol_variants(name: str) -> list[tuple[str, str, bool, bool]]:
+    """The name without its inner symbols, and with them as spaces (a hyphen is folded to a
+    space by the matcher already)."""
+    if not _INNER_SYMBOLS.search(name):
+        return []
+    symbols = set(_INNER_SYMBOLS.findall(name))
+    if symbols <= {"-"}:  # "In-Cell-Art" is often written "InCellArt"
+        return [(_INNER_SYMBOLS.sub("", name), "without hyphens", False, False)]
+    spaced = _INNER_SYMBOLS.sub(" ", name)
+    if spaced == spaced.lower():  # "x<>lab" is written "X-Lab" by the press
+        spaced = " ".join(w[:1].upper() + w[1:] for w in spaced.split())
+    return [
+        (_INNER_SYMBOLS.sub("", name), "symbols dropped", False, False),
+        (spaced, "symbols as spaces", False, True),
+    ]
+
+
+def _without_prefix(name: str) -> tuple[str, str, bool] | None:
+    """(the rest, the prefix, legal) for "SAS Kerolia" or "Groupe Vetalis"; None when the
+    name has no such prefix, or what follows it is not a name ("Institut de la Vision")."""
+    words = name.split()
+    if len(words) < 2:
+        return None
+    first = words[0].strip(".,")
+    rest = " ".join(words[1:])
+    if words[1].lower() in _FUNCTION_WORDS or not words[1][:1].isalnum():
+        return None
+    if first in LEGAL_PREFIXES:
+        return rest, first, True
+    if first.lower() in INSTITUTIONAL_PREFIXES:
+        return rest, first, False
+    return None
+
+
+def _shortenings(stem: str, origin: str) -> list[tuple[str, str, bool, bool]]:
+    """``stem`` without trailing generic words, one at a time ("Mablink Bioscience" ->
+    "Mablink"); never ending on a function word ("EFS Pays de la")."""
+    out: list[tuple[str, str, bool, bool]] = []
+    words = stem.split()
     while len(words) > 1 and words[-1].lower().strip(".,") in GENERIC_WORDS:
         dropped = words.pop()
         if words[-1].lower().strip(".,") in _FUNCTION_WORDS:
             break
-        out.append((" ".join(words), f'without "{dropped}"', True))
+        out.append((" ".join(words), f'{origin}without "{dropped}"', True, False))
+    return out
+
+
+# a name's own acronym or legal form in brackets after it: "Institut du Thorax (ITX)"
+_BRACKETED = re.compile(r"^(.*?\S)\s*\(([^()]+)\)$")
+
+
+def _candidates(member: Member) -> list[tuple[str, str, bool, bool]]:
+    """(spelling, origin, shortened, split) from the bare name, the name's own first."""
+    out: list[tuple[str, str, bool, bool]] = [(member.name, "name", False, False)]
+    name = member.name.strip()
+    bracketed = _BRACKETED.match(name)
+    if bracketed:  # the press writes the name, or its acronym, without the brackets
+        name, inside = bracketed.group(1), bracketed.group(2).strip()
+        out.append((name, "without brackets", False, False))
+        # one word: its acronym ("ITX"), not a legal form ("SAS") nor a parent ("Groupe X")
+        if " " not in inside and without_legal_suffix(f"{name} {inside}") == f"{name} {inside}":
+            out.append((inside, "in brackets", False, False))
+    base = without_legal_suffix(name)
+    if base != name:
+        out.append((base, "without legal suffix", False, False))
+    prefixed = _without_prefix(base)
+    if prefixed is not None and prefixed[2]:  # "SAS Kerolia" is Kerolia
+        base = prefixed[0]
+        out.append((base, f'without legal prefix "{prefixed[1]}"', False, False))
+        prefixed = _without_prefix(base)
+    out += _symbol_variants(base)
+    out += _shortenings(base, "")
+    if prefixed is not None:  # "Groupe Vetalis" -> "Vetalis"
+        rest, prefix = prefixed[0], prefixed[1]
+        out.append((rest, f'without prefix "{prefix}"', True, False))
+        out += _shortenings(rest, f'without prefix "{prefix}", ')
     return out
 
 
@@ -320,6 +529,22 @@ def _member_context(member: Member, stripped: Sequence[str]) -> tuple[tuple[str,
     if member.city:
         words.append(member.city)
     return tuple(dict.fromkeys(w for w in words if w.strip())), True
+
+
+# the origins that are the member's own name written another way: they own their key
+# against another member's shortened forms
+_OWN_NAME = ("name", "without legal suffix", "without hyphens", "symbols dropped", "hand rule")
+_OWN_NAME_PREFIX = (
+    "without legal prefix",
+    "symbols as spaces",
+    "alias",
+    "without brackets",
+    "in brackets",
+)
+
+
+def _owns(form: Form) -> bool:
+    return form.origin in _OWN_NAME or form.origin.startswith(_OWN_NAME_PREFIX)
 
 
 def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
@@ -333,18 +558,20 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
         stripped: list[str] = []
         seen: set[str] = set()
         derive_forms = member.derive and member.kind == "member"
-        named = _candidates(member) if derive_forms else [(member.name, "name", False)]
+        named = _candidates(member) if derive_forms else [(member.name, "name", False, False)]
         # a spelling a person wrote as an alias is not a shortening, even when it is one
         candidates = [c for c in named if not c[2]]
-        candidates += [(a, "alias", False) for a in member.aliases if isinstance(a, str)]
+        candidates += [(a, "alias", False, False) for a in member.aliases if isinstance(a, str)]
         candidates += [c for c in named if c[2]]
-        for alias, origin, shortened in candidates:
+        for alias, origin, shortened, split in candidates:
             key = _key(alias)
             if not key or key in seen:
                 continue
             seen.add(key)
-            if origin.startswith('without "'):
-                stripped.append(origin.split('"')[1])
+            if shortened:
+                dropped = _dropped_word(origin)
+                if dropped:
+                    stripped.append(dropped)
             spec = written.get(key)
             if spec is not None:
                 forms.append(_hand_form(spec))
@@ -352,20 +579,26 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
             if not derive_forms:
                 forms.append(Form(alias=alias, origin=origin, reason="derive: false"))
                 continue
-            used, cased, wants_context, reason = evidence(alias, shortened=shortened)
-            forms.append(Form(alias, origin, cased, wants_context, used, reason))
+            found = evidence(alias, shortened=shortened, split=split)
+            forms.append(
+                Form(
+                    alias,
+                    origin,
+                    found.case_sensitive,
+                    found.context,
+                    found.used,
+                    found.reason,
+                    cased_in=found.cased_in,
+                    ends_name=found.ends_name,
+                    shortened=shortened,
+                )
+            )
         for key, spec in written.items():
             if key not in seen:
                 seen.add(key)
                 forms.append(_hand_form(spec))
         for form in forms:  # a form a person turned off belongs to no one
-            if form.used and form.origin in (
-                "name",
-                "without legal suffix",
-                "without hyphens",
-                "hand rule",
-                "alias",
-            ):
+            if form.used and _owns(form):
                 hand_keys.setdefault(_key(form.alias), member.slug)
         drafts.append((member, forms, stripped))
 
@@ -373,7 +606,7 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
     derived_owners: dict[str, set[str]] = {}
     for member, forms, _ in drafts:
         for form in forms:
-            if form.used and form.origin.startswith('without "'):
+            if form.used and form.shortened:
                 derived_owners.setdefault(_key(form.alias), set()).add(member.slug)
     names = {m.slug: m.name for m in members}
     names[cluster.id] = cluster.name
@@ -382,7 +615,7 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
         settled: list[Form] = []
         for form in forms:
             key = _key(form.alias)
-            if form.origin.startswith('without "'):
+            if form.shortened:
                 owner = hand_keys.get(key)
                 sharing = derived_owners.get(key, set()) - {member.slug}
                 if owner is not None and owner != member.slug:
@@ -404,6 +637,13 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
     return result
 
 
+def _dropped_word(origin: str) -> str | None:
+    """The generic word a shortening dropped ('without "Pharma"' -> "Pharma"): a context word."""
+    if 'without "' not in origin:
+        return None
+    return origin.rsplit('without "', 1)[1].rstrip('"')
+
+
 def _hand_form(spec: AliasSpec) -> Form:
     """A rule a person wrote: used exactly as written (or turned off)."""
     return Form(
@@ -417,4 +657,4 @@ def _hand_form(spec: AliasSpec) -> Form:
 
 
 def _drop(form: Form, why: str) -> Form:
-    return Form(form.alias, form.origin, form.case_sensitive, form.context, False, why)
+    return dataclasses.replace(form, used=False, reason=why)

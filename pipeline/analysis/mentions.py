@@ -6,12 +6,18 @@
 2. One Aho-Corasick automaton (pyahocorasick) holds every alias of every entity,
    folded the same way; one pass finds every candidate.
 3. Candidates must sit on word boundaries (an apostrophe is one, so "d'AlgoSource"
-   and "OSE Immunotherapeutics's" match), the leftmost-longest wins where they
-   overlap, and those inside URLs or e-mail addresses are dropped.
+   and "OSE Immunotherapeutics's" match; so is an affiliation number glued to a name of
+   five letters or more, "1Xenothera, Nantes" or "Valneva²"), the leftmost-longest wins
+   where they overlap, and those inside URLs or e-mail addresses are dropped.
 4. Evidence rules: a case-sensitive alias must match its capitals as written (or be
-   all in capitals, as headlines are); an
-   alias marked ``context`` needs one of its member's context words in the same
-   text; a match inside one of the member's exclusion phrases does not count.
+   all in capitals, as headlines are); a phrase may also have every capital word of the
+   name capitalised ("Arc Therapeutics" for ARC Therapeutics), or only its first where no
+   sentence starts ("chez Clean cells"); a rule that wants capitals only in some languages
+   ("Good Cells" in English) asks the article's language, given or guessed from its
+   commonest words; an alias marked ``context`` needs one of its member's context words in
+   the same text; a shortened word that ends a name is not followed by another capitalised
+   word or a number ("Lucine Martin", "Astatine-211"); a match inside one of the member's
+   exclusion phrases does not count.
 """
 
 from __future__ import annotations
@@ -28,6 +34,30 @@ from pipeline.analysis.members import MemberForms, derive
 from pipeline.settings.config import Config
 
 SNIPPET_CHARS = 200
+# An affiliation number glued to a name ("1Xenothera", "Valneva²") is a boundary when the
+# name has at least this many letters and the number at most GLUED_DIGITS digits: shorter
+# names glued to digits are gene and product names ("ARC1", "OSE2101").
+GLUED_MIN_CHARS = 5
+GLUED_DIGITS = 2
+WRITTEN_CACHE = 4096  # names as written, folded with their capitals, kept between calls
+# A single word written in capitals in the configuration is an acronym up to this length
+# ("OSE" wants its capitals); from it on, it is a name in capitals ("ONIRIS" is "Oniris").
+CAPITALS_WORD_MIN = 5
+# The article's language, for rules that want capitals in one language only, is guessed
+# from its commonest words over its first LANGUAGE_SAMPLE characters.
+LANGUAGE_SAMPLE = 20_000
+_FRENCH_WORDS = re.compile(
+    r"\b(?:le|la|les|des|du|de|et|est|une|un|pour|dans|sur|avec|qui|que|au|aux|par|ses|son"
+    r"|sa|ce|cette|il|elle|sont|ont|pas|plus)\b"
+)
+_ENGLISH_WORDS = re.compile(
+    r"\b(?:the|and|of|to|is|with|for|its|has|in|by|from|at|was|are|this|that|an|it|have"
+    r"|were|will|which|said|says)\b"
+)
+# where a capital says nothing: after these (skipping spaces and opening quotes) a sentence
+# or a line starts
+_SENTENCE_ENDS = frozenset(".!?:;…\n\r•|–—-*")
+_OPENERS = frozenset(" \t\u00a0\"'«“‘([")
 _ADDRESS_CHARS = frozenset("./@:-_")
 # Inside a web address or an e-mail address a name is not a mention: the word around
 # the match (up to the spaces on either side) is looked at, never the whole text.
@@ -41,8 +71,13 @@ _ADDRESS = re.compile(
 
 def _in_address(text: str, start: int, end: int) -> bool:
     # most names stand between spaces and commas: look further only when a neighbour
-    # is a character addresses are made of
-    if text[start - 1 : start] not in _ADDRESS_CHARS and text[end : end + 1] not in _ADDRESS_CHARS:
+    # is a character addresses are made of (a full stop that ends a sentence is not: no
+    # letter follows it)
+    before = text[start - 1 : start] if start else " "
+    after = text[end : end + 1]
+    if after == "." and not text[end + 1 : end + 2].isalnum():
+        after = " "
+    if before not in _ADDRESS_CHARS and after not in _ADDRESS_CHARS:
         return False
     low = max(0, start - 300)
     # no space within reach: the window starts 300 characters back, never at the text's
@@ -55,6 +90,65 @@ def _in_address(text: str, start: int, end: int) -> bool:
     return bool(_ADDRESS.search(text, left, right))
 
 
+def guess_language(folded: str) -> str | None:
+    """ "fr" or "en" from the commonest words of a folded text; None when they do not say."""
+    sample = folded[:LANGUAGE_SAMPLE]
+    french = len(_FRENCH_WORDS.findall(sample))
+    english = len(_ENGLISH_WORDS.findall(sample))
+    if french == english:
+        return None
+    return "fr" if french > english else "en"
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    """Whether a sentence or a line starts at ``start`` (quotes and spaces skipped)."""
+    index = start - 1
+    while index >= 0 and text[index] in _OPENERS:
+        index -= 1
+    return index < 0 or text[index] in _SENTENCE_ENDS
+
+
+def _glued_digits(haystack: str, start: int, end: int) -> bool:
+    """Whether the letters or digits touching [start, end) are a short number, on one side
+    only and standing alone otherwise: an affiliation or footnote number ("1xenothera,
+    nantes", "valneva2"), not a code ("12naobios34", "xenothera2026")."""
+    size = len(haystack)
+    before = start > 0 and haystack[start - 1].isalnum()
+    after = end < size and haystack[end].isalnum()
+    if before and after:
+        return False
+    if before:  # at most GLUED_DIGITS digits, then no letter or digit
+        low = max(-1, start - 2 - GLUED_DIGITS)
+        index = start - 1
+        while index > low and haystack[index].isdigit():
+            index -= 1
+        digits = start - 1 - index
+        return 0 < digits <= GLUED_DIGITS and (index < 0 or not haystack[index].isalnum())
+    high = min(size, end + GLUED_DIGITS + 1)
+    index = end
+    while index < high and haystack[index].isdigit():
+        index += 1
+    digits = index - end
+    return 0 < digits <= GLUED_DIGITS and (index == size or not haystack[index].isalnum())
+
+
+def _followed_by_name(text: str, end: int) -> bool:
+    """Whether another capitalised word or a number follows at ``end``: "Lucine Martin, ...",
+    "Curium Pharma rachète", "Astatine-211" (a title in capitals, "Orphea Doses First", is
+    not)."""
+    after = text[end : end + 80]
+    if len(after) >= 2 and after[0] in "-‐‑–" and after[1].isdigit():
+        return True
+    words = after.lstrip(" \u00a0").split(None, 2)
+    if not words or len(after) - len(after.lstrip(" \u00a0")) == 0:
+        return False
+    first = words[0]
+    if not (len(first) > 1 and first[0].isupper() and first[1].islower()):
+        return False
+    # every word capitalised is a title, not a name
+    return not (first[-1].isalpha() and len(words) > 1 and words[1][:1].isupper())
+
+
 @dataclass(frozen=True, slots=True)
 class AliasRule:
     member_id: str
@@ -62,6 +156,8 @@ class AliasRule:
     alias: str  # as configured
     case_sensitive: bool = False
     needs_context: bool = False
+    cased_in: tuple[str, ...] = ()  # capitals needed in these languages only (empty: in all)
+    ends_name: bool = False  # not followed by another capitalised word or a number
 
 
 class Mention(NamedTuple):  # a tuple: thousands are made per document, cheaply
@@ -106,7 +202,13 @@ class Matcher:
             if key:
                 by_key.setdefault(key, []).append(index)
         for key, indexes in by_key.items():
-            self._automaton.add_word(key, (len(key), tuple(indexes)))
+            glue = (
+                len(key) >= GLUED_MIN_CHARS
+                and key[0].isalpha()
+                and key[-1].isalpha()
+                and all(any(c.islower() for c in self.rules[i].alias) for i in indexes)
+            )
+            self._automaton.add_word(key, (len(key), tuple(indexes), glue))
         self.empty = not by_key
         if not self.empty:
             self._automaton.make_automaton()
@@ -119,12 +221,15 @@ class Matcher:
         }
         # the last ``evidence`` given to find(): the text, folded, and which members'
         # context words it holds (filled as rules ask)
-        self._evidence: tuple[str, str, dict[str, bool]] | None = None
+        self._evidence: tuple[str, str, dict[str, bool], list[str | None]] | None = None
         self._cased = {
             i: fold_alias(r.alias, keep_case=True)
             for i, r in enumerate(self.rules)
             if r.case_sensitive
         }
+        # the words of a case-sensitive phrase, whose capitals may be written otherwise
+        self._cased_words = {i: c.split(" ") for i, c in self._cased.items() if " " in c}
+        self._written: dict[str, str] = {}  # names as written -> folded with their capitals
 
     @classmethod
     def from_config(cls, config: Config, *, forms: Sequence[MemberForms] | None = None) -> Matcher:
@@ -135,7 +240,7 @@ class Matcher:
         # (entity id, entity name, alias, case_sensitive, needs_context): the cluster's
         # aliases as written, then every form a member's derivation keeps
         written = [
-            (cluster.id, cluster.name, a.alias, a.case_sensitive, a.context)
+            AliasRule(cluster.id, cluster.name, a.alias, a.case_sensitive, a.context)
             for a in cluster.alias_rules()
         ]
         context: dict[str, Sequence[str]] = {cluster.id: cluster.context}
@@ -143,26 +248,37 @@ class Matcher:
         by_id = {m.slug: m for m in config.members}
         for member_forms in forms if forms is not None else derive(cluster, config.members):
             written += [
-                (member_forms.member_id, member_forms.name, f.alias, f.case_sensitive, f.context)
+                AliasRule(
+                    member_forms.member_id,
+                    member_forms.name,
+                    f.alias,
+                    f.case_sensitive,
+                    f.context,
+                    cased_in=f.cased_in,
+                    ends_name=f.ends_name,
+                )
                 for f in member_forms.used
             ]
             context[member_forms.member_id] = member_forms.context
             exclude[member_forms.member_id] = by_id[member_forms.member_id].exclude
-        rules = [
-            AliasRule(member_id=i, member=n, alias=a, case_sensitive=c, needs_context=x)
-            for i, n, a, c, x in written
-        ]
-        return cls(rules, context=context, exclude=exclude)
+        return cls(written, context=context, exclude=exclude)
 
     # ---------------------------------------------------------------- matching
 
     def find(
-        self, text: str, *, snippets: bool = True, evidence: str | None = None
+        self,
+        text: str,
+        *,
+        snippets: bool = True,
+        evidence: str | None = None,
+        lang: str | None = None,
     ) -> list[Mention]:
         """Every mention in ``text``, in order, with offsets into ``text``.
 
         ``snippets=False`` leaves them empty (they cost more than the matching itself
-        when a caller needs only one per member).
+        when a caller needs only one per member). ``evidence``: the whole article, where
+        context words are looked for. ``lang``: the article's language ("fr", "en"),
+        guessed from ``evidence`` (or ``text``) when a rule needs it and it is not given.
         """
         if self.empty or not text:
             return []
@@ -171,12 +287,13 @@ class Matcher:
         size = len(haystack)
         candidates: list[tuple[int, int, tuple[int, ...]]] = []
         add = candidates.append
-        for end_index, (length, indexes) in self._automaton.iter(haystack):
+        for end_index, (length, indexes, glue) in self._automaton.iter(haystack):
             start = end_index - length + 1
             end = end_index + 1
-            if (start > 0 and haystack[start - 1].isalnum()) or (
+            touching = (start > 0 and haystack[start - 1].isalnum()) or (
                 end < size and haystack[end].isalnum()
-            ):
+            )
+            if touching and not (glue and _glued_digits(haystack, start, end)):
                 continue
             add((start, end, indexes))
         # leftmost-longest, no overlaps
@@ -193,18 +310,22 @@ class Matcher:
         # sentences of one article (the funding search) share the answers.
         present_context: dict[str, bool] = {}
         evidence_text: str | None = None
+        # the article's language, guessed once when a rule asks (a list: filled on demand)
+        language: list[str | None] = [lang] if lang is not None else []
         if evidence is not None:
             if self._evidence is None or self._evidence[0] != evidence:
-                self._evidence = (evidence, fold(evidence).text, {})
-            _, evidence_text, present_context = self._evidence
+                self._evidence = (evidence, fold(evidence).text, {}, [])
+            _, evidence_text, present_context, guessed = self._evidence
+            if lang is None:
+                language = guessed
+        where = _Occurrence(text, haystack, evidence_text, language)
         for start, end, indexes in chosen:
             original_start = folded.original(start)
             original_end = folded.original(end - 1) + 1
             if _in_address(text, original_start, original_end):
                 continue
-            written = text[original_start:original_end]
             rule = self._accept(
-                indexes, written, haystack, start, end, present_context, evidence_text
+                indexes, where, start, end, original_start, original_end, present_context
             )
             if rule is None:
                 continue
@@ -212,7 +333,7 @@ class Matcher:
                 Mention(
                     member_id=rule.member_id,
                     member=rule.member,
-                    alias=written,
+                    alias=text[original_start:original_end],
                     start=original_start,
                     end=original_end,
                     snippet=snippet(text, original_start, original_end) if snippets else "",
@@ -223,40 +344,70 @@ class Matcher:
     def _accept(
         self,
         indexes: tuple[int, ...],
-        written: str,
-        haystack: str,
+        where: _Occurrence,
         start: int,
         end: int,
+        original_start: int,
+        original_end: int,
         present_context: dict[str, bool],
-        evidence_text: str | None,
     ) -> AliasRule | None:
         """The first rule whose evidence holds for this occurrence, if any."""
+        text, haystack = where.text, where.haystack
         for index in indexes:
             rule = self.rules[index]
-            if rule.case_sensitive and not self._case_matches(index, written):
-                continue
+            if (
+                rule.case_sensitive
+                and not self._case_matches(index, text, original_start, original_end)
+                and (not rule.cased_in or where.language() in (None, *rule.cased_in))
+            ):
+                continue  # wrong capitals, in a language where they are needed
             if self._excluded(rule.member_id, haystack, start, end):
                 continue
             if rule.needs_context:
                 if rule.member_id not in present_context:
                     present_context[rule.member_id] = (
                         any(
-                            _word_in(word, evidence_text)
+                            _word_in(word, where.evidence)
                             for word in self._context.get(rule.member_id, ())
                         )
-                        if evidence_text is not None
+                        if where.evidence is not None
                         else self._has_context(rule.member_id, haystack, start, end)
                     )
                 if not present_context[rule.member_id]:
                     continue
+            if rule.ends_name and _followed_by_name(text, original_end):
+                continue
             return rule
         return None
 
-    def _case_matches(self, index: int, written: str) -> bool:
-        """As written, or all in capitals (headlines): "Clean Cells", "CLEAN CELLS", not "clean cells"."""
-        cased = fold_alias(written, keep_case=True)
+    def _case_matches(self, index: int, text: str, start: int, end: int) -> bool:
+        """As written, or all in capitals (headlines): "Clean Cells", "CLEAN CELLS", not
+        "clean cells". A phrase may also have every word the name capitalises capitalised
+        ("Arc Therapeutics" for ARC Therapeutics), or only its first where no sentence
+        starts ("chez Clean cells", not "Clean cells are required"); a word in capitals
+        longer than an acronym, its first capital ("Oniris" for ONIRIS)."""
+        written = text[start:end]
+        cased = self._written.get(written)
+        if cased is None:  # a name is written the same way again and again: fold it once
+            if len(self._written) >= WRITTEN_CACHE:
+                self._written.clear()
+            cased = self._written[written] = fold_alias(written, keep_case=True)
         expected = self._cased[index]
-        return cased == expected or (expected != expected.upper() and cased == expected.upper())
+        if cased == expected or (expected != expected.upper() and cased == expected.upper()):
+            return True
+        words = self._cased_words.get(index)
+        if words is None:
+            # a word the directory writes in capitals and too long for an acronym ("ONIRIS"):
+            # written with its first capital, as the press writes names
+            return len(expected) >= CAPITALS_WORD_MIN and expected.isupper() and cased[:1].isupper()
+        if not words[0][:1].isupper():
+            return False
+        split = cased.split(" ")
+        if len(split) != len(words) or not split[0][:1].isupper():
+            return False
+        if all(w[:1].isupper() or not e[:1].isupper() for w, e in zip(split, words, strict=True)):
+            return True
+        return not _sentence_start(text, start)
 
     def _has_context(self, member_id: str, haystack: str, start: int, end: int) -> bool:
         # the alias itself is no evidence: its own span is skipped
@@ -274,6 +425,27 @@ class Matcher:
                     return True
                 position = haystack.find(phrase, position + 1, start + len(phrase))
         return False
+
+
+class _Occurrence:
+    """What the rules of one find() call look at: the text as written, folded, the folded
+    article the context words are looked for in, and its language (guessed on demand)."""
+
+    __slots__ = ("_language", "evidence", "haystack", "text")
+
+    def __init__(
+        self, text: str, haystack: str, evidence: str | None, language: list[str | None]
+    ) -> None:
+        self.text = text
+        self.haystack = haystack
+        self.evidence = evidence  # None: the text is the whole article
+        self._language = language
+
+    def language(self) -> str | None:
+        if not self._language:
+            whole = self.evidence if self.evidence is not None else self.haystack
+            self._language.append(guess_language(whole))
+        return self._language[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ import` does (names only, forms and rules derived), on the tuning passages
 (tests/fixtures/members/passages.jsonl) and on the held-out ones (heldout.jsonl);
 and on independent.jsonl, written by someone who never saw the matcher, its rules or
 the other passages (labels are the members a reader sees, once per passage, so that set
-is scored per passage: a member found or not).
+is scored per passage: a member found or not). Last, press_forms.jsonl: the names as the
+press writes them (other capitals, a prefix or a generic word dropped, symbols written
+several ways, names hyphenated across a line break or glued to an affiliation number)
+and their traps, over the 220 members plus the names of press_forms.csv.
 Each passage lists the mentions a reader sees. A found mention counts as right when the passage expects that member that
 many times or more; per member: precision = right / found, recall = right / expected.
 """
@@ -33,6 +36,8 @@ DIRECTORY = CLUSTER / "directory.csv"
 CLUSTER_TUNING = CLUSTER / "passages.jsonl"
 CLUSTER_HELDOUT = CLUSTER / "heldout.jsonl"
 CLUSTER_INDEPENDENT = CLUSTER / "independent.jsonl"
+PRESS_FORMS = CLUSTER / "press_forms.jsonl"
+PRESS_FORMS_DIRECTORY = CLUSTER / "press_forms.csv"  # names of the press-forms classes
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.97
 
@@ -81,12 +86,14 @@ def load_passages(path: Path = PASSAGES) -> list[dict[str, object]]:
     ]
 
 
-def cluster_config(directory: Path = DIRECTORY) -> Config:
-    """sources.yaml with the directory imported, as an operator would do it (in a copy)."""
+def cluster_config(*directories: Path) -> Config:
+    """sources.yaml with the directories imported (the 220 names by default), one after the
+    other as an operator would do it (in a copy)."""
     tmp = Path(tempfile.mkdtemp(prefix="veille-eval-"))
     try:
         shutil.copy(ROOT / "sources.yaml", tmp / "sources.yaml")
-        import_directory(directory, config_path=tmp / "sources.yaml")
+        for directory in directories or (DIRECTORY,):
+            import_directory(directory, config_path=tmp / "sources.yaml")
         return load_config(tmp / "sources.yaml")
     finally:
         shutil.rmtree(tmp)
@@ -126,6 +133,17 @@ def main() -> int:
             )
             and ok
         )
+    press = cluster_config(DIRECTORY, PRESS_FORMS_DIRECTORY)
+    ok = (
+        report(
+            f"{sum(1 for m in press.members if m.kind == 'member')} members "
+            f"(the {members} and {PRESS_FORMS_DIRECTORY.name}), press-forms passages",
+            Matcher.from_config(press),
+            load_passages(PRESS_FORMS),
+            per_member=False,
+        )
+        and ok
+    )
     return 0 if ok else 1
 
 
