@@ -10,7 +10,13 @@ the other passages (labels are the members a reader sees, once per passage, so t
 is scored per passage: a member found or not). Last, press_forms.jsonl: the names as the
 press writes them (other capitals, a prefix or a generic word dropped, symbols written
 several ways, names hyphenated across a line break or glued to an affiliation number)
-and their traps, over the 220 members plus the names of press_forms.csv.
+and their traps, over the 220 members plus the names of press_forms.csv. And
+blind.jsonl: 313 passages written, for the 220 members' names and ids alone, by someone
+who had read neither the matcher nor its rules nor the other sets; its labels name
+members only (never the cluster), so the cluster's mentions are left out of its score,
+and it is scored per passage. Its first score, before the forms rules of issue 26 were
+changed (commit 7d8033b): P 0.978, R 0.889 on the members (P 0.965 counting the
+cluster); it is blind no more since: it may be used for tuning.
 Each passage lists the mentions a reader sees. A found mention counts as right when the passage expects that member that
 many times or more; per member: precision = right / found, recall = right / expected.
 """
@@ -38,6 +44,7 @@ CLUSTER_HELDOUT = CLUSTER / "heldout.jsonl"
 CLUSTER_INDEPENDENT = CLUSTER / "independent.jsonl"
 PRESS_FORMS = CLUSTER / "press_forms.jsonl"
 PRESS_FORMS_DIRECTORY = CLUSTER / "press_forms.csv"  # names of the press-forms classes
+BLIND = CLUSTER / "blind.jsonl"
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.97
 
@@ -59,13 +66,20 @@ class Score:
 
 
 def evaluate(
-    matcher: Matcher, passages: list[dict[str, object]], *, per_passage: bool = False
+    matcher: Matcher,
+    passages: list[dict[str, object]],
+    *,
+    per_passage: bool = False,
+    only: set[str] | None = None,
 ) -> dict[str, Score]:
+    """``only``: the entities the labels speak of; others found are not counted."""
     scores: dict[str, Score] = {}
     for passage in passages:
         text = str(passage["text"])
         expected = Counter(m["member_id"] for m in passage["mentions"])  # type: ignore[attr-defined,index]
-        found = Counter(m.member_id for m in matcher.find(text))
+        found = Counter(
+            m.member_id for m in matcher.find(text) if only is None or m.member_id in only
+        )
         if per_passage:
             expected, found = Counter(set(expected)), Counter(set(found))
         for member in expected.keys() | found.keys():
@@ -144,6 +158,17 @@ def main() -> int:
         )
         and ok
     )
+    ok = (
+        report(
+            f"{members} members, blind passages (members only, per passage)",
+            matcher,
+            load_passages(BLIND),
+            per_member=False,
+            per_passage=True,
+            only={m.slug for m in config.members if m.kind == "member"},
+        )
+        and ok
+    )
     return 0 if ok else 1
 
 
@@ -154,8 +179,9 @@ def report(
     *,
     per_member: bool,
     per_passage: bool = False,
+    only: set[str] | None = None,
 ) -> bool:
-    scores = evaluate(matcher, passages, per_passage=per_passage)
+    scores = evaluate(matcher, passages, per_passage=per_passage, only=only)
     total = Score()
     print(f"\n== {title}")
     print(
