@@ -235,7 +235,10 @@ def test_a_remention_that_finds_a_new_member_reports_only_it_as_late(
     send_digest(
         config, db_path=db_path, week=week, env=smtp.env(), now=datetime.now(UTC), force=True
     )
-    before = query(db_path, "SELECT * FROM mentions ORDER BY article_id, member_id")
+    before = query(
+        db_path,
+        "SELECT article_id, member_id, alias, count, in_title, snippet, found_at, digest_week FROM mentions ORDER BY article_id, member_id",
+    )
     assert before and all(row[-1] == week.label for row in before)  # digest_week
 
     # GlioCure joins the watch list; `veille remention` finds it in stored articles
@@ -248,7 +251,7 @@ def test_a_remention_that_finds_a_new_member_reports_only_it_as_late(
     remention(wider, db_path=db_path)
     kept = query(
         db_path,
-        "SELECT * FROM mentions WHERE member_id != 'gliocure' ORDER BY article_id, member_id",
+        "SELECT article_id, member_id, alias, count, in_title, snippet, found_at, digest_week FROM mentions WHERE member_id != 'gliocure' ORDER BY article_id, member_id",
     )
     assert kept == before  # found_at and digest_week survive the rewrite
     found = query(
