@@ -16,6 +16,7 @@ import pytest
 from datasette.app import Datasette
 from datasette_auth_passwords.utils import hash_password
 
+from pipeline.errors import ConfigError
 from pipeline.outputs.digest import Week, build, render
 from pipeline.outputs.serve import (
     PASSWORD_HASH_ENV,
@@ -213,33 +214,30 @@ def test_the_filters_keep_one_member_and_the_stories_not_yet_reviewed(
     assert f'data-url="{GLIOCURE}"' in one
 
 
-def test_the_account_command_writes_a_hash_readable_by_its_owner_only(db_path: Path) -> None:
-    db_path.touch()
-    done = veille(
+def make_account(db_path: Path, name: str) -> Any:
+    """`veille review account NAME`, the password given on standard input."""
+    return veille(
         "review",
         "account",
-        "claire",
+        name,
         "--db",
         str(db_path),
         "--password-stdin",
         input_text=PASSWORD + "\n",
     )
+
+
+def test_the_account_command_writes_a_hash_readable_by_its_owner_only(db_path: Path) -> None:
+    db_path.touch()
+    done = make_account(db_path, "claire")
     assert done.returncode == 0, done.stderr
     path = accounts_path(db_path)
     assert (path.stat().st_mode & 0o777) == 0o600
     accounts = load_accounts(path)
     assert list(accounts) == ["claire"] and PASSWORD not in path.read_text()
-    bad = veille(
-        "review",
-        "account",
-        "Claire!",
-        "--db",
-        str(db_path),
-        "--password-stdin",
-        input_text=PASSWORD + "\n",
-    )
+    bad = make_account(db_path, "Claire!")
     assert bad.returncode == 2 and "account name" in bad.stderr
-    with pytest.raises(Exception, match="account name"):
+    with pytest.raises(ConfigError, match="account name"):
         save_account(path, "x y", HASH)
 
 

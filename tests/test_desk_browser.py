@@ -23,15 +23,15 @@ from pipeline.run import run
 from pipeline.settings.config import Config
 from tests.conftest import WriteConfig
 from tests.fixture_server import FixtureServer
-from tests.run_cli import ROOT, veille
+from tests.run_cli import ROOT
 from tests.smtp_server import SmtpServer
+from tests.test_desk import PASSWORD, make_account
 from tests.test_review import GLIOCURE, VALNEVA_FR, _config, this_week
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
 )
-PASSWORD = "correct horse battery"
 XENO = "https://www.ouest-sante.example/economie/xenothera-leve-12-millions.html"
 COMMENT = "Un essai de phase 2 pour une start-up angevine."
 # what Chromium needs on a machine without a network or a display (see the machine notes)
@@ -59,15 +59,7 @@ def served(
     """The desk of a run's database, served by `veille datasette`, with one desk account."""
     config = _config(write_config, server, review=True)
     run(config, db_path=db_path)
-    made = veille(
-        "review",
-        "account",
-        "claire",
-        "--db",
-        str(db_path),
-        "--password-stdin",
-        input_text=PASSWORD + "\n",
-    )
+    made = make_account(db_path, "claire")
     assert made.returncode == 0, made.stderr
     port = _free_port()
     process = subprocess.Popen(
