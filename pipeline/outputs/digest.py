@@ -962,3 +962,6 @@ def write_preview(rendered: Rendered, out: Path) -> tuple[Path, Path]:
     out.write_text(rendered.html, encoding="utf-8")
     text_path.write_text(rendered.text, encoding="utf-8")
     return out, text_path
+
+
+Formatter = _Formatter  # the report (pipeline/outputs/report.py) formats as the digest does

@@ -602,6 +602,34 @@ def _m15_verdicts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m16_reports(db: sqlite_utils.Database) -> None:
+    """One row per scheduled report sent (a month or a quarter: ``2026-11``, ``2026-Q4``):
+    who has it, when; a period is mailed once, as a week's digest is
+    (pipeline/outputs/report_send.py). Reports written to files leave no row."""
+    db.execute(
+        """
+        CREATE TABLE reports (
+            period TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            language TEXT,
+            compare TEXT,
+            generated_at TEXT,
+            sending_at TEXT,
+            sent_at TEXT,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            delivered TEXT NOT NULL DEFAULT '[]',
+            refused TEXT NOT NULL DEFAULT '{}',
+            subject TEXT,
+            message_id TEXT,
+            story_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            permanent_error INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -618,4 +646,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m13_text_state,
     _m14_story_indexes,
     _m15_verdicts,
+    _m16_reports,
 )
