@@ -464,9 +464,10 @@ class RawConfig(_Model):
     digest: Digest = Digest()
     network: Network = Network()
     alerts: tuple[AlertRule, ...] = ()
-    # the outlets' display names and tiers, or the name of a YAML file (relative to
-    # sources.yaml) holding them under `outlets:`
-    outlets: tuple[Outlet, ...] | Annotated[str, Field(min_length=1)] = ()
+    # the outlets' display names and tiers: a list, or the name of a YAML file (relative to
+    # sources.yaml) holding the list under `outlets:`; validated apart (_outlets), so that
+    # a problem is reported by its path (outlets[2].tier), not by pydantic's union
+    outlets: Any = None
     report: Report = Report()
 
     @model_validator(mode="after")
@@ -689,22 +690,29 @@ def outlet_key(text: str) -> str:
     return key.removeprefix("www.")
 
 
-def _outlets(raw: RawConfig, path: Path) -> tuple[tuple[Outlet, ...], list[str]]:
+def _outlets(value: Any, path: Path) -> tuple[tuple[Outlet, ...], list[str]]:
     """The outlets of sources.yaml, or of the file it names."""
-    if not isinstance(raw.outlets, str):
-        return raw.outlets, _outlet_problems(raw.outlets, "outlets")
-    file = path.parent / raw.outlets
+    if value is None:
+        return (), []
+    where = "outlets"
+    if isinstance(value, str) and value:
+        file = path.parent / value
+        try:
+            data = _read_yaml(file)
+        except ConfigError as exc:
+            return (), [f"outlets: {file}: {p}" for p in exc.problems]
+        if not isinstance(data, dict) or not isinstance(data.get("outlets", []), list):
+            return (), [f"outlets: {file}: the file must be a mapping with an `outlets:` list"]
+        value, where = data.get("outlets") or [], f"{value}: outlets"
+    if not isinstance(value, list):
+        return (), ["outlets: a list of outlets, or the name of a file that holds them"]
     try:
-        data = _read_yaml(file)
-    except ConfigError as exc:
-        return (), [f"outlets: {file}: {p}" for p in exc.problems]
-    if not isinstance(data, dict) or not isinstance(data.get("outlets", []), list):
-        return (), [f"outlets: {file}: the file must be a mapping with an `outlets:` list"]
-    try:
-        listed = _OutletsFile.model_validate({"outlets": data.get("outlets") or []})
+        listed = _OutletsFile.model_validate({"outlets": value})
     except ValidationError as exc:
-        return (), [f"outlets: {file}: {_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
-    return listed.outlets, _outlet_problems(listed.outlets, f"{raw.outlets}: outlets")
+        return (), [
+            f"{where}{_path(e['loc']).removeprefix('outlets')}: {_message(e)}" for e in exc.errors()
+        ]
+    return listed.outlets, _outlet_problems(listed.outlets, where)
 
 
 class _OutletsFile(_Model):
@@ -760,7 +768,7 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         problems += _alert_problems(raw, raw.members + listed.members)
     outlets: tuple[Outlet, ...] = ()
     if raw is not None:
-        outlets, outlet_problems = _outlets(raw, path)
+        outlets, outlet_problems = _outlets(raw.outlets, path)
         problems += outlet_problems
         if raw.report.every and not raw.report.recipients:
             problems.append("report.recipients: nobody to send the scheduled report to")
