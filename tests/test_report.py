@@ -444,7 +444,7 @@ def test_the_html_report_opens_offline_with_its_charts(
     assert not [a for a in parsed.attrs if a[1] == "src"]
     assert all(u.startswith(("data:", "#")) for u in re.findall(r"url\(([^)]*)\)", page))
     assert "@font-face" in page and "@media print" in page and "@page" in page
-    for tag, name, value in parsed.attrs:
+    for _tag, name, value in parsed.attrs:
         if name == "href":
             assert value.startswith(("#", "http://", "https://")), value
     assert parsed.tags.count("svg") >= 5  # timeline, share, outlets, tiers, themes, funding
