@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pipeline.settings.config import KNOWN_TIERS, OTHER_TIER, Outlet, outlet_key
 
@@ -60,12 +59,7 @@ class OutletMap:
         return None
 
     def resolve(self, url: str | None, outlet: str | None, source: str | None) -> Resolved:
-        host = ""
-        if url and self.domains:
-            try:
-                host = (urlsplit(url).hostname or "").removeprefix("www.")
-            except ValueError:
-                host = ""
+        host = _host(url) if url and self.domains else ""
         key = (host, outlet, source)
         found = self._cache.get(key)
         if found is None:
@@ -78,3 +72,15 @@ class OutletMap:
                 found = Resolved(shown, OTHER_TIER)
             self._cache[key] = found
         return found
+
+
+def _host(url: str) -> str:
+    """The host of an http(s) URL, lower case, without "www.", port or credentials: by hand,
+    because urlsplit for each of a year's 80,000 mentions cost a second."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return ""
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if netloc.startswith("["):  # an IPv6 address: no outlet's domain
+        return ""
+    return netloc.split(":", 1)[0].lower().rstrip(".").removeprefix("www.")

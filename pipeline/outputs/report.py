@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,7 @@ SHARE_TOP = 10  # members named in the share of voice; the others are one bar
 OUTLETS_TOP = 15
 STORIES_TOP = 10
 FUNDING_TOP = 10
+DEALS_LISTED = 30  # the largest deals in the page and the PDF; --json has them all
 MAX_WEEKS = 106  # a run of weeks is at most two years
 
 PeriodKind = Literal["year", "quarter", "month", "weeks"]
@@ -370,6 +372,16 @@ class Content:
     def empty(self) -> bool:
         return self.headline["stories"].value == 0
 
+    @property
+    def listed_deals(self) -> list[Deal]:
+        """The largest deals (in euros, then in their currency), in date order."""
+        largest = sorted(self.deals, key=lambda d: (-(d.amount_eur or 0.0), -d.amount))
+        return sorted(largest[:DEALS_LISTED], key=lambda d: (d.date, d.member))
+
+    @property
+    def more_deals(self) -> int:
+        return max(0, len(self.deals) - DEALS_LISTED)
+
     def figures(self) -> dict[str, Any]:
         """What ``--json`` writes: every figure the report shows."""
 
@@ -509,13 +521,12 @@ def _timeline(coverage: _Coverage, period: Period) -> list[Step]:
     buckets = period.buckets()
     stories: list[set[int]] = [set() for _ in buckets]
     mentions = [0 for _ in buckets]
+    firsts = [b.first for b in buckets]
     for row in coverage.rows:
-        day = row.when.date()
-        for index, bucket in enumerate(buckets):
-            if bucket.first <= day < bucket.stop:
-                stories[index].add(row.story)
-                mentions[index] += 1
-                break
+        index = bisect_right(firsts, row.when.date()) - 1
+        if 0 <= index < len(buckets) and row.when.date() < buckets[index].stop:
+            stories[index].add(row.story)
+            mentions[index] += 1
     return [
         Step(b.label, b.first, len(s), m)
         for b, s, m in zip(buckets, stories, mentions, strict=True)
@@ -644,10 +655,11 @@ def _top_stories(
         if row.member not in members[row.story]:
             members[row.story].append(row.member)
         articles[row.story].append((row.when, row.article))
-    ranked = sorted(
-        outlets,
-        key=lambda k: (-len(outlets[k]), -len({a for _, a in articles[k]}), min(articles[k])),
-    )[:STORIES_TOP]
+    # most outlets first, then most copies, then the earliest
+    copies = {k: len({a for _, a in v}) for k, v in articles.items()}
+    ranked = sorted(outlets, key=lambda k: (-len(outlets[k]), -copies[k], min(articles[k])))[
+        :STORIES_TOP
+    ]
     top: list[TopStory] = []
     for key in ranked:
         when, first = min(articles[key])
@@ -895,6 +907,8 @@ LABELS: dict[str, dict[str, str]] = {
         "round_debt": "Dette",
         "round_unspecified": "Non précisé",
         "deals": "Opérations",
+        "deals_largest": "Les {n} plus importantes",
+        "more_deals": "et {n} opérations plus petites, dans le fichier --json.",
         "date": "Date",
         "amount": "Montant",
         "source": "Source",
@@ -981,6 +995,8 @@ LABELS: dict[str, dict[str, str]] = {
         "round_debt": "Debt",
         "round_unspecified": "Not stated",
         "deals": "Deals",
+        "deals_largest": "The {n} largest",
+        "more_deals": "and {n} smaller deals, in the --json file.",
         "date": "Date",
         "amount": "Amount",
         "source": "Source",
@@ -1122,8 +1138,8 @@ SECTIONS = (
     ("themes", "s_themes"),
     ("funding", "s_funding"),
     ("stories", "s_stories"),
-    ("method", "s_method"),
     ("quiet", "s_quiet"),
+    ("method", "s_method"),
 )
 
 

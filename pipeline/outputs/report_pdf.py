@@ -405,9 +405,12 @@ def write_pdf(content: Content, charts: dict[str, str], *, language: str, zone: 
             ]
         )
         story.append(_table(rows, [0.6, 0.2, 0.2], s, numeric=(1, 2), emphasis_last=True))
-        story.append(Paragraph(escape(t("deals")), s["h2"]))
+        heading = t("deals")
+        if content.more_deals:
+            heading += " · " + t("deals_largest", n=len(content.listed_deals))
+        story.append(Paragraph(escape(heading), s["h2"]))
         rows = [[t("date"), t("member"), t("amount"), t("round"), t("source")]]
-        for deal in content.deals:
+        for deal in content.listed_deals:
             rows.append(
                 [
                     fmt.day(deal.date),
@@ -418,6 +421,9 @@ def write_pdf(content: Content, charts: dict[str, str], *, language: str, zone: 
                 ]
             )
         story.append(_table(rows, [0.12, 0.2, 0.12, 0.14, 0.42], s, numeric=(2,)))
+        if content.more_deals:
+            more = t("more_deals", n=fmt.number(content.more_deals))
+            story.append(Paragraph(escape(more), s["small"]))
     else:
         story.append(Paragraph(escape(t("funding_none")), s["body"]))
 
@@ -439,12 +445,6 @@ def write_pdf(content: Content, charts: dict[str, str], *, language: str, zone: 
             block.append(Paragraph(escape(top.line), s["body"]))
         block.append(Spacer(1, 2.5 * mm))
         story.append(KeepTogether(block))
-
-    # how to read it
-    story.append(CondPageBreak(60 * mm))
-    h1("s_method")
-    for item in fmt.method(zone):
-        story.append(Paragraph("• " + escape(item), s["body"]))
 
     # annex: members never covered, in three columns
     story.append(PageBreak())
@@ -483,6 +483,12 @@ def write_pdf(content: Content, charts: dict[str, str], *, language: str, zone: 
         story.append(annex)
     else:
         story.append(Paragraph(escape(t("quiet_none")), s["body"]))
+    # how to read it
+    story.append(CondPageBreak(50 * mm))
+    h1("s_method")
+    for item in fmt.method(zone):
+        story.append(Paragraph("• " + escape(item), s["body"]))
+
     story.append(Spacer(1, 4 * mm))
     story.append(
         Paragraph(escape(t("generated", when=fmt.stamp(content.generated_at))), s["small"])
