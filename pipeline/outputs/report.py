@@ -1192,6 +1192,7 @@ def charts(content: Content, fmt: ReportFormatter) -> dict[str, str]:
             [r.previous_stories for r in content.tiers],
             title=fmt.t("chart_tiers"),
             legend=legend,
+            number=fmt.number,
         )
     if content.themes:
         out["themes"] = draw.paired_hbars(
@@ -1200,6 +1201,7 @@ def charts(content: Content, fmt: ReportFormatter) -> dict[str, str]:
             [t.previous for t in content.themes],
             title=fmt.t("chart_themes"),
             legend=legend,
+            number=fmt.number,
         )
     if content.by_member:
         top = content.by_member[:FUNDING_TOP]

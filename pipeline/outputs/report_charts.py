@@ -15,7 +15,7 @@ plus one bar for the others. Text stays text, in DejaVu Sans (report_fonts.py).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib
@@ -143,6 +143,7 @@ def paired_hbars(
     *,
     title: str,
     legend: tuple[str, str],
+    number: Callable[[int], str] = str,
 ) -> str:
     """Two bars per row: the period (dark), the comparison (light grey, hatched)."""
     with matplotlib.rc_context(STYLE):
@@ -152,6 +153,8 @@ def paired_hbars(
         now = ax.barh(
             [r + 0.2 for r in rows], values, height=0.38, color=MAIN, label=legend[0], zorder=2
         )
+        # the comparison: light grey, then its hatching on top (svglib draws no SVG
+        # pattern, so the PDF keeps the grey; the page shows both)
         then = ax.barh(
             [r - 0.2 for r in rows],
             before,
@@ -159,12 +162,21 @@ def paired_hbars(
             color=COMPARE,
             edgecolor=COMPARE_EDGE,
             linewidth=0.5,
-            hatch="////",
             label=legend[1],
             zorder=2,
         )
-        _label_bars(ax, now, [str(v) for v in values])
-        _label_bars(ax, then, [str(v) for v in before])
+        ax.barh(
+            [r - 0.2 for r in rows],
+            before,
+            height=0.38,
+            color="none",
+            edgecolor=COMPARE_EDGE,
+            linewidth=0.5,
+            hatch="////",
+            zorder=3,
+        )
+        _label_bars(ax, now, [number(v) for v in values])
+        _label_bars(ax, then, [number(v) for v in before])
         ax.set_yticks(rows, [_short(n) for n in names], fontsize=8)
         ax.set_title(title, loc="left")
         ax.margins(x=0.12)
@@ -172,7 +184,7 @@ def paired_hbars(
         ax.spines["left"].set_visible(False)
         ax.xaxis.set_visible(False)
         ax.spines["bottom"].set_visible(False)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, 0), ncols=2, fontsize=8)
         return _svg(fig)
 
 
