@@ -549,6 +549,19 @@ def check(config_path: Path, probe: bool) -> None:
         else "not sendable: set digest.from and digest.recipients"
     )
     click.echo(f"  digest    {config.digest.language}, {digest_to}")
+    if config.outlets:
+        tiers = Counter(outlet.tier for outlet in config.outlets)
+        click.echo(
+            f"  outlets   {len(config.outlets)} named ("
+            + ", ".join(f"{tier} {n}" for tier, n in tiers.most_common())
+            + ")"
+        )
+    click.echo(
+        f"  report    every {config.report.every}, {config.report_language}, "
+        f"to {len(config.report.recipients)} recipient(s)"
+        if config.report.every
+        else f"  report    on demand ({config.report_language}; report.every sends it)"
+    )
     click.echo(
         f"  network   {config.network.agent!r}, private addresses "
         f"{'allowed' if config.network.allow_private else 'refused'}"

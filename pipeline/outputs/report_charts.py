@@ -103,7 +103,16 @@ def timeline(
         ax.set_title(title, loc="left")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", color="#e5e7eb", linewidth=0.6, zorder=0)
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.22), ncols=2, fontsize=8)
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda i: names[i] != legend[0])  # the period first
+        ax.legend(
+            [handles[i] for i in order],
+            [names[i] for i in order],
+            loc="upper left",
+            bbox_to_anchor=(0, -0.22),
+            ncols=2,
+            fontsize=8,
+        )
         return _svg(fig)
 
 

@@ -279,15 +279,8 @@ def write_pdf(content: Content, charts: dict[str, str], *, language: str, zone: 
     )
     story.append(grid)
     if content.other_currencies:
-        story.append(
-            Paragraph(
-                escape(
-                    f"{t('funding_eur')} : "
-                    + t("funding_other", amounts=fmt.other_amounts(content.other_currencies))
-                ),
-                s["small"],
-            )
-        )
+        amounts = fmt.other_amounts(content.other_currencies)
+        story.append(Paragraph(escape(t("funding_other_note", amounts=amounts)), s["small"]))
     quiet = (
         t("quiet_count", n=fmt.number(len(content.quiet)), total=fmt.number(content.members_total))
         + " "
