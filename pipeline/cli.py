@@ -423,26 +423,34 @@ def report(
             content = build(config, store, chosen, compare=compared, now=now)
         finally:
             store.close()
+
+        def write(path: Path, data: str | bytes) -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(data, bytes):
+                    path.write_bytes(data)
+                else:
+                    path.write_text(data, encoding="utf-8")
+            except OSError as exc:
+                _fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED)
+            click.echo(f"wrote {path}", err=True)
+
         if json_path is not None:
             if str(json_path) == "-":
                 click.echo(content.to_json(), nl=False)
             else:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(content.to_json(), encoding="utf-8")
-                click.echo(f"wrote {json_path}", err=True)
+                write(json_path, content.to_json())
         if out or pdf:
             rendered = render(config, content, language=language)
             if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(rendered.html, encoding="utf-8")
-                click.echo(f"wrote {out}", err=True)
+                write(out, rendered.html)
             if pdf is not None:
-                data = write_pdf(
-                    content, rendered.charts, language=language, zone=config.schedule.timezone
+                write(
+                    pdf,
+                    write_pdf(
+                        content, rendered.charts, language=language, zone=config.schedule.timezone
+                    ),
                 )
-                pdf.parent.mkdir(parents=True, exist_ok=True)
-                pdf.write_bytes(data)
-                click.echo(f"wrote {pdf}", err=True)
     if not send:
         return
     try:

@@ -102,6 +102,7 @@ def timeline(
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0, top=max([*values, *before[: len(labels)], 1]) * 1.08)
         ax.grid(axis="y", color="#e5e7eb", linewidth=0.6, zorder=0)
         handles, names = ax.get_legend_handles_labels()
         order = sorted(range(len(names)), key=lambda i: names[i] != legend[0])  # the period first
