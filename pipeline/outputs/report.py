@@ -472,7 +472,7 @@ class _Row:
     kind: str
     outlet: str
     tier: str
-    when: datetime
+    when: str  # the article's date as stored (UTC, ISO 8601, "Z"): compared as text, as SQL does
     topics: list[str]
 
 
@@ -498,7 +498,6 @@ def _coverage(store: Store, period: Period, outlets: OutletMap) -> _Coverage:
         f"reading the coverage of {period}", COVERAGE_SQL, period.bounds()
     ):
         resolved = outlets.resolve(url, outlet, source)
-        moment = from_iso(when) or period.start
         parsed = topics_of.get(topics or "[]")
         if parsed is None:
             parsed = topics_of[topics or "[]"] = list(json.loads(topics or "[]"))
@@ -510,7 +509,7 @@ def _coverage(store: Store, period: Period, outlets: OutletMap) -> _Coverage:
                 kind=str(kind),
                 outlet=resolved.name,
                 tier=resolved.tier,
-                when=moment.astimezone(period.zone),
+                when=str(when),
                 topics=parsed,
             )
         )
@@ -521,10 +520,12 @@ def _timeline(coverage: _Coverage, period: Period) -> list[Step]:
     buckets = period.buckets()
     stories: list[set[int]] = [set() for _ in buckets]
     mentions = [0 for _ in buckets]
-    firsts = [b.first for b in buckets]
+    # the steps' bounds in UTC, as stored times are written: a row's step is a bisection
+    starts = [iso(datetime.combine(b.first, time(0), period.zone)) for b in buckets]
+    end = iso(period.end)
     for row in coverage.rows:
-        index = bisect_right(firsts, row.when.date()) - 1
-        if 0 <= index < len(buckets) and row.when.date() < buckets[index].stop:
+        index = bisect_right(starts, row.when) - 1
+        if 0 <= index < len(buckets) and row.when < end:
             stories[index].add(row.story)
             mentions[index] += 1
     return [
@@ -649,7 +650,7 @@ def _top_stories(
 ) -> list[TopStory]:
     outlets: dict[int, set[str]] = defaultdict(set)
     members: dict[int, list[str]] = defaultdict(list)
-    articles: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    articles: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for row in coverage.rows:
         outlets[row.story].add(row.outlet)
         if row.member not in members[row.story]:
@@ -677,7 +678,7 @@ def _top_stories(
                 story_key=key,
                 title=line(record["title"] or record["url"]),
                 url=safe_url(record["url"]) or safe_url(record["link"]),
-                date=when.date(),
+                date=(from_iso(when) or period.start).astimezone(period.zone).date(),
                 outlets=sorted(outlets[key], key=str.casefold),
                 members=[names.get(m, m) for m in members[key]],
                 line=_shorten(text, 220),

@@ -1,7 +1,7 @@
 """`make bench`, section report: `veille report` over a year at 220 members.
 
 A seeded synthetic store of a year's press (60,000 articles at --scale 1, dated through
-2026, each with 1.5 KB of text, in stories of 1 to 6 copies; 220 members named by a skewed
+2026, each with 6 KB of text, in stories of 1 to 6 copies; 220 members named by a skewed
 share of them; 120 outlets in four tiers; a few hundred funding amounts; a dropped story
 and a rejected mention so that judged_mentions has work), written straight into the
 schema (the report reads tables, not feeds). Then the command as a person types it, in a
@@ -24,6 +24,7 @@ from pathlib import Path
 from tests.scripts.bench_common import ROOT, WORDS, Row, Section
 
 TARGET_S = 10.0
+TEXT_WORDS = 800  # about 6 KB of main text an article, as trafilatura gives for a press page
 DIRECTORY = ROOT / "tests" / "fixtures" / "members" / "directory.csv"  # 220 names
 
 
@@ -80,7 +81,7 @@ def build_store(db_path: Path, *, articles: int, seed: int) -> dict[str, int]:
             article_id += 1
             source = rng.randrange(len(outlets))
             published = when + timedelta(hours=copy * rng.random() * 30)
-            text = " ".join(rng.choice(WORDS) for _ in range(220))
+            text = " ".join(rng.choice(WORDS) for _ in range(TEXT_WORDS))
             article_rows.append(
                 (
                     article_id,
