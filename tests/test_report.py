@@ -619,6 +619,19 @@ def test_the_scheduled_report_is_sent_once_with_the_pdf_attached(
     assert "Novembre 2026" in str(mail["Subject"]) and mail["X-Veille-Report"] == NOVEMBER
     html = mail.get_body(preferencelist=("html",))
     assert html is not None and "Part de voix des membres" in html.get_content()
+    # its charts are PNG images of the same mail (mail readers show no inline SVG)
+    body = html.get_content()
+    assert "<svg" not in body
+    cids = set(re.findall(r'src="cid:([^"]+)"', body))
+    related = mail.get_body(preferencelist=("related",))
+    assert related is not None
+    images = {
+        part["Content-ID"].strip("<>"): part.get_content()
+        for part in related.iter_parts()
+        if part.get_content_type() == "image/png"
+    }
+    assert len(cids) >= 5 and cids == set(images)
+    assert all(data.startswith(b"\x89PNG") for data in images.values())
     attachments = list(mail.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["rapport-2026-11.pdf"]
     assert attachments[0].get_content().startswith(b"%PDF")

@@ -1151,15 +1151,17 @@ class Rendered:
     subject: str
     html: str
     charts: dict[str, str]  # name -> SVG, for the PDF
+    images: dict[str, bytes] = field(default_factory=dict)  # name -> PNG, for a mail's body
 
 
-def charts(content: Content, fmt: ReportFormatter) -> dict[str, str]:
-    """Every chart of the report as SVG, labelled in its language."""
+def charts(content: Content, fmt: ReportFormatter) -> dict[str, Any]:
+    """Every chart of the report as a matplotlib figure, labelled in its language
+    (report_charts.svg and report_charts.png write them out)."""
     from pipeline.outputs import report_charts as draw
 
     unit = chart_unit(content)
     legend = (fmt.period_name(content.period), fmt.period_name(content.compared))
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     out["timeline"] = draw.timeline(
         [fmt.bucket(s, unit) for s in content.timeline],
         [s.stories for s in content.timeline],
@@ -1241,14 +1243,22 @@ def subject(content: Content, language: str) -> str:
     return f"{fmt.t('title')} {content.cluster} · {fmt.period_name(content.period)}"
 
 
-def render(config: Config, content: Content, *, language: str | None = None) -> Rendered:
+def render(
+    config: Config, content: Content, *, language: str | None = None, mail: bool = False
+) -> Rendered:
     """The report as one HTML page: the charts inline, the font inline, no link out but
-    the articles'. In ``language``, else the report's (report.language, digest.language)."""
+    the articles'. In ``language``, else the report's (report.language, digest.language).
+
+    ``mail``: the page as a mail's body, its charts PNG images of the same mail
+    (``cid:chart-NAME@veille``, in ``images``): mail readers show no inline SVG."""
+    from pipeline.outputs import report_charts as draw
     from pipeline.outputs.report_fonts import font_faces
 
     language = language or config.report_language
     fmt = ReportFormatter(language)
-    drawn = charts(content, fmt)
+    figures = charts(content, fmt)
+    drawn = {name: draw.svg(fig) for name, fig in figures.items()}
+    images = {name: draw.png(fig) for name, fig in figures.items()} if mail else {}
     title = subject(content, language)
     context = {
         "c": content,
@@ -1257,6 +1267,7 @@ def render(config: Config, content: Content, *, language: str | None = None) -> 
         "lang": language,
         "title": title,
         "charts": drawn,
+        "mail": mail,
         "unit": chart_unit(content),
         "headline_order": HEADLINE_ORDER,
         "sections": [(anchor, fmt.t(key)) for anchor, key in SECTIONS],
@@ -1268,4 +1279,4 @@ def render(config: Config, content: Content, *, language: str | None = None) -> 
     # the font, cut down to the characters the page uses
     context["fonts"] = font_faces(page)
     page = env.get_template("report.html").render(context)
-    return Rendered(subject=title, html=page, charts=drawn)
+    return Rendered(subject=title, html=page, charts=drawn, images=images)

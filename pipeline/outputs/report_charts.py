@@ -49,13 +49,22 @@ STYLE: Any = {  # rcParams, typed loosely: matplotlib types their keys as a Lite
 }
 
 
-def _svg(fig: Figure) -> str:
+def svg(fig: Figure) -> str:
+    """The chart as an <svg> element, for the page and the PDF."""
     buffer = io.StringIO()
     with matplotlib.rc_context(STYLE):
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
     # the XML prolog and DOCTYPE are for a file; inline in HTML the <svg> element is enough
     return text[text.index("<svg") :]
+
+
+def png(fig: Figure, dpi: int = 144) -> bytes:
+    """The chart as a PNG, for a mail's body: mail readers show no inline SVG."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
 
 
 def _figure(height: float) -> Figure:
@@ -76,7 +85,7 @@ def timeline(
     xlabel: str,
     ylabel: str,
     legend: tuple[str, str],
-) -> str:
+) -> Figure:
     """Bars for the period, a dashed line with hollow markers for the comparison."""
     with matplotlib.rc_context(STYLE):
         fig = _figure(2.8)
@@ -114,7 +123,7 @@ def timeline(
             ncols=2,
             fontsize=8,
         )
-        return _svg(fig)
+        return fig
 
 
 def hbars(
@@ -124,7 +133,7 @@ def hbars(
     title: str,
     texts: Sequence[str],
     muted_last: bool = False,
-) -> str:
+) -> Figure:
     """Horizontal bars, largest on top, each labelled; the last one grey when it stands
     for "the others"."""
     with matplotlib.rc_context(STYLE):
@@ -143,7 +152,7 @@ def hbars(
         ax.spines["left"].set_visible(False)
         ax.xaxis.set_visible(False)
         ax.spines["bottom"].set_visible(False)
-        return _svg(fig)
+        return fig
 
 
 def paired_hbars(
@@ -154,7 +163,7 @@ def paired_hbars(
     title: str,
     legend: tuple[str, str],
     number: Callable[[int], str] = str,
-) -> str:
+) -> Figure:
     """Two bars per row: the period (dark), the comparison (light grey, hatched)."""
     with matplotlib.rc_context(STYLE):
         fig = _figure(0.9 + 0.42 * max(1, len(names)))
@@ -195,7 +204,7 @@ def paired_hbars(
         ax.xaxis.set_visible(False)
         ax.spines["bottom"].set_visible(False)
         ax.legend(loc="upper left", bbox_to_anchor=(0, 0), ncols=2, fontsize=8)
-        return _svg(fig)
+        return fig
 
 
 def _short(name: str, limit: int = 34) -> str:

@@ -1,5 +1,5 @@
-"""Mail a period's report once: the HTML as the body, the PDF attached; the `reports` row
-says who has it, and only the others get it.
+"""Mail a period's report once: the HTML as the body (its charts as PNG images of the same
+mail), the PDF attached; the `reports` row says who has it, and only the others get it.
 
 The same journal as the digest's (pipeline/outputs/send.py): ``sending`` is written before
 the SMTP transaction, then ``sent``, ``partial`` (only the refused are tried again) or
@@ -61,6 +61,7 @@ def report_message(
     subject: str,
     html: str,
     pdf: bytes,
+    images: dict[str, bytes],
     period: Period,
     recipients: list[str],
     now: datetime,
@@ -83,6 +84,18 @@ def report_message(
         cte="quoted-printable",
     )
     msg.add_alternative(html, subtype="html", cte="base64")
+    # the charts, as images of the HTML part (multipart/related): mail readers show no
+    # inline SVG, and most block data: images
+    html_part = msg.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    for name, image in images.items():
+        html_part.add_related(
+            image,
+            maintype="image",
+            subtype="png",
+            cid=f"<chart-{name}@veille>",
+            disposition="inline",
+        )
     msg.add_attachment(
         pdf, maintype="application", subtype="pdf", filename=f"rapport-{period.label}.pdf"
     )
@@ -151,13 +164,14 @@ def _send(
 
     language = config.report_language
     content = build(config, store, period, compare=config.report.compare, now=now)
-    rendered = render(config, content, language=language)
+    rendered = render(config, content, language=language, mail=True)
     pdf = write_pdf(content, rendered.charts, language=language, zone=config.schedule.timezone)
     msg = report_message(
         config,
         subject=rendered.subject,
         html=rendered.html,
         pdf=pdf,
+        images=rendered.images,
         period=period,
         recipients=pending,
         now=now,
