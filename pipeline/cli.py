@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -307,6 +307,182 @@ def digest(
         )
 
 
+# ------------------------------------------------------------------ report
+
+
+@cli.command()
+@config_option
+@db_option
+@click.option(
+    "--period",
+    metavar="PERIOD",
+    help="2026, 2026-Q4, 2026-11, 2026-W48 or 2026-W40..2026-W52, in the schedule's time "
+    "zone (default: the last complete month, or quarter with report.every: quarter).",
+)
+@click.option(
+    "--compare",
+    type=click.Choice(["previous", "year"]),
+    help="Compare with the period just before, or with the same period a year earlier "
+    "(default: report.compare, else previous).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["fr", "en"]),
+    help="The report's language (default: report.language, else digest.language).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report as one self-contained HTML page.",
+)
+@click.option(
+    "--pdf", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as a PDF (A4)."
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write the report's figures as JSON (- for stdout).",
+)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Mail the report (HTML body, PDF attached) to report.recipients, once per period.",
+)
+@click.option(
+    "--force", is_flag=True, help="With --send: send a period already sent, or not over yet."
+)
+def report(
+    config_path: Path,
+    db_path: Path,
+    period: str | None,
+    compare: str | None,
+    lang: str | None,
+    out: Path | None,
+    pdf: Path | None,
+    json_path: Path | None,
+    send: bool,
+    force: bool,
+) -> None:
+    """The board's report: the cluster in the press over a period, against another.
+
+    Headline figures, coverage over time, members' share of voice, outlets and
+    their tiers, themes, funding, the members never covered and the most covered
+    stories, read from the stored mentions as the team judged them (earned media).
+    --out writes one HTML page that opens offline (charts, styles and font inline),
+    --pdf an A4 PDF with contents and page numbers, --json the figures both show.
+    --send mails it to report.recipients (SMTP settings from VEILLE_SMTP_*, as the
+    digest): a period is sent once, a second --send sends nothing. Exit 0 when
+    done, 1 when the mail was not (fully) delivered, 2 on a configuration or usage
+    error (a period that cannot be read), 75 when another send is running.
+
+    \b
+    Examples:
+
+        veille report --period 2026-Q4 --out q4.html --pdf q4.pdf
+        veille report --period 2026 --compare year --lang en --json 2026.json
+        veille report --period 2026-W40..2026-W52 --out autumn.html
+        VEILLE_SMTP_HOST=smtp.example.org veille report --send
+    """
+    import os
+    from datetime import UTC, datetime
+
+    from pipeline.outputs.mail import MailError
+    from pipeline.outputs.report import Period, build, render
+    from pipeline.outputs.report_send import send_report
+
+    if force and not send:
+        _fail("--force only goes with --send", EXIT_USAGE)
+    if not (out or pdf or json_path or send):
+        _fail(
+            "say what to write: --out FILE.html, --pdf FILE.pdf, --json FILE or --send", EXIT_USAGE
+        )
+    config = _load(config_path)
+    zone = config.schedule.zone
+    now = datetime.now(UTC)
+    try:
+        chosen = (
+            Period.parse(period, zone)
+            if period
+            else Period.last_complete(config.report.every or "month", now, zone)
+        )
+    except ValueError as exc:
+        _fail(f"--period: {exc}", EXIT_USAGE)
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    compared: Literal["previous", "year"] = (
+        "year" if (compare or config.report.compare) == "year" else "previous"
+    )
+    language = lang or config.report_language
+
+    if out or pdf or json_path:
+        from pipeline.outputs.report_pdf import write_pdf
+
+        store = Store.open(db_path)
+        try:
+            content = build(config, store, chosen, compare=compared, now=now)
+        finally:
+            store.close()
+
+        def write(path: Path, data: str | bytes) -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(data, bytes):
+                    path.write_bytes(data)
+                else:
+                    path.write_text(data, encoding="utf-8")
+            except OSError as exc:
+                _fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED)
+            click.echo(f"wrote {path}", err=True)
+
+        if json_path is not None:
+            if str(json_path) == "-":
+                click.echo(content.to_json(), nl=False)
+            else:
+                write(json_path, content.to_json())
+        if out or pdf:
+            rendered = render(config, content, language=language)
+            if out is not None:
+                write(out, rendered.html)
+            if pdf is not None:
+                write(
+                    pdf,
+                    write_pdf(
+                        content, rendered.charts, language=language, zone=config.schedule.timezone
+                    ),
+                )
+    if not send:
+        return
+    try:
+        result = send_report(
+            config, db_path=db_path, period=chosen, env=os.environ, now=now, force=force
+        )
+    except MailError as exc:
+        _fail(
+            f"report {chosen} not sent: {exc}. Nothing is recorded as delivered; "
+            "the next `veille report --send` tries again",
+            EXIT_FAILED,
+        )
+    if result.status == "already-sent":
+        click.echo(
+            f"report {chosen} was already sent on {result.sent_at}: nothing sent "
+            "(--force sends it again)",
+            err=True,
+        )
+    elif result.status == "sent":
+        click.echo(
+            f"report {chosen} sent to {len(result.delivered)} recipient(s): {result.subject}",
+            err=True,
+        )
+    else:
+        refused = "; ".join(f"{a} ({r})" for a, r in result.refused.items())
+        _fail(
+            f"report {chosen} sent to {len(result.delivered)} recipient(s) but refused for "
+            f"{refused}; the next `veille report --send` sends it to those only",
+            EXIT_FAILED,
+        )
+
+
 # ------------------------------------------------------------------ schedule
 
 
@@ -381,6 +557,19 @@ def check(config_path: Path, probe: bool) -> None:
         else "not sendable: set digest.from and digest.recipients"
     )
     click.echo(f"  digest    {config.digest.language}, {digest_to}")
+    if config.outlets:
+        tiers = Counter(outlet.tier for outlet in config.outlets)
+        click.echo(
+            f"  outlets   {len(config.outlets)} named ("
+            + ", ".join(f"{tier} {n}" for tier, n in tiers.most_common())
+            + ")"
+        )
+    click.echo(
+        f"  report    every {config.report.every}, {config.report_language}, "
+        f"to {len(config.report.recipients)} recipient(s)"
+        if config.report.every
+        else f"  report    on demand ({config.report_language}; report.every sends it)"
+    )
     click.echo(
         f"  network   {config.network.agent!r}, private addresses "
         f"{'allowed' if config.network.allow_private else 'refused'}"

@@ -10,6 +10,11 @@ last one is older than the last scheduled time, and the digest when its time has
 passed and the week is not sent. After every pass the digest is checked the same
 way, so a send that failed (SMTP down) is retried every pass, up to
 ``MAX_DIGEST_ATTEMPTS``.
+
+With ``report.every`` (month or quarter) the board's report of the period just ended is
+mailed the same way: checked on start and after every pass, sent by the first one at
+least ``report.delay_hours`` after the period ended, once (the `reports` ledger), retried
+after each pass while it fails, up to ``MAX_REPORT_ATTEMPTS``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pipeline.errors import LockHeld, VeilleError
 from pipeline.lock import run_lock
 from pipeline.outputs.digest import Week
+from pipeline.outputs.report_send import MAX_REPORT_ATTEMPTS, due_period, send_report
 from pipeline.outputs.send import DONE, send_digest
 from pipeline.settings.config import Config
 from pipeline.storage.store import Store, iso
@@ -123,6 +129,7 @@ class Daemon:
         else:
             logger.info("%s", report.summary())
         self.catch_up_digest()
+        self.catch_up_report()
 
     def digest_job(self, week: Week | None = None) -> None:
         """Send the last complete week's digest (or ``week``); never raises."""
@@ -187,6 +194,47 @@ class Daemon:
             logger.info("digest %s is due and not sent: sending it now", week)
             self.digest_job(week)
 
+    def catch_up_report(self) -> None:
+        """Mail the report of the period just ended, when one is due and not sent; never
+        raises (the next pass tries again)."""
+        with self._digest_lock:
+            try:
+                period = due_period(self.config, self.clock())
+                if period is None or not self.db_path.exists():
+                    return
+                store = Store.open(self.db_path)
+                try:
+                    row = store.report_row(period.label)
+                finally:
+                    store.close()
+                if row is not None and (
+                    row["status"] == "sent"
+                    or row["attempts"] >= MAX_REPORT_ATTEMPTS
+                    or row["permanent_error"]
+                ):
+                    return
+                logger.info("report %s is due and not sent: sending it now", period)
+                result = send_report(
+                    self.config,
+                    db_path=self.db_path,
+                    period=period,
+                    env=self.env,
+                    now=self.clock(),
+                )
+            except LockHeld as exc:
+                logger.warning("report not sent now: %s", exc)
+            except VeilleError as exc:
+                logger.error("report not sent: %s; retried after the next pass", exc)
+            else:
+                if result.status == "partial":
+                    logger.error(
+                        "report %s refused for %s; retried after the next pass",
+                        period,
+                        ", ".join(result.refused),
+                    )
+                else:
+                    logger.info("report %s: %s", period, result.status)
+
     def missed_run(self) -> bool:
         """True when no pass started since the last time one was scheduled."""
         fired = previous_fire(self.run_trigger, self.clock())
@@ -250,7 +298,7 @@ class Daemon:
                     logger.info("a pass was due while the daemon was down: running one now")
                     self._catch_up(self.run_job, "missed pass")  # the digest is checked after it
                 else:
-                    self._catch_up(self.catch_up_digest, "missed digest")
+                    self._catch_up(self._catch_up_sends, "missed digest or report")
                 upcoming = self.next_times()
                 logger.info(
                     "veille schedule started (pid %d, %s): next pass %s, next digest %s",
@@ -266,6 +314,10 @@ class Daemon:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
         logger.warning("veille schedule stopped")
+
+    def _catch_up_sends(self) -> None:
+        self.catch_up_digest()
+        self.catch_up_report()
 
     def _catch_up(self, job: Callable[[], None], name: str) -> None:
         """Run ``job`` at once, as a job in the pool like the others."""

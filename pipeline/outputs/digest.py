@@ -31,6 +31,7 @@ from babel.numbers import format_compact_currency, format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipeline.errors import ConfigError
+from pipeline.outputs.outlets import OutletMap
 from pipeline.settings.config import Config
 from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
 
@@ -124,6 +125,7 @@ class Story:
     article_url: str = ""  # the earliest copy's canonical URL, as stored: the desk's key
     highlighted: bool = False  # the team highlighted it on the desk
     comment: str | None = None  # the highlight's comment
+    tier_rank: int = 0  # its best outlet's tier, in the order of outlets.OutletMap.tiers
 
 
 @dataclass
@@ -318,8 +320,12 @@ def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dict[int, Story]:
-    """Every story of the week with its copies (up to the week's end) and who it names."""
+def _stories(
+    store: Store, week: Week, zone: ZoneInfo, backlog_days: int, outlets: OutletMap | None = None
+) -> dict[int, Story]:
+    """Every story of the week with its copies (up to the week's end) and who it names;
+    outlets named and ranked by tier as sources.yaml's `outlets:` says."""
+    outlets = outlets or OutletMap(())
     bounds = _params(week, backlog_days)
     keys = [
         row[0]
@@ -357,12 +363,12 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
             record["when"] = from_iso(record["published_at"]) or from_iso(record["first_seen_at"])
         records.sort(key=lambda r: (r["when"] or datetime.max.replace(tzinfo=UTC), r["id"]))
         first = records[0]
-        outlet = line(first["outlet"] or first["source"])
+        resolved = [outlets.resolve(r["url"], r["outlet"], r["source"]) for r in records]
+        outlet = resolved[0].name
         others: list[str] = []
-        for record in records[1:]:
-            name = line(record["outlet"] or record["source"])
-            if name and name != outlet and name not in others:
-                others.append(name)
+        for copy in resolved[1:]:
+            if copy.name and copy.name != outlet and copy.name not in others:
+                others.append(copy.name)
         topics: list[str] = []
         for record in records:
             for topic in json.loads(record["topics"] or "[]"):
@@ -378,6 +384,7 @@ def _stories(store: Store, week: Week, zone: ZoneInfo, backlog_days: int) -> dic
             topics=topics,
             copies=len(records),
             article_url=first["url"] or "",
+            tier_rank=min(outlets.rank(copy.tier) for copy in resolved),
         )
         for record in records:
             by_article[record["id"]] = key
@@ -442,14 +449,16 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         )
     rows.sort(key=lambda r: (r.kind != "cluster", -r.mentions, -r.previous_mentions, r.name))
 
-    stories = _stories(store, week, zone, backlog_days)
+    stories = _stories(store, week, zone, backlog_days, OutletMap(config.outlets))
     cluster: Section | None = None
     sections: list[Section] = []
     for row in rows:
         told = [s for s in stories.values() if row.id in s.snippets]
         if not told:
             continue
-        told.sort(key=lambda s: (not s.highlighted, -s.copies, s.when))
+        # highlights first, then by the best outlet's tier (national, international,
+        # regional, trade, the team's own, other), then the most copies
+        told.sort(key=lambda s: (not s.highlighted, s.tier_rank, -s.copies, s.when))
         section = Section(member=row, stories=told)
         if row.kind == "cluster":
             cluster = section
@@ -962,3 +971,6 @@ def write_preview(rendered: Rendered, out: Path) -> tuple[Path, Path]:
     out.write_text(rendered.html, encoding="utf-8")
     text_path.write_text(rendered.text, encoding="utf-8")
     return out, text_path
+
+
+Formatter = _Formatter  # the report (pipeline/outputs/report.py) formats as the digest does

@@ -340,6 +340,41 @@ class Digest(_Model):
         return moment if moment >= week_end else moment + timedelta(days=7)
 
 
+OutletTier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=40)]
+# the tiers veille knows by name (labelled in the digest and the report, in this order);
+# a team may add its own (shown as written, after these); an outlet not listed is "other"
+KNOWN_TIERS = ("national", "international", "regional", "trade")
+OTHER_TIER = "other"
+
+
+class Outlet(_Model):
+    """An outlet as the report shows it: ``{name: Les Echos, tier: national, match:
+    [lesechos.fr, Les Echos Industrie & Services]}``. ``match`` lists domains (a domain
+    also covers its subdomains) and outlet or source names (case and spacing ignored);
+    the display name matches too."""
+
+    name: str = Field(min_length=1, max_length=200)
+    tier: OutletTier
+    match: tuple[Annotated[str, Field(min_length=2, max_length=200)], ...] = ()
+
+
+class Report(_Model):
+    """The board's report (`veille report`), and its scheduled sending."""
+
+    # month or quarter: `veille schedule` and `veille report --send` mail the report of the
+    # period just ended, once; unset: reports are only written on demand
+    every: Literal["month", "quarter"] | None = None
+    compare: Literal["previous", "year"] = "previous"
+    language: Literal["fr", "en"] | None = None  # default: digest.language
+    recipients: tuple[EmailAddress, ...] = ()
+    from_: EmailAddress | None = Field(default=None, alias="from")  # default: digest.from
+    # hours after the period ends before the scheduled report goes out: the last day's
+    # articles are found by then (the first pass after it sends)
+    delay_hours: int = Field(default=8, ge=0, le=24 * 14)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Network(_Model):
     user_agent: str | None = None  # default: "veille/<version> (+<contact>)"
     contact: HttpUrl = DEFAULT_CONTACT
@@ -429,6 +464,11 @@ class RawConfig(_Model):
     digest: Digest = Digest()
     network: Network = Network()
     alerts: tuple[AlertRule, ...] = ()
+    # the outlets' display names and tiers: a list, or the name of a YAML file (relative to
+    # sources.yaml) holding the list under `outlets:`; validated apart (_outlets), so that
+    # a problem is reported by its path (outlets[2].tier), not by pydantic's union
+    outlets: Any = None
+    report: Report = Report()
 
     @model_validator(mode="after")
     def _run_ends_before_the_next(self) -> RawConfig:
@@ -455,6 +495,12 @@ class Config(_Model):
     digest: Digest
     network: Network
     alerts: tuple[AlertRule, ...] = ()
+    outlets: tuple[Outlet, ...] = ()
+    report: Report = Report()
+
+    @property
+    def report_language(self) -> Literal["fr", "en"]:
+        return self.report.language or self.digest.language
 
     def run_deadline(self) -> float:
         """Seconds a run may take before what is left waits for the next one: well below
@@ -623,6 +669,56 @@ def read_members_file(path: Path) -> list[Any]:
     return members
 
 
+def _outlet_problems(outlets: tuple[Outlet, ...], where: str) -> list[str]:
+    """A domain or a name claimed by two outlets is an error: the report could not say
+    which one an article belongs to."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, outlet in enumerate(outlets):
+        for key in dict.fromkeys(outlet_key(k) for k in (outlet.name, *outlet.match)):
+            if key in seen and seen[key] != index:
+                problems.append(
+                    f"{where}[{index}]: {key!r} already belongs to {where}[{seen[key]}]"
+                )
+            seen.setdefault(key, index)
+    return problems
+
+
+def outlet_key(text: str) -> str:
+    """How an outlet's name or domain is compared: case and spacing folded, no "www."."""
+    key = " ".join(text.casefold().split())
+    return key.removeprefix("www.")
+
+
+def _outlets(value: Any, path: Path) -> tuple[tuple[Outlet, ...], list[str]]:
+    """The outlets of sources.yaml, or of the file it names."""
+    if value is None:
+        return (), []
+    where = "outlets"
+    if isinstance(value, str) and value:
+        file = path.parent / value
+        try:
+            data = _read_yaml(file)
+        except ConfigError as exc:
+            return (), [f"outlets: {file}: {p}" for p in exc.problems]
+        if not isinstance(data, dict) or not isinstance(data.get("outlets", []), list):
+            return (), [f"outlets: {file}: the file must be a mapping with an `outlets:` list"]
+        value, where = data.get("outlets") or [], f"{value}: outlets"
+    if not isinstance(value, list):
+        return (), ["outlets: a list of outlets, or the name of a file that holds them"]
+    try:
+        listed = _OutletsFile.model_validate({"outlets": value})
+    except ValidationError as exc:
+        return (), [
+            f"{where}{_path(e['loc']).removeprefix('outlets')}: {_message(e)}" for e in exc.errors()
+        ]
+    return listed.outlets, _outlet_problems(listed.outlets, where)
+
+
+class _OutletsFile(_Model):
+    outlets: tuple[Outlet, ...] = ()
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
     """Read and validate a sources.yaml (and the members file it names); raise ConfigError
     listing every problem."""
@@ -670,6 +766,14 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         ]
     if raw is not None and listed is not None:
         problems += _alert_problems(raw, raw.members + listed.members)
+    outlets: tuple[Outlet, ...] = ()
+    if raw is not None:
+        outlets, outlet_problems = _outlets(raw.outlets, path)
+        problems += outlet_problems
+        if raw.report.every and not raw.report.recipients:
+            problems.append("report.recipients: nobody to send the scheduled report to")
+        if raw.report.every and not (raw.report.from_ or raw.digest.from_):
+            problems.append("report.from: the sender's address is not set (nor digest.from)")
     if problems or raw is None or listed is None:
         raise ConfigError(problems, path=str(path))
     members = raw.members + listed.members
@@ -686,4 +790,6 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         digest=raw.digest,
         network=raw.network,
         alerts=raw.alerts,
+        outlets=outlets,
+        report=raw.report,
     )

@@ -604,6 +604,42 @@ def _m15_verdicts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m16_reports(db: sqlite_utils.Database) -> None:
+    """One row per scheduled report sent (a month or a quarter: ``2026-11``, ``2026-Q4``):
+    who has it, when; a period is mailed once, as a week's digest is
+    (pipeline/outputs/report_send.py). Reports written to files leave no row.
+
+    And an index that holds what the report reads of a period's articles: those columns
+    come after ``text`` in a row, so reading them from the table walks the text's overflow
+    pages (a year of 60,000 articles of 6 KB: 4.9 s from a cold cache, 2.2 s with it)."""
+    db.execute(
+        "CREATE INDEX idx_articles_report ON articles"
+        "(published_at, first_seen_at, story_id, source_id, outlet, topics, url)"
+    )
+    db.execute(
+        """
+        CREATE TABLE reports (
+            period TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            language TEXT,
+            compare TEXT,
+            generated_at TEXT,
+            sending_at TEXT,
+            sent_at TEXT,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            delivered TEXT NOT NULL DEFAULT '[]',
+            refused TEXT NOT NULL DEFAULT '{}',
+            subject TEXT,
+            message_id TEXT,
+            story_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            permanent_error INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -620,4 +656,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m13_text_state,
     _m14_story_indexes,
     _m15_verdicts,
+    _m16_reports,
 )

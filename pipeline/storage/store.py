@@ -924,6 +924,50 @@ class Store:
                     [*fields.values(), week],
                 )
 
+    REPORT_COLUMNS = frozenset(
+        [
+            "status",
+            "language",
+            "compare",
+            "generated_at",
+            "sending_at",
+            "sent_at",
+            "recipients",
+            "delivered",
+            "refused",
+            "subject",
+            "message_id",
+            "story_count",
+            "last_error",
+            "permanent_error",
+        ]
+    )
+
+    def report_row(self, period: str) -> dict[str, Any] | None:
+        rows = self.records(
+            f"reading the report of {period}", "SELECT * FROM reports WHERE period = ?", [period]
+        )
+        return rows[0] if rows else None
+
+    def save_report(self, period: str, *, attempts_increment: bool = False, **fields: Any) -> None:
+        """Create or update a period's row in the reports ledger; committed at once."""
+        unknown = set(fields) - self.REPORT_COLUMNS
+        if unknown:
+            raise ValueError(f"not a reports column: {', '.join(sorted(unknown))}")
+        with self._write(f"recording the report of {period}") as db:
+            db.execute(
+                "INSERT INTO reports (period, status) VALUES (?, ?) ON CONFLICT (period) DO NOTHING",
+                [period, fields.get("status", "pending")],
+            )
+            assignments = [f"{name} = ?" for name in fields]
+            if attempts_increment:
+                assignments.append("attempts = attempts + 1")
+            if assignments:
+                db.execute(
+                    f"UPDATE reports SET {', '.join(assignments)} WHERE period = ?",
+                    [*fields.values(), period],
+                )
+
     def mark_reported(self, week: str, mentions: Sequence[tuple[int, str]]) -> None:
         """Record that ``week``'s digest reported these (article id, member id) mentions;
         one already recorded keeps its first digest. Call it inside the transaction that

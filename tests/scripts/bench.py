@@ -16,6 +16,7 @@ Sections (--only NAME, repeatable):
     remention, stories   6. whole-store passes
     queries   7. canned queries (100,000 articles; 1,000,000 with --big)
     growth    7. a run adding 500 entries to stores of 10k and 100k articles (1M with --big)
+    report    8. `veille report` of a year at 220 members (60,000 articles), HTML, PDF and JSON
 
 Medians of repeated runs; at the end, one table: measure, veille, baseline, ratio,
 target, met. Nothing here is a pass/fail test.
@@ -448,6 +449,7 @@ SECTIONS = (
     "stories",
     "queries",
     "growth",
+    "report",
 )
 
 
@@ -626,6 +628,13 @@ def main() -> None:
         lambda: bench_growth.bench_growth(
             sizes=sizes, seed=args.seed, repeat=max(1, min(args.repeat, 3))
         ),
+    )
+    from tests.scripts.bench_report import bench_report
+
+    run(
+        "report",
+        "8. the board's report of a year",
+        lambda: bench_report(scale=scale, seed=args.seed, repeat=max(1, min(args.repeat, 3))),
     )
     print_table(sections)
     print()

@@ -33,6 +33,18 @@ WEB = ROOT / "tests" / "fixtures" / "demo" / "web"
 DEMO_DIR = ROOT / "storage" / "demo"
 DEMO_DB = ROOT / "storage" / "demo.db"
 DEMO_DIGEST = ROOT / "storage" / "demo-digest.html"
+DEMO_REPORT = ROOT / "storage" / "demo-report"  # .html, .pdf and .json
+# the corpus's outlets, named and tiered as sources.yaml's `outlets:` does for real ones
+DEMO_OUTLETS = [
+    {"name": "Ouest Santé", "tier": "regional", "match": ["ouest-sante.example"]},
+    {"name": "Nantes Éco", "tier": "regional", "match": ["nantes-eco.example"]},
+    {"name": "Santé Grand Ouest", "tier": "regional", "match": ["Santé Grand Ouest (ISO-8859-1)"]},
+    {"name": "Loire Biotech Hebdo", "tier": "regional"},
+    {"name": "Pharma Wire", "tier": "international", "match": ["pharma-wire.example"]},
+    {"name": "Biotech Daily", "tier": "international"},
+    {"name": "LabNews", "tier": "trade", "match": ["LabNews FR"]},
+    {"name": "Invest Bio", "tier": "trade"},
+]
 # the cluster's directory as the CRM exports it for Excel: semicolons, Windows-1252
 DEMO_DIRECTORY = ROOT / "tests" / "fixtures" / "demo" / "annuaire.csv"
 
@@ -112,6 +124,7 @@ def demo_config(server: FixtureServer) -> dict[str, Any]:
         }
     )
     config["sources"] = sources
+    config["outlets"] = DEMO_OUTLETS
     # the digest links to the Datasette that `make datasette` serves
     # the bundled corpus is dated November 2026: a wide backlog window keeps its articles
     # in this week's digest whenever the demo runs
@@ -184,6 +197,20 @@ def desk(rel_config: str, rel_db: str) -> None:
             "--db",
             rel_db,
         )
+
+
+def report(rel_config: str, rel_db: str) -> int:
+    """The board's report of the corpus's month (its articles are dated November 2026),
+    against the month before: HTML, PDF and the figures as JSON."""
+    with sqlite3.connect(DEMO_DB) as db:
+        latest = db.execute("SELECT max(published_at) FROM articles").fetchone()[0]
+    month = (latest or datetime.now(UTC).isoformat())[:7]
+    print(f"\n# the board's report of {month}: HTML, PDF and its figures as JSON")
+    out = DEMO_REPORT.relative_to(ROOT)
+    return veille(
+        "report", "--config", rel_config, "--db", rel_db, "--period", month,
+        "--out", f"{out}.html", "--pdf", f"{out}.pdf", "--json", f"{out}.json",
+    )  # fmt: skip
 
 
 def digest(rel_config: str, rel_db: str) -> int:
@@ -374,9 +401,14 @@ def main() -> int:
     print("\n".join(check.stdout.splitlines()[:14]))
     desk(rel_config, rel_db)
     sent = digest(rel_config, rel_db)
+    reported = report(rel_config, rel_db)
     print(f"\n{conditional} conditional requests (If-None-Match) in the second run.")
     print(f"\nThe digest: {DEMO_DIGEST.relative_to(ROOT)} (open it in a browser) and its text part")
     print(f"  {DEMO_DIGEST.with_suffix('.txt').relative_to(ROOT)}")
+    rel_report = DEMO_REPORT.relative_to(ROOT)
+    print(
+        f"The board's report: {rel_report}.html and {rel_report}.pdf (figures in {rel_report}.json)"
+    )
     print("\nOpen it in Datasette (canned queries, facets, full-text search, dashboards):")
     print(
         f"  make datasette DB={rel_db} CONFIG={rel_config}   # then http://127.0.0.1:8001/{DEMO_DB.stem}"
@@ -404,7 +436,7 @@ def main() -> int:
         f"  .venv/bin/veille restory --config {rel_config} --db {rel_db}    # rebuild the stories"
     )
     print("  edit sources.yaml, then: make check && make run")
-    return 0 if first == 0 and second == 0 and sent == 0 else 1
+    return 0 if first == 0 and second == 0 and sent == 0 and reported == 0 else 1
 
 
 if __name__ == "__main__":
