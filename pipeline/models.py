@@ -72,6 +72,9 @@ class Article:
     fetchable: bool = True  # its page can be fetched for the full text
     text: str | None = None  # main text, from the article's page
     aliases: tuple[str, ...] = ()  # other canonical URLs of the same article (AMP, feed link)
+    # who published it on its own site (a member's or the cluster's id): owned media, not
+    # press coverage (pipeline/analysis/owned.py); None: earned
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

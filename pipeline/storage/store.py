@@ -24,12 +24,14 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.analysis.analyse import Analysis
+from pipeline.analysis.owned import Owners
 from pipeline.analysis.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 from pipeline.errors import StoreError
 from pipeline.models import Article, PageState, SourceOutcome
 from pipeline.settings.config import Config, Source
+from pipeline.storage.migrations import EARNED_SQL as EARNED_SQL  # for the readers' SQL
 from pipeline.storage.migrations import MIGRATIONS
-from pipeline.storage.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
+from pipeline.storage.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -294,8 +296,8 @@ def _write_article(
             """
             INSERT INTO articles (url, link, title, summary, text, text_status, text_state,
                                   text_attempts, lang, author, guid, outlet, published_at,
-                                  first_seen_at, source_id, week)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  first_seen_at, source_id, week, owner, owned)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             RETURNING id
             """,
             [
@@ -315,10 +317,17 @@ def _write_article(
                 iso(now),
                 article.source_id,
                 iso_week(article.published_at or now),
+                article.owner,
+                int(article.owner is not None),
             ],
         ).fetchone()[0]
         return int(article_id), True, False
     article_id = int(found[0])
+    if article.owner is not None:  # first seen as coverage, now carried by its owner's newsroom
+        db.execute(
+            "UPDATE articles SET owner = ?, owned = 1 WHERE id = ? AND owner IS NULL",
+            [article.owner, article_id],
+        )
     if article.text:  # a copy that was fetched fills what the first one lacked
         filled = db.execute(
             "UPDATE articles SET text = ?, text_status = ?, text_state = ? "
@@ -636,6 +645,7 @@ class Store:
                 "SELECT id, url, next_check_at, consecutive_failures FROM sources",
             )
         }
+        owners_before = self._owners_fingerprint()
         with self._write("saving members and sources") as db:
             db.execute("UPDATE members SET in_config = 0")
             rows: list[dict[str, Any]] = [
@@ -683,11 +693,12 @@ class Store:
                 db.execute(
                     """
                     INSERT INTO sources (id, name, kind, url, member_id, enabled, confirmed,
-                                         in_config, next_check_at)
+                                         in_config, next_check_at, owner)
                     VALUES (:id, :name, :kind, :url, :member_id, :enabled, :confirmed, 1,
-                            :next_check_at)
+                            :next_check_at, :owner)
                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                         member_id = excluded.member_id, enabled = excluded.enabled,
+                        owner = excluded.owner,
                         confirmed = excluded.confirmed, in_config = 1,
                         -- validators belong to the old URL: forget them when it changes
                         etag = CASE WHEN url = excluded.url THEN etag END,
@@ -704,8 +715,52 @@ class Store:
                         "member_id": source.member_id,
                         "enabled": int(source.enabled),
                         "confirmed": int(source.confirmed),
+                        "owner": source.owner,
                     },
                 )
+            if self._owners_fingerprint() != owners_before:
+                # a website or a newsroom's owner changed: who owns what, decided again
+                self.recompute_owners(Owners.from_config(config))
+
+    def _owners_fingerprint(self) -> tuple[tuple[Any, ...], ...]:
+        """What ownership is decided from, as stored: the configured websites and the
+        configured sources' owners (and URLs)."""
+        return tuple(
+            self.rows(
+                "reading the websites and the newsrooms",
+                "SELECT 'member', id, website FROM members WHERE in_config = 1 "
+                "AND website IS NOT NULL AND kind IN ('member', 'cluster') "
+                "UNION ALL SELECT 'source', id, url || ' ' || owner FROM sources "
+                "WHERE in_config = 1 AND owner IS NOT NULL ORDER BY 1, 2",
+            )
+        )
+
+    def recompute_owners(self, owners: Owners, *, batch: int = 2000) -> int:
+        """Decide again who owns every stored article (after a website or a newsroom
+        changed, and in `veille remention`); the number of articles whose owner changed."""
+        changed = 0
+        last = 0
+        with self._write("deciding who owns the articles") as db:
+            while True:
+                rows = db.execute(
+                    "SELECT a.id, a.url, a.owner, "
+                    "(SELECT group_concat(x.source_id, char(10)) FROM article_sources x "
+                    " WHERE x.article_id = a.id) "
+                    "FROM articles a WHERE a.id > ? ORDER BY a.id LIMIT ?",
+                    [last, batch],
+                ).fetchall()
+                if not rows:
+                    return changed
+                updates = []
+                for article_id, url, owner, carriers in rows:
+                    found = owners.owner_of(url, sorted((carriers or "").split("\n")))
+                    if found != owner:
+                        updates.append((found, int(found is not None), article_id))
+                db.conn.executemany(
+                    "UPDATE articles SET owner = ?, owned = ? WHERE id = ?", updates
+                )
+                changed += len(updates)
+                last = int(rows[-1][0])
 
     def source_state(self, source_id: str) -> dict[str, Any]:
         rows = self.records(
