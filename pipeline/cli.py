@@ -945,6 +945,116 @@ def members_check(
             click.echo(f"--apply: {said}", err=True)
 
 
+@members.command("newsrooms")
+@config_option
+@click.option("--member", "member_id", metavar="ID", help="Only this member (or the cluster's id).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: member, kind, url, selector, reason.",
+)
+@click.option(
+    "--write", is_flag=True, help="Add the newsrooms found to sources.yaml, each with its owner."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --write: say what would be added, write nothing."
+)
+@click.option(
+    "--site-timeout",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds one site's discovery may take.",
+)
+def members_newsrooms(
+    config_path: Path,
+    member_id: str | None,
+    as_json: bool,
+    write: bool,
+    dry_run: bool,
+    site_timeout: float,
+) -> None:
+    """Find where each member with a website publishes its news: a feed, a sitemap or a press page.
+
+    For the cluster and every member with a `website`: robots.txt, the home page, the
+    feeds it advertises (comment feeds aside), the pages its navigation calls news,
+    actualités, presse, communiqués or newsroom and their feeds, the usual feed paths,
+    the news sitemaps robots.txt names, and last a press listing page with the CSS
+    selector of its article links (tried on the page). One line per member: kind (feed,
+    sitemap, page, none, unreachable, robots), URL, selector and why. Politely: robots.txt
+    on every request, the User-Agent and per-host delay of sources.yaml, at most 30
+    requests and --site-timeout seconds a site, no retries, the address policy. A member
+    that already owns a source (`owner:`) is not asked again. --write adds what was found
+    to sources.yaml with `owner: <member id>` (spliced after the last source, validated,
+    atomic; a second run adds nothing). Exit 0, or 2 on a configuration error or an
+    unknown --member.
+
+    \b
+    Examples:
+
+        veille members newsrooms --json
+        veille members newsrooms --member valneva
+        veille members newsrooms --write
+    """
+    import json
+
+    from pipeline.sources.newsroom import (
+        Kind,
+        Newsroom,
+        add_newsrooms,
+        discover_all,
+        websites,
+    )
+
+    if dry_run and not write:
+        _fail("--dry-run only goes with --write", EXIT_USAGE)
+    config = _load(config_path)
+    known = {config.cluster.id, *(m.slug for m in config.members)}
+    if member_id and member_id not in known:
+        _fail(f"--member: no member with id {member_id!r} in {config_path}", EXIT_USAGE)
+    sites = websites(config, member=member_id)
+    if member_id and not sites:
+        _fail(f"--member: {member_id!r} has no website in the directory", EXIT_USAGE)
+    owned = {spec.owner: spec for spec in config.specs if spec.owner}
+    already = [
+        Newsroom(
+            site.member,
+            Kind(owned[site.member].kind),
+            url=owned[site.member].url,
+            selector=owned[site.member].selector,
+            reason=f'already the source "{owned[site.member].id}" (owner: {site.member})',
+        )
+        for site in sites
+        if site.member in owned
+    ]
+    todo = [site for site in sites if site.member not in owned]
+
+    def show(found: Newsroom) -> None:
+        if as_json:
+            click.echo(json.dumps(found.as_json(), ensure_ascii=False))
+            return
+        where = found.url or "-"
+        if found.selector:
+            where += f" selector {found.selector!r}"
+        click.echo(f"{found.kind:11} {found.member}: {where}\n            {found.reason}")
+
+    for found in already:
+        show(found)
+    results = asyncio.run(discover_all(todo, config.network, budget=site_timeout, progress=show))
+    counts = Counter(str(r.kind) for r in results)
+    spent = sum(r.requests for r in results)
+    click.echo(
+        f"newsrooms: {len(sites)} site(s), {len(already)} already sources; asked {len(todo)}: "
+        + ", ".join(f"{counts.get(str(k), 0)} {k}" for k in Kind)
+        + f"; {spent} requests",
+        err=True,
+    )
+    if write:
+        report = add_newsrooms(results, config_path=config_path, dry_run=dry_run)
+        click.echo(report.summary(dry_run=dry_run), err=True)
+
+
 # ------------------------------------------------------------------ alerts
 
 

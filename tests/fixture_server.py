@@ -361,6 +361,7 @@ class FixtureServer:
         self.conditional = conditional  # False: never 304, every request reads the whole file
         self.requests: list[Request] = []
         self.routes: dict[str, Handler] = {}
+        self.not_found: Handler | None = None  # answers paths no file or route serves
         self._counters: dict[str, int] = {}
         self._lock = threading.Lock()
         self._cache: dict[str, bytes] = {}
@@ -470,6 +471,9 @@ class FixtureServer:
         gzipped = path.endswith(".gz") and self._find(path) is None
         target = self._find(path[:-3] if gzipped else path)
         if target is None:
+            if self.not_found is not None:
+                self.not_found(handler)
+                return
             self.send(handler, 404, b"not found", {"Content-Type": "text/plain"})
             return
         body = target.read_bytes()
