@@ -219,6 +219,36 @@ def build_sites() -> list[Site]:
     _with_articles(site, news, "actualites/")
     sites.append(site)
 
+    # 2b. comment feeds that do not say so in their title: one by its URL
+    # (?feed=comments-rss2), one by its entries ("Commentaire sur ... par ..."); the news
+    # is at the usual path
+    site = Site("comment-entries", "Neurogreffe", expect="feed", expect_path="/feed/")
+    news = releases(site.company, "neurogreffe")
+    site.pages[""] = (
+        HTML,
+        _page(
+            "Neurogreffe",
+            "<main>Neurogreffe</main>",
+            head='<link rel="alternate" type="application/rss+xml" title="Neurogreffe" '
+            'href="/?feed=comments-rss2"><link rel="alternate" type="application/rss+xml" '
+            'title="Neurogreffe – flux" href="/flux.xml">',
+        ),
+    )
+    site.pages["flux.xml"] = (
+        RSS,
+        rss(
+            "Neurogreffe – flux",
+            [
+                (f"Commentaire sur {t} par Jean", f"{slug}#comment-{i}", "Bravo", when)
+                for i, (t, slug, _, when) in enumerate(news)
+            ],
+            "{base}/",
+        ),
+    )
+    site.pages["feed"] = (RSS, rss("Neurogreffe", news, "{base}/"))
+    _with_articles(site, news, "")
+    sites.append(site)
+
     # 3. WordPress without the feed advertised: only the usual path answers
     site = Site("wordpress-hidden", "Cellia Bio", expect="feed", expect_path="/feed/")
     news = releases(site.company, "cellia")

@@ -64,6 +64,10 @@ def test_each_kind_is_found_where_the_site_keeps_it(web: Any) -> None:
     assert "advertised by the home page" in by_name["advertised"].reason
     assert "advertised by the news page" in by_name["comment-trap"].reason
     assert "usual feed path /feed/" in by_name["wordpress-hidden"].reason
+    # a comment feed known by its URL is never asked; one known by its entries is refused
+    assert "usual feed path /feed/" in by_name["comment-entries"].reason
+    asked = next(s for s in served if s.site.name == "comment-entries").requests()
+    assert "/flux.xml" in asked and not any("comments" in p for p in asked)
     assert by_name["json-feed"].url and by_name["json-feed"].url.endswith("/feed.json")
     page = by_name["press-page"]
     assert page.kind is Kind.PAGE and page.selector == "h2.release-title a"

@@ -71,6 +71,7 @@ from pipeline.sources.opml import feed_key
 from pipeline.sources.parse import parse_feed_guarded
 from pipeline.sources.parse.listing import ListingSpec, parse_listing_guarded
 from pipeline.sources.parse.site import (
+    COMMENT_ENTRY,
     COMMENT_WORDS,
     MIN_LISTING_LINKS,
     Alternate,
@@ -96,8 +97,17 @@ MAX_SITEMAP_CHILDREN = 2  # news-named children read per sitemap index
 MAX_PAGE_BYTES = 2_000_000  # a home or news page
 MAX_FEED_BYTES = 5_000_000  # a candidate feed or sitemap
 # the usual feed paths, most common first (WordPress, then static generators and CMSs)
-FEED_PATHS = ("/feed/", "/rss.xml", "/feed.xml", "/atom.xml", "/rss/", "/index.xml", "/feed")
-MAX_GUESSES = 8  # usual paths and news pages' feed/ asked per site
+FEED_PATHS = (
+    "/feed/",
+    "/rss.xml",
+    "/feed.xml",
+    "/atom.xml",
+    "/rss/",
+    "/rss",
+    "/index.xml",
+    "/feed",
+)
+MAX_GUESSES = 10  # usual paths and news pages' feed/ asked per site
 # alternates whose title says they are about something else than news come last
 _OTHER_FEEDS = (
     "agenda",
@@ -332,7 +342,10 @@ class _Visit:
                 self.notes.append(f"{url}: {exc}")
             return None
         with_links = sum(1 for entry in parsed.entries if entry.link)
-        if COMMENT_WORDS.search(fold(parsed.title)):
+        comments = sum(1 for entry in parsed.entries if COMMENT_ENTRY.match(fold(entry.title)))
+        if COMMENT_WORDS.search(fold(parsed.title)) or (
+            comments and comments * 2 >= len(parsed.entries)
+        ):
             self.notes.append(f"{url}: a comment feed ({parsed.title!r})")
             return None
         if not with_links:

@@ -36,6 +36,8 @@ FEED_TYPES = {
 }
 # words (folded: lower case, no accents) that say a feed carries comments, not news
 COMMENT_WORDS = re.compile(r"\b(comments?|commentaires?|kommentare|reactions?)\b")
+# how a comment feed's entries are titled ("Commentaire sur X par Y", "Comment on X by Y")
+COMMENT_ENTRY = re.compile(r"^(comments? on\b|commentaires? sur\b|re ?:|reponse a\b|reply to\b)")
 # what a navigation calls its news, strongest first (folded)
 NEWS_WORDS: tuple[tuple[int, re.Pattern[str]], ...] = (
     (
@@ -94,13 +96,10 @@ class Alternate:
 
     @property
     def comments(self) -> bool:
-        """A comment feed (WordPress's /comments/feed/, "Commentaires sur ...")."""
-        path = urlsplit(self.url).path.lower()
-        return (
-            bool(COMMENT_WORDS.search(fold(self.title)))
-            or "/comments/" in path
-            or ("comments" in path and path.rstrip("/").endswith("feed"))
-        )
+        """A comment feed (WordPress's /comments/feed/ and ?feed=comments-rss2, "Flux des
+        commentaires", "Comments on ...")."""
+        parts = urlsplit(self.url.lower())
+        return bool(COMMENT_WORDS.search(fold(self.title))) or "comment" in parts.path + parts.query
 
 
 @dataclass(frozen=True, slots=True)
