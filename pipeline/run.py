@@ -38,7 +38,7 @@ from pipeline.models import SourceOutcome
 from pipeline.outputs.alerts import AlertsReport, send_alerts
 from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
 from pipeline.settings.config import Config, Source
-from pipeline.sources.dedupe import to_articles, without_controls
+from pipeline.sources.dedupe import join_copies, to_articles, without_controls
 from pipeline.sources.fetch import Fetcher
 from pipeline.sources.robots import RobotsCache
 from pipeline.sources.sandbox import Limits, Setup, run_bounded
@@ -356,6 +356,11 @@ class _Pass:
                     lang=source.lang or collected.lang,
                     unwrap=source.kind == "search",
                 )
+                # 3c. a news-search entry that leads nowhere and the publisher's own copy of
+                # it (same outlet, same headline) are one article, whichever came first
+                keys = [a.copy_key for a in articles if a.copy_key]
+                if keys:
+                    articles = join_copies(articles, self.store.copies(keys))
                 # 4. new articles: fetch each page once for the full text
                 items, pages_fetched, page_warning = await self.enrich(
                     source, [Item(a) for a in articles]

@@ -326,10 +326,10 @@ def test_an_upgraded_database_marks_the_articles_on_member_websites(db_path: Pat
 
     import sqlite_utils
 
-    from pipeline.storage.migrations import MIGRATIONS
+    from pipeline.storage.migrations import MIGRATIONS, _m16_owned
 
     db = sqlite_utils.Database(sqlite3.connect(db_path))
-    before = len(MIGRATIONS) - 1  # the schema of the last veille without owners
+    before = MIGRATIONS.index(_m16_owned)  # the schema of the last veille without owners
     for number, migration in enumerate(MIGRATIONS[:before], start=1):
         with db.conn:
             migration(db)

@@ -680,6 +680,35 @@ def _m16_owned(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m17_news_search_copies(db: sqlite_utils.Database) -> None:
+    """What joins a news-search entry to the publisher's own copy: the site the search names
+    for its outlet (``outlet_url``), the outlet's site and folded headline both copies
+    share (``copy_key``, pipeline/sources/dedupe.py), and whether the article's link leads
+    nowhere but the aggregator (``opaque``: a Google News entry). Filled here for the
+    stored articles: their headline without the " - Outlet" a search appends, and the site
+    of their URL (or of nothing, for an opaque entry, whose outlet's site was not kept)."""
+    from pipeline.sources.dedupe import copy_key, site_key, without_outlet
+
+    db.execute("ALTER TABLE articles ADD COLUMN outlet_url TEXT")
+    db.execute("ALTER TABLE articles ADD COLUMN copy_key TEXT")
+    db.execute("ALTER TABLE articles ADD COLUMN opaque INTEGER NOT NULL DEFAULT 0")
+    rows = db.execute(
+        "SELECT a.id, a.url, a.title, a.outlet, s.kind, a.text_status, a.text "
+        "FROM articles a LEFT JOIN sources s ON s.id = a.source_id"
+    ).fetchall()
+    updates = []
+    for article_id, url, title, outlet, kind, status, text in rows:
+        search = kind == "search"
+        # a news-search entry whose page was never asked for: its link led to the aggregator
+        opaque = search and status is None and text is None
+        headline = without_outlet(title or "", outlet) if search else title or ""
+        updates.append(
+            (None if opaque else copy_key(headline, site_key(url)), int(opaque), article_id)
+        )
+    db.conn.executemany("UPDATE articles SET copy_key = ?, opaque = ? WHERE id = ?", updates)
+    db.execute("CREATE INDEX idx_articles_copy_key ON articles(copy_key)")
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1_initial,
     _m2_article_urls,
@@ -697,4 +726,5 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m14_story_indexes,
     _m15_verdicts,
     _m16_owned,
+    _m17_news_search_copies,
 )

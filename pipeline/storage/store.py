@@ -296,8 +296,9 @@ def _write_article(
             """
             INSERT INTO articles (url, link, title, summary, text, text_status, text_state,
                                   text_attempts, lang, author, guid, outlet, published_at,
-                                  first_seen_at, source_id, week, owner, owned)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  first_seen_at, source_id, week, owner, owned, outlet_url,
+                                  copy_key, opaque)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             RETURNING id
             """,
             [
@@ -319,10 +320,23 @@ def _write_article(
                 iso_week(article.published_at or now),
                 article.owner,
                 int(article.owner is not None),
+                article.outlet_url,
+                article.copy_key,
+                int(not article.fetchable),
             ],
         ).fetchone()[0]
         return int(article_id), True, False
     article_id = int(found[0])
+    if article.fetchable:
+        # the publisher's own copy of a news-search entry that led nowhere (joined by
+        # dedupe.join_copies): the article is known by the publisher's URL from now on,
+        # the aggregator's stays among its URLs
+        db.execute(
+            "UPDATE articles SET url = :url, link = :link, opaque = 0, "
+            "copy_key = coalesce(:key, copy_key) WHERE id = :id AND opaque = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM article_urls WHERE url = :url)",
+            {"url": article.url, "link": article.link, "key": article.copy_key, "id": article_id},
+        )
     if article.owner is not None:  # first seen as coverage, now carried by its owner's newsroom
         db.execute(
             "UPDATE articles SET owner = ?, owned = 1 WHERE id = ? AND owner IS NULL",
@@ -834,6 +848,21 @@ class Store:
             chunk = list(urls[start : start + 500])
             sql = query.replace("{urls}", ", ".join("?" * len(chunk)))
             found |= {row[0] for row in self.rows("looking up article URLs", sql, [*chunk, *extra])}
+        return found
+
+    def copies(self, keys: Sequence[str]) -> dict[str, list[tuple[str, bool, datetime | None]]]:
+        """Stored articles by copy key (dedupe.copy_key): (URL, opaque, date) of each."""
+        found: dict[str, list[tuple[str, bool, datetime | None]]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for key, url, opaque, when in self.rows(
+                "looking up copies of news-search entries",
+                f"SELECT copy_key, url, opaque, coalesce(published_at, first_seen_at) "
+                f"FROM articles WHERE copy_key IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                chunk,
+            ):
+                found.setdefault(key, []).append((url, bool(opaque), from_iso(when)))
         return found
 
     def known_urls(self, urls: Sequence[str]) -> set[str]:
