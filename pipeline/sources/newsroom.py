@@ -652,17 +652,28 @@ def websites(config: Config, *, member: str | None = None) -> list[Website]:
 # ---------------------------------------------------------------- writing sources.yaml
 
 
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A source to add to sources.yaml: where it was found, how to name it, whose it is."""
+
+    found: Newsroom  # a feed, sitemap or page
+    base_id: str  # its id, before -2, -3 make it unique
+    name: str
+    owner: str | None = None  # a member's own newsroom
+    site: str | None = None  # the web site it belongs to (an outlet's home page)
+
+
 @dataclass
-class NewsroomsWritten:
+class SourcesWritten:
     config_path: str
-    added: list[tuple[str, Newsroom]] = field(default_factory=list)  # (new id, newsroom)
-    already: list[tuple[Newsroom, str]] = field(default_factory=list)  # (newsroom, whose copy)
+    added: list[tuple[str, Proposal]] = field(default_factory=list)  # (new id, proposal)
+    already: list[tuple[Proposal, str]] = field(default_factory=list)  # (proposal, whose copy)
     wrote: bool = False
 
-    def summary(self, *, dry_run: bool = False) -> str:
-        lines = [f"{len(self.added)} newsroom(s) to add, {len(self.already)} already sources"]
-        lines += [f"  + {sid}: {n.kind} {n.url}" for sid, n in self.added]
-        lines += [f"  = {n.member}: {n.url} {what}" for n, what in self.already]
+    def summary(self, *, dry_run: bool = False, what: str = "newsroom(s)") -> str:
+        lines = [f"{len(self.added)} {what} to add, {len(self.already)} already sources"]
+        lines += [f"  + {sid}: {p.found.kind} {p.found.url}" for sid, p in self.added]
+        lines += [f"  = {p.base_id}: {p.found.url} {whose}" for p, whose in self.already]
         if self.wrote:
             lines.append(f"  wrote {self.config_path}; the next `veille run` reads them")
         elif self.added and dry_run:
@@ -672,78 +683,66 @@ class NewsroomsWritten:
         return "\n".join(lines)
 
 
-def _entry(source_id: str, newsroom: Newsroom, name: str, language: str) -> dict[str, Any]:
-    label = "actualités" if language == "fr" else "news"
-    entry: dict[str, Any] = {
-        "id": source_id,
-        "kind": str(newsroom.kind),
-        "name": f"{name} – {label}",
-        "url": newsroom.url,
-        "owner": newsroom.member,
-    }
-    if newsroom.kind is Kind.PAGE and newsroom.selector:
-        entry["selector"] = newsroom.selector
+def _entry(source_id: str, proposal: Proposal) -> dict[str, Any]:
+    found = proposal.found
+    entry: dict[str, Any] = {"id": source_id, "kind": str(found.kind), "name": proposal.name}
+    entry["url"] = found.url
+    if proposal.owner:
+        entry["owner"] = proposal.owner
+    if proposal.site:
+        entry["site"] = proposal.site
+    if found.kind is Kind.PAGE and found.selector:
+        entry["selector"] = found.selector
     return entry
 
 
-def add_newsrooms(
-    found: Sequence[Newsroom],
+def add_sources(
+    proposals: Sequence[Proposal],
     *,
     config_path: str | Path,
+    comment: str,
     dry_run: bool = False,
-    today: date | None = None,
-) -> NewsroomsWritten:
-    """Add the newsrooms found to the sources of ``config_path``, each with the ``owner`` it
-    belongs to: spliced after the last source (the rest of the file as it was), validated as
-    a whole configuration, written atomically; a newsroom whose URL is already a source is
-    skipped, so a second run adds nothing. Raises ConfigError, and then nothing is written."""
+) -> SourcesWritten:
+    """Add the proposed sources to ``config_path``: spliced after the last source (the rest
+    of the file as it was) under ``comment``, validated as a whole configuration, written
+    atomically; one whose URL is already a source is skipped, so doing it twice adds
+    nothing. Raises ConfigError, and then nothing is written."""
     config_path = Path(config_path)
     config = load_config(config_path)  # a broken configuration is refused before any change
-    report = NewsroomsWritten(config_path=str(config_path))
+    report = SourcesWritten(config_path=str(config_path))
     known = {
         feed_key(s.url): f'already the source "{s.id}"' for s in config.specs if s.kind != "search"
     }
     taken = {spec.id for spec in config.specs}
-    names = {config.cluster.id: config.cluster.name, **{m.slug: m.name for m in config.members}}
     entries: list[dict[str, Any]] = []
-    for newsroom in found:
-        if not newsroom.kind.found or newsroom.url is None:
+    for proposal in proposals:
+        if not proposal.found.kind.found or proposal.found.url is None:
             continue
-        key = feed_key(newsroom.url)
+        key = feed_key(proposal.found.url)
         if key in known:
-            report.already.append((newsroom, known[key]))
+            report.already.append((proposal, known[key]))
             continue
-        base = slugify(f"{newsroom.member}-newsroom")[:72].rstrip("-")
+        base = (slugify(proposal.base_id) or "source")[:72].rstrip("-")
         source_id, number = base, 2
         while source_id in taken:
             source_id, number = f"{base}-{number}", number + 1
         taken.add(source_id)
         known[key] = f'already the source "{source_id}"'
-        report.added.append((source_id, newsroom))
-        entries.append(
-            _entry(
-                source_id,
-                newsroom,
-                names.get(newsroom.member, newsroom.member),
-                config.digest.language,
-            )
-        )
+        report.added.append((source_id, proposal))
+        entries.append(_entry(source_id, proposal))
     if not entries:
         return report
     text = read_text(config_path)
     data = YAML(typ="safe", pure=True).load(text)
-    comments = {
-        0: f"newsrooms found on the members' websites (veille members newsrooms, {today or date.today()})"
-    }
     try:
-        new_text = append_to_list(text, "sources", entries, comments=comments)
+        new_text = append_to_list(text, "sources", entries, comments={0: comment})
     except LayoutError as exc:
-        raise ConfigError([f"cannot add the newsrooms: {exc}"], path=str(config_path)) from None
+        raise ConfigError([f"cannot add the sources: {exc}"], path=str(config_path)) from None
     new_data = {**data, "sources": [*(data.get("sources") or []), *entries]}
     if not reads_back(new_text, new_data):
         raise ConfigError(
             [
-                "cannot add the newsrooms after the last source of this file's layout (does it "
+                "cannot add the sources after the last source of this file's layout (does it "
                 "end its YAML document with `...`?): add them yourself (--dry-run lists them)"
             ],
             path=str(config_path),
@@ -756,3 +755,35 @@ def add_newsrooms(
     report.wrote = True
     load_config(config_path)  # what was written reads back
     return report
+
+
+def add_newsrooms(
+    found: Sequence[Newsroom],
+    *,
+    config_path: str | Path,
+    dry_run: bool = False,
+    today: date | None = None,
+) -> SourcesWritten:
+    """Add the newsrooms found to the sources of ``config_path``, each with the ``owner`` it
+    belongs to (see :func:`add_sources`)."""
+    config = load_config(config_path)
+    names = {config.cluster.id: config.cluster.name, **{m.slug: m.name for m in config.members}}
+    label = "actualités" if config.digest.language == "fr" else "news"
+    proposals = [
+        Proposal(
+            found=newsroom,
+            base_id=f"{newsroom.member}-newsroom",
+            name=f"{names.get(newsroom.member, newsroom.member)} – {label}",
+            owner=newsroom.member,
+        )
+        for newsroom in found
+    ]
+    return add_sources(
+        proposals,
+        config_path=config_path,
+        dry_run=dry_run,
+        comment=(
+            "newsrooms found on the members' websites "
+            f"(veille members newsrooms, {today or date.today()})"
+        ),
+    )

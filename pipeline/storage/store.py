@@ -865,6 +865,29 @@ class Store:
                 found.setdefault(key, []).append((url, bool(opaque), from_iso(when)))
         return found
 
+    def search_carried(
+        self, since: datetime
+    ) -> list[tuple[int, str, bool, str | None, str | None, str]]:
+        """The articles news searches carried since ``since`` that name a member or the
+        cluster (as judged): (story, URL, opaque, outlet, outlet's site, member's name)."""
+        return [
+            (int(story), url, bool(opaque), outlet, outlet_url, name)
+            for story, url, opaque, outlet, outlet_url, name in self.rows(
+                "reading what the news searches carried",
+                """
+                SELECT DISTINCT coalesce(a.story_id, -a.id), a.url, a.opaque, a.outlet,
+                       a.outlet_url, mb.name
+                FROM articles a
+                JOIN article_sources x ON x.article_id = a.id
+                JOIN sources s ON s.id = x.source_id AND s.kind = 'search'
+                JOIN judged_mentions m ON m.article_id = a.id
+                JOIN members mb ON mb.id = m.member_id AND mb.kind IN ('member', 'cluster')
+                WHERE a.first_seen_at >= ?
+                """,
+                [iso(since)],
+            )
+        ]
+
     def known_urls(self, urls: Sequence[str]) -> set[str]:
         """Which of these URLs already belong to a stored article."""
         return self._urls_where(urls, "SELECT url FROM article_urls WHERE url IN ({urls})")
