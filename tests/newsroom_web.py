@@ -14,6 +14,7 @@ for a site without news).
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -644,3 +645,149 @@ def free_loopback(number: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# ---------------------------------------------------------------- the demo's members' sites
+
+XENOTHERA_RELEASES = [
+    (
+        "Xenothera lève 12 millions d'euros pour son anticorps polyclonal",
+        "xenothera-leve-12-millions",
+        "Xenothera, biotech nantaise qui développe des anticorps polyclonaux glyco-humanisés, "
+        "annonce une levée de fonds de 12 millions d'euros pour financer l'essai de phase 2 "
+        "de XEN-407.",
+        datetime(2026, 11, 19, 6, 30, tzinfo=UTC),
+    ),
+    (
+        "Xenothera présente ses données précliniques au congrès de la SFI",
+        "xenothera-donnees-precliniques-sfi",
+        "Les équipes de Xenothera ont présenté à Nantes les données précliniques de XEN-407 "
+        "au congrès de la Société française d'immunologie.",
+        datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+    ),
+]
+
+
+def demo_sites(corpus: Path) -> dict[str, Site]:
+    """The newsrooms of the demo's members, by member id (the cluster's too): a few of each
+    kind, for `veille members newsrooms --write` in `make demo`. ``corpus`` is the demo's
+    feeds directory (the cluster's own news feed is served from its site)."""
+    sites: dict[str, Site] = {}
+    cluster_host = "https://www.atlanpole-biotherapies.example"
+
+    # the cluster: its home page advertises its news feed (the corpus' atlanpole-actus.rss)
+    site = Site("atlanpole", "Atlanpole Biothérapies", expect="feed")
+    feed = (
+        (corpus / "atlanpole-actus.rss").read_text(encoding="utf-8").replace(cluster_host, "{base}")
+    )
+    site.pages[""] = (
+        HTML,
+        _page(
+            "Atlanpole Biothérapies",
+            _nav(("/", "Accueil"), ("/actualites/", "Actualités"), ("/membres", "Les membres")),
+            head='<link rel="alternate" type="application/rss+xml" title="Actualités du cluster" '
+            'href="/actualites/feed.rss">',
+        ),
+    )
+    site.pages["actualites/feed.rss"] = (RSS, feed)
+    page = (
+        corpus
+        / "sites"
+        / "www.atlanpole-biotherapies.example"
+        / "actualites/2026/11/goliver-programme-acceleration"
+    )
+    site.pages["actualites/2026/11/goliver-programme-acceleration"] = (
+        HTML,
+        page.read_text(encoding="utf-8").replace(cluster_host, "{base}"),
+    )
+    sites["atlanpole-biotherapies"] = site
+
+    # Xenothera: an Atom feed advertised, whose first release the regional press picked up
+    site = Site("xenothera", "Xenothera", expect="feed")
+    site.pages[""] = (
+        HTML,
+        _page(
+            "Xenothera",
+            _nav(("/", "Accueil"), ("/fr/communiques/", "Communiqués")),
+            head='<link rel="alternate" type="application/atom+xml" title="Xenothera – communiqués" '
+            'href="/fr/communiques/feed.xml">',
+        ),
+    )
+    site.pages["fr/communiques/feed.xml"] = (
+        ATOM,
+        atom("Xenothera – communiqués", XENOTHERA_RELEASES, "{base}/fr/communiques/"),
+    )
+    _with_articles(site, XENOTHERA_RELEASES, "fr/communiques/")
+    # the release the regional press took up nearly word for word: its four first paragraphs
+    # are Ouest Santé's article (one story, with a copy of each kind)
+    picked = (
+        corpus
+        / "sites"
+        / "www.ouest-sante.example"
+        / "economie"
+        / "xenothera-leve-12-millions.html"
+    )
+    found = re.findall(r"<p>(.*?)</p>", picked.read_text(encoding="utf-8"), re.DOTALL)
+    paragraphs = [p for p in found if "cookie" not in p and "<a " not in p][:4]
+    title, slug, _, _ = XENOTHERA_RELEASES[0]
+    site.pages[f"fr/communiques/{slug}"] = (
+        HTML,
+        _page(
+            title,
+            f"<main><article><h1>{title}</h1>"
+            + "".join(f"<p>{p}</p>" for p in paragraphs)
+            + "<p>À propos de Xenothera : biotech nantaise, anticorps polyclonaux "
+            "glyco-humanisés pour la transplantation et les maladies infectieuses.</p>"
+            "</article></main>",
+        ),
+    )
+    sites["xenothera"] = site
+
+    # GoLiver Therapeutics: news only on a press page, no feed
+    site = Site("goliver", "GoLiver Therapeutics", expect="page")
+    news = releases(site.company, "goliver")
+    site.pages[""] = (
+        HTML,
+        _page(
+            "GoLiver Therapeutics",
+            _nav(("/", "Accueil"), ("/presse/communiques", "Communiqués de presse")),
+        ),
+    )
+    site.pages["presse/communiques"] = (HTML, listing_page(site.company, news, "/presse/"))
+    _with_articles(site, news, "presse/")
+    sites["goliver-therapeutics"] = site
+
+    # Valneva: its news in a Google News sitemap named in robots.txt
+    site = Site("valneva", "Valneva", expect="sitemap")
+    news = releases(site.company, "valneva")
+    site.pages["robots.txt"] = ("text/plain", "User-agent: *\nSitemap: {base}/sitemap-news.xml\n")
+    site.pages[""] = (HTML, _page("Valneva", _nav(("/", "Accueil"), ("/vaccins", "Nos vaccins"))))
+    site.pages["sitemap-news.xml"] = (XML, news_sitemap(news, "{base}/", "Valneva"))
+    _with_articles(site, news, "")
+    sites["valneva"] = site
+
+    # Step Pharma (a member of the directory): WordPress, its feed not advertised
+    site = Site("step-pharma", "Step Pharma", expect="feed")
+    news = releases(site.company, "step-pharma")
+    site.pages[""] = (HTML, _page("Step Pharma", _nav(("/", "Accueil"), ("/pipeline", "Pipeline"))))
+    site.pages["feed"] = (RSS, rss("Step Pharma", news, "{base}/"))
+    _with_articles(site, news, "")
+    sites["step-pharma"] = site
+
+    # Mablink Bioscience (a member of the directory): a brochure without news
+    site = Site("mablink", "Mablink Bioscience", has_news=False)
+    site.pages[""] = (
+        HTML,
+        _page("Mablink Bioscience", _nav(("/", "Accueil"), ("/contact", "Contact"))),
+    )
+    sites["mablink-bioscience"] = site
+
+    # NG Biotech: the site is down; Lemer Pax: robots.txt keeps veille out
+    sites["ng-biotech"] = Site(
+        "ng-biotech", "NG Biotech", expect="unreachable", behaviour="down", has_news=False
+    )
+    site = Site("lemer-pax", "Lemer Pax", expect="robots", forbidden=("/",), has_news=False)
+    site.pages["robots.txt"] = ("text/plain", "User-agent: *\nDisallow: /\n")
+    site.pages[""] = (HTML, _page("Lemer Pax", "<main>Radioprotection</main>"))
+    sites["lemer-pax"] = site
+    return sites
