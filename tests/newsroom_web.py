@@ -45,6 +45,7 @@ class Site:
     forbidden: tuple[str, ...] = ()  # path prefixes robots.txt forbids (never to be asked)
     behaviour: str | None = None  # down, trickle, loop, everything-home, robots-503
     has_news: bool = True
+    website: str = ""  # the path the directory gives as its website ("" for the root)
 
 
 def _days_ago(days: int) -> datetime:
@@ -287,6 +288,19 @@ def build_sites() -> list[Site]:
             + "<main><h1>Radiothera</h1></main>",
         ),
     )
+    site.pages["presse/communiques"] = (HTML, listing_page(site.company, news, "/presse/"))
+    _with_articles(site, news, "presse/")
+    sites.append(site)
+
+    # 4b. the directory gives the press page itself as the website
+    site = Site(
+        "website-is-news",
+        "Biocytos",
+        expect="page",
+        expect_path="/presse/communiques",
+        website="presse/communiques",
+    )
+    news = releases(site.company, "biocytos")
     site.pages["presse/communiques"] = (HTML, listing_page(site.company, news, "/presse/"))
     _with_articles(site, news, "presse/")
     sites.append(site)
@@ -614,7 +628,7 @@ def serve(sites: list[Site], root: Path, *, first_address: int = 2) -> Iterator[
                     and "." not in path.rsplit("/", 1)[-1]
                 ):
                     server.routes[path + "/"] = server.routes[path]
-            url = server.base + "/"
+            url = server.base + "/" + site.website
             if site.behaviour == "trickle":
                 server.routes[""] = _trickle
             elif site.behaviour == "loop":

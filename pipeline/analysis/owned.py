@@ -75,6 +75,9 @@ class Owners:
     sites: tuple[Site, ...] = ()
     # source id -> the site of a source with an owner (its URL's host, the owner's id)
     sources: Mapping[str, Site] | None = None
+    # host -> its websites, most specific first: an article's URL is compared with the
+    # websites of its host and of the domains above it, not with all 220
+    by_host: Mapping[str, tuple[Site, ...]] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> Owners:
@@ -99,7 +102,14 @@ class Owners:
             parts = _split(url)
             if parts is not None:
                 owned[source_id] = Site(host=parts[0], port=parts[1], path="/", owner=owner)
-        return cls(sites=tuple(sites), sources=owned)
+        by_host: dict[str, list[Site]] = {}
+        for site in sites:
+            by_host.setdefault(site.host, []).append(site)
+        return cls(
+            sites=tuple(sites),
+            sources=owned,
+            by_host={host: tuple(found) for host, found in by_host.items()},
+        )
 
     def owner_of(self, url: str, source_ids: Iterable[str] = ()) -> str | None:
         """Who owns the article at ``url`` carried by these sources: its website's owner,
@@ -108,9 +118,11 @@ class Owners:
         parts = _split(url)
         if parts is None:
             return None
-        for site in self.sites:
-            if site.holds(*parts):
-                return site.owner
+        labels = parts[0].split(".")
+        for start in range(len(labels)):  # the host, then each domain above it
+            for site in (self.by_host or {}).get(".".join(labels[start:]), ()):
+                if site.holds(*parts):
+                    return site.owner
         owned = self.sources or {}
         for source_id in source_ids:
             newsroom = owned.get(source_id)

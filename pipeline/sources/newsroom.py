@@ -385,6 +385,8 @@ class _Visit:
         try:
             fetched = await self.get(home, accept=ACCEPT_HTML, max_bytes=MAX_PAGE_BYTES)
         except FetchError as exc:
+            if exc.kind == "robots":  # it redirects where robots.txt keeps veille out
+                return self.result(Kind.ROBOTS, reason=f"the home page: {exc}")
             return self.result(Kind.UNREACHABLE, reason=f"the home page: {exc}")
         except _Forbidden:  # a redirect target robots.txt forbids
             return self.result(Kind.ROBOTS, reason="robots.txt forbids the home page to veille")
@@ -401,8 +403,11 @@ class _Visit:
         # 2. the feeds the home page advertises
         if found := await self.advertised(homepage):
             return self.result(found.kind, url=found.url, reason=found.reason)
-        # 3. the pages the navigation calls news, and the feeds they advertise
+        # 3. the pages the navigation calls news, and the feeds they advertise (a website
+        # given as its news page, "https://acme.example/fr/actualites/", is one already)
         pages: list[tuple[int, _Page]] = []
+        if score := news_score("", homepage.url):
+            pages.append((score, homepage))
         queue = list(facts.news_links)
         seen = {homepage.url.rstrip("/")}
         while queue and len(pages) < MAX_NEWS_PAGES:

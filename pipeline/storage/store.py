@@ -327,7 +327,7 @@ def _write_article(
         ).fetchone()[0]
         return int(article_id), True, False
     article_id = int(found[0])
-    if article.fetchable:
+    if article.fetchable and article.aliases:
         # the publisher's own copy of a news-search entry that led nowhere (joined by
         # dedupe.join_copies): the article is known by the publisher's URL from now on,
         # the aggregator's stays among its URLs
