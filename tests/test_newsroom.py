@@ -308,3 +308,51 @@ def test_a_site_is_listed_by_its_member_when_nothing_is_written(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("feed        advertised: http://127.0.0.40:")
     assert "1 feed" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "url", "selector"),
+    [
+        (  # no class: anchored on <main>, the menu's list left out
+            '<nav><ul><li><a href="/a-propos">À propos de nous ici</a></li></ul></nav><main><ul>'
+            + "".join(
+                f'<li><a href="/actualites/article-{i}">Titre de l article {i}</a></li>'
+                for i in range(4)
+            )
+            + "</ul></main>",
+            "https://acme.example/actualites/",
+            "main ul li a",
+        ),
+        (  # cards whose whole block is the link
+            '<section class="grid">'
+            + "".join(
+                f'<div class="card"><a href="/news/2026/card-{i}"><h3>Un titre de carte {i}</h3>'
+                "<p>Un extrait.</p></a></div>"
+                for i in range(4)
+            )
+            + "</section>",
+            "https://acme.example/news/",
+            "div.card a",
+        ),
+        (  # a CMS without readable addresses
+            '<div id="content">'
+            + "".join(
+                f'<h2><a href="/?p={100 + i}">Un billet numéro {i}</a></h2>' for i in range(4)
+            )
+            + '<div class="pagination"><a href="/?paged=2">Page suivante</a></div></div>',
+            "https://acme.example/?cat=3",
+            "h2 a",
+        ),
+        (  # products behind a "Presse" link: names, not headlines
+            "".join(
+                f'<div class="product"><a href="/produits/produit-{i}">Produit {i}</a></div>'
+                for i in range(5)
+            ),
+            "https://acme.example/presse",
+            None,
+        ),
+    ],
+)
+def test_the_listing_selector_of_a_press_page(body: str, url: str, selector: str | None) -> None:
+    facts = read_page(f"<html><body>{body}</body></html>".encode(), url=url)
+    assert (facts.listing.selector if facts.listing else None) == selector

@@ -209,9 +209,12 @@ def _signature(anchor: Tag, depth: int) -> tuple[str, ...]:
 def _article_like(url: str, page: str) -> bool:
     """A link that may be an article: deeper than the page, or a slug of a few words, or
     numbered; not the page itself, not a file."""
-    path = urlsplit(url).path
+    parts = urlsplit(url)
+    path = parts.path
     if url.rstrip("/") == page.rstrip("/") or path.lower().endswith(_SKIP_EXTENSIONS):
         return False
+    if re.search(r"(^|&)(p|id|article|news|post)=\d", parts.query):
+        return True  # a CMS without readable addresses: /?p=123, /actus.php?id=45
     page_path = urlsplit(page).path.rstrip("/")
     last = path.rstrip("/").rsplit("/", 1)[-1]
     return (
@@ -226,23 +229,25 @@ def _guess_listing(
 ) -> ListingGuess | None:
     """The repeated block of article links on the page, as a CSS selector checked on it."""
     groups: dict[tuple[str, ...], list[tuple[Tag, str]]] = {}
+    articles: set[str] = set()  # every link of the content to what may be an article
     for anchor, href in anchors:
         if not same_site(href, url) or not _article_like(href, url) or _in_chrome(anchor):
             continue
+        articles.add(href)
         text = plain_text(anchor.get_text(" ", strip=True), limit=MAX_TITLE)
-        if _GENERIC_TEXT.match(text) or len(text.split()) < 2:
-            continue
+        if _GENERIC_TEXT.match(text) or len(text.split()) < 3:
+            continue  # a headline has a few words; a product or a name, one or two
         groups.setdefault(_signature(anchor, 3), []).append((anchor, href))
     ranked = sorted(
         groups.items(), key=lambda item: (-len({h for _, h in item[1]}), len(" ".join(item[0])))
     )
     for signature, members in ranked[:5]:
-        wanted = {href for _, href in members}
-        if len(wanted) < MIN_LISTING_LINKS:
+        if len({href for _, href in members}) < MIN_LISTING_LINKS:
             break
         for selector in _selectors(signature, members):
             picked = _pick(soup, selector, url)
-            if len(picked) >= MIN_LISTING_LINKS and len(set(picked) - wanted) <= len(picked) // 5:
+            # it picks the articles' links and nothing else: no menu, no page of the site
+            if len(set(picked)) >= MIN_LISTING_LINKS and set(picked) <= articles:
                 return ListingGuess(selector=selector, links=tuple(dict.fromkeys(picked)))
     return None
 
@@ -257,6 +262,17 @@ def _selectors(signature: tuple[str, ...], members: list[tuple[Tag, str]]) -> li
         if isinstance(ident, str) and _CLASS.match(ident):
             found.append(f"#{ident} {' '.join(signature[-2:])}")
         found.append(f"{_step(container)} {' '.join(signature[-2:])}")
+        # markup without classes: anchored on the nearest landmark or identified block
+        for parent in [container, *container.parents]:
+            if not isinstance(parent, Tag) or parent.name in ("body", "html", "[document]"):
+                break
+            ident = parent.get("id")
+            if isinstance(ident, str) and _CLASS.match(ident):
+                found.append(f"#{ident} {' '.join(signature)}")
+                break
+            if parent.name in ("main", "article", "section"):
+                found.append(f"{_step(parent)} {' '.join(signature)}")
+                break
     return list(dict.fromkeys(found))
 
 
