@@ -947,6 +947,138 @@ def sources_export(config_path: Path) -> None:
     click.echo(exported.summary(), err=True)
 
 
+@sources.command("suggest")
+@config_option
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_DB_PATH,
+    show_default=True,
+    help="The SQLite database the news searches were stored in.",
+)
+@click.option(
+    "--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="The window."
+)
+@click.option(
+    "--min",
+    "minimum",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Member stories an outlet carried in the window.",
+)
+@click.option(
+    "--outlet",
+    "chosen",
+    multiple=True,
+    metavar="SITE",
+    help="Only this outlet (its site, as listed; repeatable): the ones --write adds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--write", is_flag=True, help="Add the feeds found to sources.yaml.")
+@click.option(
+    "--dry-run", is_flag=True, help="With --write: say what would be added, write nothing."
+)
+@click.option(
+    "--site-timeout",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds one outlet's discovery may take.",
+)
+def sources_suggest(
+    config_path: Path,
+    db_path: Path,
+    days: int,
+    minimum: int,
+    chosen: tuple[str, ...],
+    as_json: bool,
+    write: bool,
+    dry_run: bool,
+    site_timeout: float,
+) -> None:
+    """Suggest outlets the news searches show that are not sources yet, with their feed.
+
+    An outlet is the site a news-search entry names (Google News' <source url>, or the
+    publisher's URL a Bing News link carries). Those that carried at least --min
+    stories naming a member (or the cluster) in the last --days, whose site is not
+    already a source, a member's website or a news search's, are listed with how many
+    stories, which members, and the feed their home page advertises, found as
+    `veille members newsrooms` does (robots.txt, at most 30 requests and
+    --site-timeout seconds an outlet). --write adds those with a feed (or sitemap, or
+    press page) to sources.yaml, --outlet choosing which; a second run adds nothing.
+    Exit 0, or 2 on a configuration error or without a database.
+
+    \b
+    Examples:
+
+        veille sources suggest --days 90 --min 3
+        veille sources suggest --outlet ouest-france.fr --write
+    """
+    import json
+    from datetime import date, timedelta
+
+    from pipeline.sources.newsroom import Proposal, Website, add_sources, discover_all
+    from pipeline.sources.suggest import Carried, outlets
+
+    if dry_run and not write:
+        _fail("--dry-run only goes with --write", EXIT_USAGE)
+    config = _load(config_path)
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `veille run` first", EXIT_USAGE)
+    store = Store.open(db_path)
+    try:
+        carried = [Carried(*row) for row in store.search_carried(utcnow() - timedelta(days=days))]
+    finally:
+        store.close()
+    found = outlets(carried, config, minimum=minimum)
+    if chosen:
+        found = [o for o in found if o.site in chosen]
+    sites = [Website(o.site, o.name, o.home) for o in found]
+    results = asyncio.run(discover_all(sites, config.network, budget=site_timeout))
+    for outlet, result in zip(found, results, strict=True):
+        members = outlet.member_names()
+        if as_json:
+            record = {
+                "outlet": outlet.site,
+                "name": outlet.name,
+                "home": outlet.home,
+                "stories": len(outlet.stories),
+                "members": members,
+                **{k: v for k, v in result.as_json().items() if k != "member"},
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        shown = ", ".join(members[:6]) + (
+            f" and {len(members) - 6} more" if len(members) > 6 else ""
+        )
+        where = result.url or "-"
+        if result.selector:
+            where += f" selector {result.selector!r}"
+        click.echo(
+            f"{outlet.site} ({outlet.name}): {len(outlet.stories)} member stories ({shown})\n"
+            f"    {result.kind:11} {where}\n    {result.reason}"
+        )
+    click.echo(
+        f"suggest: {len(found)} outlet(s) with {minimum}+ member stories in {days} days "
+        f"that are not sources; {sum(r.kind.found for r in results)} with a feed, sitemap or page",
+        err=True,
+    )
+    if write:
+        proposals = [
+            Proposal(found=r, base_id=o.name or o.site, name=o.name, site=o.home)
+            for o, r in zip(found, results, strict=True)
+        ]
+        report = add_sources(
+            proposals,
+            config_path=config_path,
+            dry_run=dry_run,
+            comment=f"outlets the news searches showed (veille sources suggest, {date.today()})",
+        )
+        click.echo(report.summary(dry_run=dry_run, what="source(s)"), err=True)
+
+
 def _show_sources(db_path: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -1132,6 +1264,116 @@ def members_check(
             click.echo("--apply: no form to fix", err=True)
         for said in apply_form_rules(config_path, fixes):
             click.echo(f"--apply: {said}", err=True)
+
+
+@members.command("newsrooms")
+@config_option
+@click.option("--member", "member_id", metavar="ID", help="Only this member (or the cluster's id).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: member, kind, url, selector, reason.",
+)
+@click.option(
+    "--write", is_flag=True, help="Add the newsrooms found to sources.yaml, each with its owner."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --write: say what would be added, write nothing."
+)
+@click.option(
+    "--site-timeout",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds one site's discovery may take.",
+)
+def members_newsrooms(
+    config_path: Path,
+    member_id: str | None,
+    as_json: bool,
+    write: bool,
+    dry_run: bool,
+    site_timeout: float,
+) -> None:
+    """Find where each member with a website publishes its news: a feed, a sitemap or a press page.
+
+    For the cluster and every member with a `website`: robots.txt, the home page, the
+    feeds it advertises (comment feeds aside), the pages its navigation calls news,
+    actualités, presse, communiqués or newsroom and their feeds, the usual feed paths,
+    the news sitemaps robots.txt names, and last a press listing page with the CSS
+    selector of its article links (tried on the page). One line per member: kind (feed,
+    sitemap, page, none, unreachable, robots), URL, selector and why. Politely: robots.txt
+    on every request, the User-Agent and per-host delay of sources.yaml, at most 30
+    requests and --site-timeout seconds a site, no retries, the address policy. A member
+    that already owns a source (`owner:`) is not asked again. --write adds what was found
+    to sources.yaml with `owner: <member id>` (spliced after the last source, validated,
+    atomic; a second run adds nothing). Exit 0, or 2 on a configuration error or an
+    unknown --member.
+
+    \b
+    Examples:
+
+        veille members newsrooms --json
+        veille members newsrooms --member valneva
+        veille members newsrooms --write
+    """
+    import json
+
+    from pipeline.sources.newsroom import (
+        Kind,
+        Newsroom,
+        add_newsrooms,
+        discover_all,
+        websites,
+    )
+
+    if dry_run and not write:
+        _fail("--dry-run only goes with --write", EXIT_USAGE)
+    config = _load(config_path)
+    known = {config.cluster.id, *(m.slug for m in config.members)}
+    if member_id and member_id not in known:
+        _fail(f"--member: no member with id {member_id!r} in {config_path}", EXIT_USAGE)
+    sites = websites(config, member=member_id)
+    if member_id and not sites:
+        _fail(f"--member: {member_id!r} has no website in the directory", EXIT_USAGE)
+    owned = {spec.owner: spec for spec in config.specs if spec.owner}
+    already = [
+        Newsroom(
+            site.member,
+            Kind(owned[site.member].kind),
+            url=owned[site.member].url,
+            selector=owned[site.member].selector,
+            reason=f'already the source "{owned[site.member].id}" (owner: {site.member})',
+        )
+        for site in sites
+        if site.member in owned
+    ]
+    todo = [site for site in sites if site.member not in owned]
+
+    def show(found: Newsroom) -> None:
+        if as_json:
+            click.echo(json.dumps(found.as_json(), ensure_ascii=False))
+            return
+        where = found.url or "-"
+        if found.selector:
+            where += f" selector {found.selector!r}"
+        click.echo(f"{found.kind:11} {found.member}: {where}\n            {found.reason}")
+
+    for found in already:
+        show(found)
+    results = asyncio.run(discover_all(todo, config.network, budget=site_timeout, progress=show))
+    counts = Counter(str(r.kind) for r in results)
+    spent = sum(r.requests for r in results)
+    click.echo(
+        f"newsrooms: {len(sites)} site(s), {len(already)} already sources; asked {len(todo)}: "
+        + ", ".join(f"{counts.get(str(k), 0)} {k}" for k in Kind)
+        + f"; {spent} requests",
+        err=True,
+    )
+    if write:
+        report = add_newsrooms(results, config_path=config_path, dry_run=dry_run)
+        click.echo(report.summary(dry_run=dry_run), err=True)
 
 
 # ------------------------------------------------------------------ alerts

@@ -40,7 +40,8 @@ class Entry:
     published_at: datetime | None = None  # aware, UTC
     date_source: str = "none"  # published, updated, created, none
     lang: str | None = None
-    outlet: str | None = None  # <source> of a news-search entry
+    outlet: str | None = None  # <source> of a news-search entry (Bing: <News:Source>)
+    outlet_url: str | None = None  # its url attribute: the publisher's site
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +70,15 @@ class Article:
     published_at: datetime | None = None
     lang: str | None = None
     outlet: str | None = None
+    outlet_url: str | None = None  # a news-search entry's <source url>: the publisher's site
     fetchable: bool = True  # its page can be fetched for the full text
     text: str | None = None  # main text, from the article's page
     aliases: tuple[str, ...] = ()  # other canonical URLs of the same article (AMP, feed link)
+    # who published it on its own site (a member's or the cluster's id): owned media, not
+    # press coverage (pipeline/analysis/owned.py); None: earned
+    owner: str | None = None
+    # its outlet's site and folded headline, what a copy of it shares (dedupe.copy_key)
+    copy_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from pipeline.analysis.analyse import (
     entry_key,
 )
 from pipeline.analysis.members import MemberForms
+from pipeline.analysis.owned import Owners
 from pipeline.analysis.stories import StoryKey, story_key
 from pipeline.collect import Collector
 from pipeline.errors import ConfigError, FetchError, ParseError, StoreError
@@ -37,7 +38,7 @@ from pipeline.models import SourceOutcome
 from pipeline.outputs.alerts import AlertsReport, send_alerts
 from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
 from pipeline.settings.config import Config, Source
-from pipeline.sources.dedupe import to_articles, without_controls
+from pipeline.sources.dedupe import join_copies, to_articles, without_controls
 from pipeline.sources.fetch import Fetcher
 from pipeline.sources.robots import RobotsCache
 from pipeline.sources.sandbox import Limits, Setup, run_bounded
@@ -305,6 +306,7 @@ class _Pass:
         # validators and failure counts as the pass began: only this pass writes them
         self.states = store.source_states()
         self.pages = PageReader(config, fetcher, robots, self.slots)
+        self.owners = Owners.from_config(config)  # owned media apart from press coverage
 
     # -------------------------------------------------------------- one source
 
@@ -354,6 +356,11 @@ class _Pass:
                     lang=source.lang or collected.lang,
                     unwrap=source.kind == "search",
                 )
+                # 3c. a news-search entry that leads nowhere and the publisher's own copy of
+                # it (same outlet, same headline) are one article, whichever came first
+                keys = [a.copy_key for a in articles if a.copy_key]
+                if keys:
+                    articles = join_copies(articles, self.store.copies(keys))
                 # 4. new articles: fetch each page once for the full text
                 items, pages_fetched, page_warning = await self.enrich(
                     source, [Item(a) for a in articles]
@@ -382,7 +389,9 @@ class _Pass:
         )
         for k, item in zip(fresh, analysed, strict=True):
             items[k] = item
-        # 6. store the source's articles, their analyses and its state in one transaction
+        # 6. who owns each article (a member's own site or newsroom: owned; else earned),
+        # then store the source's articles, their analyses and its state in one transaction
+        items = [self.owned(source, it) for it in items]
         now = utcnow()
         failures = int(state.get("consecutive_failures") or 0) + (1 if outcome.failed else 0)
         if outcome.fresh_for and not outcome.failed:
@@ -410,6 +419,12 @@ class _Pass:
             pages_fetched=pages_fetched,
             new_stories=saved.new_stories,
         )
+
+    def owned(self, source: Source, item: Item) -> Item:
+        owner = self.owners.owner_of(item.article.url, [source.id])
+        if owner == item.article.owner:
+            return item
+        return replace(item, article=replace(item.article, owner=owner))
 
     async def early_setup(self, source: Source, state: dict[str, Any]) -> Setup | None:
         """The analysis setup when the source's entries are best analysed as its feed is
@@ -732,8 +747,10 @@ def remention(
         started = time.monotonic()
         store = Store.open(db_path)
         try:
-            # 1. the registry as it is now -> members table (new members need their row)
+            # 1. the registry as it is now -> members table (new members need their row),
+            # and who owns each article, decided again from the websites and newsrooms
             store.sync_config(config)
+            store.recompute_owners(Owners.from_config(config))
             key = _analysis_key(config)
             report = RementionReport(
                 articles=store.count("articles"), mentions_before=store.count("mentions")

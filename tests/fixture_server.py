@@ -361,6 +361,9 @@ class FixtureServer:
         self.conditional = conditional  # False: never 304, every request reads the whole file
         self.requests: list[Request] = []
         self.routes: dict[str, Handler] = {}
+        self.not_found: Handler | None = None  # answers paths no file or route serves
+        # with rewrite_hosts: a host served elsewhere (its base URL) instead of under sites/
+        self.hosts: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._lock = threading.Lock()
         self._cache: dict[str, bytes] = {}
@@ -460,16 +463,23 @@ class FixtureServer:
                     return target
         return None
 
+    def _target(self, host: bytes) -> str:
+        elsewhere = self.hosts.get(host.decode().lower())
+        return elsewhere.rstrip("/") if elsewhere else f"{self.base}/sites/{host.decode()}"
+
     def _rewrite(self, body: bytes) -> bytes:
-        base = self.base.encode()
-        body = _SITE_URL.sub(lambda m: base + b"/sites/" + m.group(1), body)
-        encoded = quote(f"{self.base}/sites/", safe="").encode()
-        return _ENCODED_SITE_URL.sub(lambda m: encoded + m.group(1), body)
+        body = _SITE_URL.sub(lambda m: self._target(m.group(1)).encode(), body)
+        return _ENCODED_SITE_URL.sub(
+            lambda m: quote(self._target(m.group(1)), safe="").encode(), body
+        )
 
     def _serve_file(self, handler: BaseHTTPRequestHandler, path: str) -> None:
         gzipped = path.endswith(".gz") and self._find(path) is None
         target = self._find(path[:-3] if gzipped else path)
         if target is None:
+            if self.not_found is not None:
+                self.not_found(handler)
+                return
             self.send(handler, 404, b"not found", {"Content-Type": "text/plain"})
             return
         body = target.read_bytes()

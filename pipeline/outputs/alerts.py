@@ -46,7 +46,7 @@ from babel.dates import format_date
 
 from pipeline.errors import ConfigError
 from pipeline.settings.config import AlertRule, Config
-from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
+from pipeline.storage.store import EARNED_SQL, WHILE_MEMBER_SQL, Store, from_iso, iso
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +335,8 @@ def candidates(store: Store, rule: AlertRule, *, now: datetime) -> list[Candidat
         params.update({f"m{i}": member for i, member in enumerate(rule.members)})
     if rule.in_title:
         where.append("m.in_title = 1")
+    if rule.owned is not None:  # false: press coverage only; true: the members' own releases
+        where.append(f"NOT ({EARNED_SQL})" if rule.owned else EARNED_SQL)
     if rule.topics is not None:
         names = [f":t{i}" for i in range(len(rule.topics))]
         where.append(

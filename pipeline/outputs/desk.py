@@ -189,7 +189,9 @@ def week_view(
         )
     }
     sections: list[DeskSection] = []
-    for section in [s for s in (content.cluster, *content.sections) if s is not None]:
+    releases = RELEASES[config.digest.language]
+    press = [s for s in (content.cluster, *content.sections) if s is not None]
+    for section in [*press, *content.releases]:
         if member and section.member.id != member:
             continue
         stories = []
@@ -206,7 +208,9 @@ def week_view(
                 continue
             stories.append(desk)
         if stories:
-            sections.append(DeskSection(section.member.id, section.member.name, stories))
+            own = any(section is r for r in content.releases)
+            name = f"{section.member.name} · {releases}" if own else section.member.name
+            sections.append(DeskSection(section.member.id, name, stories))
     return WeekView(
         week=week,
         content=content,
@@ -219,6 +223,9 @@ def week_view(
         members=sorted(names.items(), key=lambda item: item[1].casefold()),
     )
 
+
+# the heading of a member's own releases (owned media) on the desk, after its name
+RELEASES = {"fr": "communiqués", "en": "own releases"}
 
 # ---------------------------------------------------------------- the Datasette plugin
 

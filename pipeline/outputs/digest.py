@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from pipeline.errors import ConfigError
 from pipeline.outputs.outlets import OutletMap
 from pipeline.settings.config import Config
-from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
+from pipeline.storage.store import EARNED_SQL, WHILE_MEMBER_SQL, Store, from_iso, iso
 
 BACKLOG_DAYS = 14
 CHART_WEEKS = 8
@@ -126,6 +126,12 @@ class Story:
     highlighted: bool = False  # the team highlighted it on the desk
     comment: str | None = None  # the highlight's comment
     tier_rank: int = 0  # its best outlet's tier, in the order of outlets.OutletMap.tiers
+    owner: str | None = None  # a member's (or the cluster's) own release: its owner's id
+    # press coverage: the owners whose own release is a copy of this story (their names)
+    release_of: list[str] = field(default_factory=list)
+    release_url: str | None = None  # the first such release, when its URL may be a link
+    # a release: the outlets that carried the story at their own URL (press coverage)
+    picked_up_by: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -133,10 +139,11 @@ class MemberRow:
     id: str
     name: str
     kind: str
-    stories: int
+    stories: int  # in the press (earned media)
     mentions: int
     previous_mentions: int
     history: list[int]  # mentions per week, oldest first, this week last
+    releases: int = 0  # its own releases this week that name it (owned media)
 
     @property
     def change(self) -> int:
@@ -195,7 +202,7 @@ class Content:
     quiet: int  # the other members (members during the week), without news this week or last
     chart_weeks: list[Week]
     cluster: Section | None
-    sections: list[Section]
+    sections: list[Section]  # the members in the press (earned media)
     fundings: list[Funding]
     problems: list[SourceProblem]
     more_problems: int
@@ -206,10 +213,17 @@ class Content:
     reported: list[tuple[int, str]] = field(default_factory=list)  # (article, member) dealt with
     feeds: dict[str, str] = field(default_factory=dict)  # member id -> its Atom feed
     member_feed: str | None = None  # the member feeds' URL, the member's id to be added
+    # the cluster's and the members' own releases (owned media), one section per owner,
+    # the cluster first: apart from the press, never in its figures
+    releases: list[Section] = field(default_factory=list)
+
+    @property
+    def release_count(self) -> int:
+        return sum(len(section.stories) for section in self.releases)
 
     @property
     def empty(self) -> bool:
-        return self.stories == 0 and not self.late
+        return self.stories == 0 and not self.late and not self.releases
 
 
 def safe_url(url: str | None) -> str | None:
@@ -287,15 +301,16 @@ def _params(week: Week, backlog_days: int) -> dict[str, str]:
 def week_counts(
     store: Store, week: Week, backlog_days: int = BACKLOG_DAYS
 ) -> dict[str, tuple[int, int]]:
-    """member id -> (stories, mentions) in a week; a mention is an article naming the member
-    while it is one (its `joined` and `left` dates)."""
+    """member id -> (stories, mentions) in the press in a week; a mention is an article of
+    the press (earned: not a member's own release) naming the member while it is one (its
+    `joined` and `left` dates)."""
     rows = store.rows(
         f"counting the mentions of {week.label}",
         f"""
         SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id)), count(*)
         FROM judged_mentions m JOIN articles a ON a.id = m.article_id
         JOIN members mb ON mb.id = m.member_id
-        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
+        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL} AND {EARNED_SQL}
         GROUP BY m.member_id
         """,
         _params(week, backlog_days),
@@ -303,16 +318,34 @@ def week_counts(
     return {member: (stories, mentions) for member, stories, mentions in rows}
 
 
+def week_releases(store: Store, week: Week, backlog_days: int = BACKLOG_DAYS) -> dict[str, int]:
+    """member id -> the stories of its own (and the cluster's) releases naming it in a week
+    (owned media, counted apart from the press)."""
+    rows = store.rows(
+        f"counting the releases of {week.label}",
+        f"""
+        SELECT m.member_id, count(DISTINCT coalesce(a.story_id, -a.id))
+        FROM judged_mentions m JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL} AND NOT ({EARNED_SQL})
+        GROUP BY m.member_id
+        """,
+        _params(week, backlog_days),
+    )
+    return {member: int(count) for member, count in rows}
+
+
 def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]:
-    """(stories, articles, mentions) in a week, counting only articles that name the
-    cluster or a member: the others are in the database, not in the digest."""
+    """(stories, articles, mentions) in the press in a week, counting only articles that
+    name the cluster or a member: the others are in the database, not in the digest; the
+    members' own releases are counted apart."""
     row = store.row(
         f"counting the stories of {week.label}",
         f"""
         SELECT count(DISTINCT coalesce(a.story_id, -a.id)), count(DISTINCT a.id), count(*)
         FROM articles a JOIN judged_mentions m ON m.article_id = a.id
         JOIN members mb ON mb.id = m.member_id AND mb.kind != 'person'
-        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL}
+        WHERE {_IN_WEEK} AND {WHILE_MEMBER_SQL} AND {EARNED_SQL}
         """,
         _params(week, backlog_days),
     )
@@ -320,11 +353,67 @@ def _totals(store: Store, week: Week, backlog_days: int) -> tuple[int, int, int]
     return int(row[0]), int(row[1]), int(row[2])
 
 
+@dataclass
+class WeekStories:
+    """The week's stories seen two ways: as press coverage (from their earned copies, for
+    the stories an outlet carried) and as the releases of their owners (from each owner's
+    own copies). A release an outlet picked up is both, and each view names the other."""
+
+    press: dict[int, Story]  # story key -> the story as the press told it
+    releases: dict[tuple[int, str], Story]  # (story key, owner id) -> the owner's release
+
+    def all(self) -> list[Story]:
+        return [*self.press.values(), *self.releases.values()]
+
+
+def _story(
+    key: int,
+    records: list[dict[str, Any]],
+    week: Week,
+    zone: ZoneInfo,
+    *,
+    owner: str | None,
+    outlets: OutletMap,
+) -> Story:
+    """One view of a story from some of its copies (sorted, earliest first); outlets named
+    and ranked by tier as sources.yaml's `outlets:` says."""
+    first = records[0]
+    resolved = [outlets.resolve(r["url"], r["outlet"], r["source"]) for r in records]
+    outlet = resolved[0].name
+    others: list[str] = []
+    for copy in resolved[1:]:
+        if copy.name and copy.name != outlet and copy.name not in others:
+            others.append(copy.name)
+    topics: list[str] = []
+    for record in records:
+        for topic in json.loads(record["topics"] or "[]"):
+            if topic not in topics:
+                topics.append(topic)
+    return Story(
+        story_key=key,
+        title=line(first["title"] or first["url"]),
+        url=safe_url(first["url"]) or safe_url(first["link"]),
+        when=(first["when"] or week.start).astimezone(zone),
+        outlet=outlet,
+        also_in=others,
+        topics=topics,
+        copies=len(records),
+        article_url=first["url"] or "",
+        tier_rank=min(outlets.rank(copy.tier) for copy in resolved),
+        owner=owner,
+    )
+
+
 def _stories(
-    store: Store, week: Week, zone: ZoneInfo, backlog_days: int, outlets: OutletMap | None = None
-) -> dict[int, Story]:
-    """Every story of the week with its copies (up to the week's end) and who it names;
-    outlets named and ranked by tier as sources.yaml's `outlets:` says."""
+    store: Store,
+    week: Week,
+    zone: ZoneInfo,
+    backlog_days: int,
+    names: dict[str, str],
+    outlets: OutletMap | None = None,
+) -> WeekStories:
+    """Every story of the week with its copies (up to the week's end) and who it names,
+    as press coverage and as its owners' releases (``names``: owner id -> name)."""
     outlets = outlets or OutletMap(())
     bounds = _params(week, backlog_days)
     keys = [
@@ -338,7 +427,7 @@ def _stories(
     copies: dict[int, list[dict[str, Any]]] = {}
     columns = (
         "a.id, a.url, a.link, a.title, a.outlet, s.name AS source, a.published_at, "
-        "a.first_seen_at, a.topics, coalesce(a.story_id, -a.id) AS story_key"
+        "a.first_seen_at, a.topics, coalesce(a.story_id, -a.id) AS story_key, a.owner"
     )
     for chunk in _chunks(keys):
         story_ids = [k for k in chunk if k > 0]
@@ -356,43 +445,39 @@ def _stories(
         ):
             copies.setdefault(record["story_key"], []).append(record)
 
-    stories: dict[int, Story] = {}
-    by_article: dict[int, int] = {}
+    press: dict[int, Story] = {}
+    releases: dict[tuple[int, str], Story] = {}
+    views: list[tuple[Story, list[int]]] = []  # each view and its copies, its own first
     for key, records in copies.items():
         for record in records:
             record["when"] = from_iso(record["published_at"]) or from_iso(record["first_seen_at"])
         records.sort(key=lambda r: (r["when"] or datetime.max.replace(tzinfo=UTC), r["id"]))
-        first = records[0]
-        resolved = [outlets.resolve(r["url"], r["outlet"], r["source"]) for r in records]
-        outlet = resolved[0].name
-        others: list[str] = []
-        for copy in resolved[1:]:
-            if copy.name and copy.name != outlet and copy.name not in others:
-                others.append(copy.name)
-        topics: list[str] = []
-        for record in records:
-            for topic in json.loads(record["topics"] or "[]"):
-                if topic not in topics:
-                    topics.append(topic)
-        stories[key] = Story(
-            story_key=key,
-            title=line(first["title"] or first["url"]),
-            url=safe_url(first["url"]) or safe_url(first["link"]),
-            when=(first["when"] or week.start).astimezone(zone),
-            outlet=outlet,
-            also_in=others,
-            topics=topics,
-            copies=len(records),
-            article_url=first["url"] or "",
-            tier_rank=min(outlets.rank(copy.tier) for copy in resolved),
+        earned = [r for r in records if r["owner"] is None]
+        owners = list(dict.fromkeys(r["owner"] for r in records if r["owner"] is not None))
+        if earned:
+            story = _story(key, earned, week, zone, owner=None, outlets=outlets)
+            story.release_of = [line(names.get(o, o)) for o in owners]
+            first_release = next((r for r in records if r["owner"] is not None), None)
+            if first_release is not None:
+                story.release_url = safe_url(first_release["url"]) or safe_url(
+                    first_release["link"]
+                )
+            press[key] = story
+            views.append((story, [r["id"] for r in earned]))
+        carriers = list(
+            dict.fromkeys(outlets.resolve(r["url"], r["outlet"], r["source"]).name for r in earned)
         )
-        for record in records:
-            by_article[record["id"]] = key
+        for owner in owners:
+            own = [r for r in records if r["owner"] == owner]
+            story = _story(key, own, week, zone, owner=owner, outlets=outlets)
+            story.picked_up_by = [o for o in carriers if o]
+            releases[(key, owner)] = story
+            views.append((story, [r["id"] for r in own]))
 
-    # who each story names: the snippet of its earliest copy naming them
-    article_ids = sorted(by_article)
-    order = {aid: i for i, aid in enumerate(article_ids)}
-    found: dict[tuple[int, str], tuple[int, list[Segment]]] = {}
+    # who each view names: the snippet of its earliest copy naming them (press coverage
+    # names whom the press named; a release whom its owner named)
+    article_ids = sorted({aid for records in copies.values() for aid in (r["id"] for r in records)})
+    named: dict[int, dict[str, tuple[str, str]]] = {}
     for chunk in _chunks(article_ids):
         marks = ",".join("?" * len(chunk))
         for article_id, member_id, alias, text in store.rows(
@@ -400,22 +485,25 @@ def _stories(
             f"SELECT article_id, member_id, alias, snippet FROM judged_mentions WHERE article_id IN ({marks})",
             list(chunk),
         ):
-            key = by_article[article_id]
-            rank = order[article_id]
-            if (key, member_id) not in found or rank < found[(key, member_id)][0]:
-                found[(key, member_id)] = (rank, emphasise(line(text), line(alias)))
-    for (key, member_id), (_, segments) in found.items():
-        stories[key].snippets[member_id] = segments
+            named.setdefault(article_id, {})[member_id] = (alias, text)
+    for story, order in views:
+        for article_id in order:
+            for member_id, (alias, text) in named.get(article_id, {}).items():
+                if member_id not in story.snippets:
+                    story.snippets[member_id] = emphasise(line(text), line(alias))
     # the team's highlights (the latest one's comment), read from the verdicts in force
+    by_key: dict[int, list[Story]] = {}
+    for story, _ in views:
+        by_key.setdefault(story.story_key, []).append(story)
     for key, comment in store.rows(
         f"reading the highlights of {week.label}",
         "SELECT story_key, comment FROM verdict_stories WHERE action = 'highlight' "
         "ORDER BY verdict_id",
     ):
-        if key in stories:
-            stories[key].highlighted = True
-            stories[key].comment = line(comment) or None
-    return stories
+        for story in by_key.get(key, []):
+            story.highlighted = True
+            story.comment = line(comment) or None
+    return WeekStories(press=press, releases=releases)
 
 
 def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: str) -> Content:
@@ -431,8 +519,9 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
     backlog_days = config.digest.backlog_days
     counts = [week_counts(store, w, backlog_days) for w in chart_weeks]
     this, previous = counts[-1], counts[-2]
+    released = week_releases(store, week, backlog_days)
     rows: list[MemberRow] = []
-    for member_id in set(this) | set(previous):
+    for member_id in set(this) | set(previous) | set(released):
         if member_id not in members:
             continue
         name, kind = members[member_id]
@@ -445,15 +534,25 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
                 mentions=this.get(member_id, (0, 0))[1],
                 previous_mentions=previous.get(member_id, (0, 0))[1],
                 history=[c.get(member_id, (0, 0))[1] for c in counts],
+                releases=released.get(member_id, 0),
             )
         )
-    rows.sort(key=lambda r: (r.kind != "cluster", -r.mentions, -r.previous_mentions, r.name))
+    rows.sort(
+        key=lambda r: (r.kind != "cluster", -r.mentions, -r.previous_mentions, -r.releases, r.name)
+    )
 
-    stories = _stories(store, week, zone, backlog_days, OutletMap(config.outlets))
+    stories = _stories(
+        store,
+        week,
+        zone,
+        backlog_days,
+        {k: v[0] for k, v in members.items()},
+        OutletMap(config.outlets),
+    )
     cluster: Section | None = None
     sections: list[Section] = []
     for row in rows:
-        told = [s for s in stories.values() if row.id in s.snippets]
+        told = [s for s in stories.press.values() if row.id in s.snippets]
         if not told:
             continue
         # highlights first, then by the best outlet's tier (national, international,
@@ -464,11 +563,26 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
             cluster = section
         else:
             sections.append(section)
+    # the releases, one section per owner: the cluster first, then the members by name
+    by_row = {row.id: row for row in rows}
+    own: dict[str, list[Story]] = {}
+    for (_, owner), story in stories.releases.items():
+        own.setdefault(owner, []).append(story)
+    releases: list[Section] = []
+    for owner, told in own.items():
+        name, kind = members.get(owner, (owner, "member"))
+        row = by_row.get(owner) or MemberRow(owner, name, kind, 0, 0, 0, [])
+        told.sort(key=lambda s: (not s.highlighted, s.when))
+        releases.append(Section(member=row, stories=told))
+    releases.sort(key=lambda s: (s.member.kind != "cluster", s.member.name.casefold()))
 
     names = {row.id: row.name for row in rows}
+    highlighted = [*stories.press.values()] + [
+        story for (key, _), story in stories.releases.items() if key not in stories.press
+    ]
     highlights = [
         (story, [names[m] for m in story.snippets if m in names])
-        for story in sorted(stories.values(), key=lambda s: (-s.copies, s.when))
+        for story in sorted(highlighted, key=lambda s: (-s.copies, s.when))
         if story.highlighted and any(m in names for m in story.snippets)
     ]
     quiet = _quiet_members(store, week, {row.id for row in rows})
@@ -509,7 +623,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         SourceProblem(name=line(n), error=line(e), failures=f)
         for n, e, f in problem_rows[:MAX_ERRORS_LISTED]
     ]
-    late = late_mentions(store, week, backlog_days=backlog_days, told=stories.values())
+    late = late_mentions(store, week, backlog_days=backlog_days, told=stories.all())
     links = _datasette_links(config, week, db_name)
     return Content(
         week=week,
@@ -533,6 +647,7 @@ def build(config: Config, store: Store, week: Week, *, now: datetime, db_name: s
         reported=_week_mentions(store, week) + [(m.article_id, m.member_id) for m in late],
         feeds=_member_feeds(config, db_name, [s.member.id for s in sections]),
         member_feed=member_feed_url(config, db_name, ""),
+        releases=releases,
     )
 
 
@@ -734,6 +849,12 @@ LABELS: dict[str, dict[str, str]] = {
         "cluster": "Le cluster dans la presse",
         "highlights": "À la une",
         "members": "Les membres dans la presse",
+        "releases": "Communiqués des membres",
+        "releases_note": "Ce que le cluster et les membres publient eux-mêmes (leurs sites, leurs salles de presse) : à part de la presse, hors des chiffres ci-dessus.",
+        "summary_releases": "communiqués",
+        "releases_short": "Comm.",
+        "release_of": "d'après le communiqué de {names}",
+        "picked_up": "repris par",
         "also_in": "aussi dans",
         "fundings": "Financements repérés",
         "problems": "Sources en erreur",
@@ -758,6 +879,7 @@ LABELS: dict[str, dict[str, str]] = {
         "subject_empty": "{title} {cluster} · semaine {number} ({range}) : rien cette semaine",
         "subject_late": "{title} {cluster} · semaine {number} ({range}) : {late} mentions trouvées après coup",
         "subject_more_late": ", {late} trouvées après coup",
+        "subject_more_releases": ", {releases} communiqués",
         "new": "nouveau",
         "timeline": "chronologie",
     },
@@ -778,6 +900,12 @@ LABELS: dict[str, dict[str, str]] = {
         "cluster": "The cluster in the news",
         "highlights": "Highlights",
         "members": "Members in the news",
+        "releases": "Members' own releases",
+        "releases_note": "What the cluster and the members publish themselves (their sites, their newsrooms): apart from the press, not in the figures above.",
+        "summary_releases": "releases",
+        "releases_short": "Rel.",
+        "release_of": "from the release of {names}",
+        "picked_up": "picked up by",
         "also_in": "also in",
         "fundings": "Funding found",
         "problems": "Sources in error",
@@ -802,6 +930,7 @@ LABELS: dict[str, dict[str, str]] = {
         "subject_empty": "{title} {cluster} · week {number} ({range}): nothing this week",
         "subject_late": "{title} {cluster} · week {number} ({range}): {late} mentions found late",
         "subject_more_late": ", {late} found late",
+        "subject_more_releases": ", {releases} own releases",
         "new": "new",
         "timeline": "timeline",
     },
@@ -917,7 +1046,7 @@ def render(config: Config, content: Content) -> Rendered:
     late = fmt.number(len(content.late))
     if content.empty:
         subject = fmt.t("subject_empty", **values)
-    elif content.stories == 0:  # only mentions found late: say so, not "0 stories"
+    elif content.stories == 0 and content.late:  # only mentions found late: not "0 stories"
         subject = fmt.t("subject_late", **values, late=late)
     else:
         subject = fmt.t(
@@ -928,6 +1057,8 @@ def render(config: Config, content: Content) -> Rendered:
         )
         if content.late:
             subject += fmt.t("subject_more_late", late=late)
+    if content.release_count:
+        subject += fmt.t("subject_more_releases", releases=fmt.number(content.release_count))
     peak = max((max(r.history) for r in content.members), default=0)
     context = {
         "c": content,

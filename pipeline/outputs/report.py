@@ -40,14 +40,12 @@ from pipeline.outputs.digest import (
 )
 from pipeline.outputs.outlets import OutletMap
 from pipeline.settings.config import Config
-from pipeline.storage.store import WHILE_MEMBER_SQL, Store, from_iso, iso
+from pipeline.storage.store import EARNED_SQL, WHILE_MEMBER_SQL, Store, from_iso, iso
 
-# Earned or owned (issue 27): an article is owned when it comes from a member's or the
-# cluster's own site or newsroom, earned otherwise, and press coverage counts earned media
-# only. Until the store knows which sources are owned, every article is earned. This one
-# SQL condition over ``a`` (articles) and ``s`` (its source) decides it for every figure of
-# the report: switch it on here (e.g. ``s.owned IS NOT 1``) and nowhere else.
-EARNED_SQL = "1 = 1"
+# Earned or owned: an article is owned when it comes from a member's or the cluster's own
+# site or newsroom (articles.owned, pipeline/analysis/owned.py), earned otherwise; press
+# coverage counts earned media only. The store's one SQL condition over ``a`` (articles)
+# decides it for every figure of the report, as for the digest and the dashboards.
 
 SHARE_TOP = 10  # members named in the share of voice; the others are one bar
 OUTLETS_TOP = 15

@@ -153,6 +153,9 @@ class SourceOptions(_Model):
     fetch_articles: bool = True  # fetch each new article's page for its full text
     max_articles: int = Field(default=50, ge=1, le=1000)  # pages per run; the rest wait
     site: HttpUrl | None = None  # the web site a feed belongs to (OPML's htmlUrl)
+    # the member (or the cluster) whose own newsroom this is: what it publishes on its own
+    # site is owned media, kept apart from press coverage (pipeline/analysis/owned.py)
+    owner: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
     # kind: page -- a listing of article links
     selector: CssSelector = None  # the links (an <a>, or an element holding one)
     item_selector: CssSelector = None  # one block per article; the other selectors apply inside
@@ -451,6 +454,9 @@ class AlertRule(_Model):
     # a story waits this long after it was first seen before it is sent: the team can drop
     # it on the desk meanwhile (the alert is sent by the first pass after the delay)
     delay_minutes: int = Field(default=0, ge=0, le=7 * 24 * 60)
+    # false: press coverage only (earned); true: the members' own releases only (owned);
+    # unset: both
+    owned: bool | None = None
 
 
 class RawConfig(_Model):
@@ -619,6 +625,24 @@ def _alert_problems(raw: RawConfig, members: tuple[Member, ...]) -> list[str]:
     return problems
 
 
+def _owner_problems(raw: RawConfig, members: tuple[Member, ...]) -> list[str]:
+    """A source's `owner` names the cluster or a member (not a person); a news search
+    belongs to nobody."""
+    known = {raw.cluster.id, *(m.slug for m in members if m.kind == "member")}
+    problems: list[str] = []
+    for index, spec in enumerate(raw.sources):
+        if spec.owner is None:
+            continue
+        if spec.kind == "search":
+            problems.append(
+                f"sources[{index}].owner: a news search is nobody's newsroom (owner is for "
+                "a member's own feed, page or sitemap)"
+            )
+        elif spec.owner not in known:
+            problems.append(f"sources[{index}].owner: no member with id {spec.owner!r}")
+    return problems
+
+
 def _expand(
     specs: tuple[SourceSpec, ...], cluster: Cluster, members: tuple[Member, ...]
 ) -> list[Source]:
@@ -766,6 +790,7 @@ def build_config(data: dict[str, Any], *, path: Path, file_members: list[Any]) -
         ]
     if raw is not None and listed is not None:
         problems += _alert_problems(raw, raw.members + listed.members)
+        problems += _owner_problems(raw, raw.members + listed.members)
     outlets: tuple[Outlet, ...] = ()
     if raw is not None:
         outlets, outlet_problems = _outlets(raw.outlets, path)

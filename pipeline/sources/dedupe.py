@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -85,14 +87,120 @@ def canonical_url(url: str) -> str:
 
 
 WRAPPER_PARAMS = ("url", "u")  # news-search links carry the publisher's URL in one of these
+# Parameters of an aggregator's own link that change on every fetch of the same entry
+# (Bing News: a click id and a counter): never part of a key
+VOLATILE_PARAMS = {"bing.com": frozenset({"tid", "c", "aid", "ref", "ocid", "cvid", "mkt"})}
+
+
+def publisher_url(link: str) -> str | None:
+    """The publisher URL an aggregator link carries as a parameter (Bing News: ``url=``)."""
+    for name, value in parse_qsl(urlsplit(link).query, keep_blank_values=True):
+        if name.lower() in WRAPPER_PARAMS and value.lower().startswith(("http://", "https://")):
+            return value.strip()
+    return None
+
+
+def without_volatile(link: str) -> str:
+    """An aggregator link without the parameters that change on every fetch (VOLATILE_PARAMS)."""
+    parts = urlsplit(link)
+    host = (parts.hostname or "").lower()
+    for domain, volatile in VOLATILE_PARAMS.items():
+        if host == domain or host.endswith("." + domain):
+            pairs = parse_qsl(parts.query, keep_blank_values=True)
+            kept = [(k, v) for k, v in pairs if k.lower() not in volatile]
+            return urlunsplit(parts._replace(query=urlencode(kept)))
+    return link
 
 
 def unwrap_link(link: str) -> str:
-    """The publisher URL inside an aggregator link, when the link carries it; else the link."""
-    for name, value in parse_qsl(urlsplit(link).query):
-        if name in WRAPPER_PARAMS and value.lower().startswith(("http://", "https://")):
-            return value.strip()
-    return link
+    """The publisher URL inside an aggregator link, when the link carries it; else the link
+    without the parameters that change on every fetch."""
+    return publisher_url(link) or without_volatile(link)
+
+
+def site_key(url: str | None) -> str | None:
+    """The site a URL is on, as outlets are compared: its registrable domain (courlan),
+    else its host without "www." (and its port)."""
+    if not url:
+        return None
+    try:
+        domain = courlan.extract_domain(url)
+        parts = urlsplit(url)
+        port = parts.port
+    except (ValueError, TypeError):
+        return None
+    if domain:
+        return str(domain).lower()
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if not host:
+        return None
+    return f"{host}:{port}" if port else host
+
+
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def fold_title(title: str) -> str:
+    """A headline as copies are compared: no case, accents or punctuation."""
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return _NOT_WORD.sub(" ", ascii_text.lower()).strip()
+
+
+def copy_key(title: str, site: str | None) -> str | None:
+    """What a copy of one article shares with the publisher's own: its outlet's site and its
+    headline, folded ("ouest-sante.example|xenothera leve 12 millions ..."); None when
+    either is missing or the headline is too short to tell."""
+    folded = fold_title(title)
+    if not site or len(folded.split()) < 4:
+        return None
+    return f"{site}|{folded}"
+
+
+_SUFFIX_DASHES = (" - ", " – ", " — ", " | ")
+
+
+def without_outlet(title: str, outlet: str | None) -> str:
+    """A news-search headline without the " - Outlet" its aggregator appends."""
+    if not outlet:
+        return title
+    for dash in _SUFFIX_DASHES:
+        suffix = f"{dash}{outlet}"
+        if title.lower().endswith(suffix.lower()) and len(title) > len(suffix):
+            return title[: -len(suffix)].rstrip()
+    return title
+
+
+COPY_DAYS = 4  # a copy is dated within this many days of the publisher's article
+
+
+def join_copies(
+    articles: Sequence[Article], stored: Mapping[str, Sequence[tuple[str, bool, datetime | None]]]
+) -> list[Article]:
+    """Articles of a source, each joined to a stored article it is a copy of: a news-search
+    entry whose link leads nowhere (Google News) and the publisher's own article, same
+    outlet and same headline, dated within COPY_DAYS. ``stored`` holds, per copy key, the
+    (URL, opaque, date) of the stored articles with that key. A joined article gets the
+    stored one's URL among its aliases, so the store keeps them as one article: the entry
+    gains the publisher's text, or the text fills the entry. Two articles with a page of
+    their own are never joined this way (one outlet may reuse a headline)."""
+    joined: list[Article] = []
+    for article in articles:
+        found = None
+        for url, opaque, when in stored.get(article.copy_key or "", ()):
+            if url == article.url or url in article.aliases:
+                continue
+            if article.fetchable and not opaque:
+                continue
+            if (
+                article.published_at
+                and when
+                and abs(article.published_at - when) > timedelta(days=COPY_DAYS)
+            ):
+                continue
+            found = url
+            break
+        joined.append(replace(article, aliases=(*article.aliases, found)) if found else article)
+    return joined
 
 
 # C0 controls but tab and line breaks, DEL and C1: terminal escapes, BEL and the like
@@ -148,18 +256,27 @@ def to_articles(
     """
     articles: dict[str, Article] = {}
     for entry in entries:
-        link = unwrap_link(entry.link) if unwrap and entry.link else entry.link
+        link = entry.link
+        # an aggregator link that does not carry the publisher's URL leads to the aggregator
+        fetchable = bool(link)
+        if unwrap and entry.link:
+            publisher = publisher_url(entry.link)
+            link, fetchable = publisher or without_volatile(entry.link), publisher is not None
+        title = without_outlet(entry.title, entry.outlet) if unwrap else entry.title
         try:
             key = canonical_url(link) if link else fallback_key(source_id, entry)
         except ValueError:  # an unusable URL (port 99999, bad IPv6 literal): keep the entry
-            link = None
+            link, fetchable = None, False
             key = fallback_key(source_id, entry)
         if key in articles:
             continue  # duplicate GUIDs or the same link twice: first one wins
+        # the outlet's site: the page's own, else (a link that leads nowhere) the one the
+        # news search names in <source url>
+        site = site_key(link) if fetchable else site_key(entry.outlet_url)
         articles[key] = Article(
             url=key,
             link=link or "",
-            title=entry.title,
+            title=title,
             summary=entry.summary,
             source_id=source_id,
             guid=entry.guid,
@@ -167,7 +284,8 @@ def to_articles(
             published_at=entry.published_at,
             lang=entry.lang or lang,
             outlet=entry.outlet,
-            # an aggregator link that could not be unwrapped leads to the aggregator, not the article
-            fetchable=bool(link) and not (unwrap and link == entry.link),
+            outlet_url=entry.outlet_url,
+            fetchable=fetchable,
+            copy_key=copy_key(title, site),
         )
     return list(articles.values())

@@ -638,6 +638,111 @@ def _m16_reports(db: sqlite_utils.Database) -> None:
         )
         """
     )
+# Press coverage (earned media) apart from what the members and the cluster publish
+# themselves (owned media, pipeline/analysis/owned.py): every count of coverage (share of
+# voice, the digest's figures, the dashboards) reads only the articles this holds for.
+# For `a`, the articles table.
+EARNED_SQL = "a.owned = 0"
+
+
+def _owner_backfill(db: sqlite_utils.Database) -> int:
+    """Articles on the cluster's or a member's website, as owned by it (the sources'
+    owners come from sources.yaml, written by the next run: pipeline/storage/store.py
+    then marks their articles too). The number of articles marked."""
+    from pipeline.analysis.owned import Owners
+
+    owners = Owners.build(
+        (website, member_id)
+        for member_id, website in db.execute(
+            "SELECT id, website FROM members WHERE website IS NOT NULL "
+            "AND kind IN ('member', 'cluster')"
+        ).fetchall()
+    )
+    if not owners.sites:
+        return 0
+    marked = [
+        (owner, article_id)
+        for article_id, url in db.execute("SELECT id, url FROM articles").fetchall()
+        if (owner := owners.owner_of(url)) is not None
+    ]
+    db.conn.executemany("UPDATE articles SET owner = ?, owned = 1 WHERE id = ?", marked)
+    return len(marked)
+
+
+def _m17_owned(db: sqlite_utils.Database) -> None:
+    """Owned vs earned: who owns an article (a member's or the cluster's id, NULL for
+    press coverage) and whether it is owned; the owner of a source (a member's own
+    newsroom). The weekly counts the charts read are press coverage, the members' own
+    releases counted apart; mention_details says which is which."""
+    db.execute("ALTER TABLE articles ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE articles ADD COLUMN owned INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE sources ADD COLUMN owner TEXT")
+    db.execute("CREATE INDEX idx_articles_owner ON articles(owner)")
+    _owner_backfill(db)
+    for view in ("mention_details", "weekly_member_counts"):
+        db.execute(f"DROP VIEW {view}")
+    db.execute(
+        f"""
+        CREATE VIEW mention_details AS
+        SELECT m.article_id, a.title, a.url, m.member_id, mb.name AS member, mb.kind AS member_kind,
+               m.alias, m.count, m.in_title, m.snippet,
+               a.source_id, s.name AS source, a.outlet, a.lang, a.topics,
+               coalesce(a.published_at, a.first_seen_at) AS date, a.week,
+               a.story_id, st.title AS story, st.article_count AS story_articles,
+               {WHILE_MEMBER_SQL} AS while_member, m.origin, a.owned, a.owner
+        FROM judged_mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        LEFT JOIN sources s ON s.id = a.source_id
+        LEFT JOIN stories st ON st.id = a.story_id
+        """
+    )
+    story = "coalesce(a.story_id, -a.id)"
+    db.execute(
+        f"""
+        CREATE VIEW weekly_member_counts AS
+        SELECT a.week, m.member_id, mb.name AS member,
+               count(DISTINCT CASE WHEN {EARNED_SQL} THEN {story} END) AS stories,
+               count(DISTINCT CASE WHEN {EARNED_SQL} THEN a.id END) AS articles,
+               coalesce(sum(CASE WHEN {EARNED_SQL} THEN m.count END), 0) AS mentions,
+               coalesce(sum(CASE WHEN {EARNED_SQL} THEN m.in_title END), 0) AS in_titles,
+               count(DISTINCT CASE WHEN NOT ({EARNED_SQL}) THEN {story} END) AS releases
+        FROM judged_mentions m
+        JOIN articles a ON a.id = m.article_id
+        JOIN members mb ON mb.id = m.member_id
+        WHERE {WHILE_MEMBER_SQL}
+        GROUP BY a.week, m.member_id
+        """
+    )
+
+
+def _m18_news_search_copies(db: sqlite_utils.Database) -> None:
+    """What joins a news-search entry to the publisher's own copy: the site the search names
+    for its outlet (``outlet_url``), the outlet's site and folded headline both copies
+    share (``copy_key``, pipeline/sources/dedupe.py), and whether the article's link leads
+    nowhere but the aggregator (``opaque``: a Google News entry). Filled here for the
+    stored articles: their headline without the " - Outlet" a search appends, and the site
+    of their URL (or of nothing, for an opaque entry, whose outlet's site was not kept)."""
+    from pipeline.sources.dedupe import copy_key, site_key, without_outlet
+
+    db.execute("ALTER TABLE articles ADD COLUMN outlet_url TEXT")
+    db.execute("ALTER TABLE articles ADD COLUMN copy_key TEXT")
+    db.execute("ALTER TABLE articles ADD COLUMN opaque INTEGER NOT NULL DEFAULT 0")
+    rows = db.execute(
+        "SELECT a.id, a.url, a.title, a.outlet, s.kind, a.text_status, a.text "
+        "FROM articles a LEFT JOIN sources s ON s.id = a.source_id"
+    ).fetchall()
+    updates = []
+    for article_id, url, title, outlet, kind, status, text in rows:
+        search = kind == "search"
+        # a news-search entry whose page was never asked for: its link led to the aggregator
+        opaque = search and status is None and text is None
+        headline = without_outlet(title or "", outlet) if search else title or ""
+        updates.append(
+            (None if opaque else copy_key(headline, site_key(url)), int(opaque), article_id)
+        )
+    db.conn.executemany("UPDATE articles SET copy_key = ?, opaque = ? WHERE id = ?", updates)
+    db.execute("CREATE INDEX idx_articles_copy_key ON articles(copy_key)")
 
 
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
@@ -657,4 +762,6 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m14_story_indexes,
     _m15_verdicts,
     _m16_reports,
+    _m17_owned,
+    _m18_news_search_copies,
 )

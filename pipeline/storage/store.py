@@ -24,12 +24,14 @@ from typing import Any
 import sqlite_utils
 
 from pipeline.analysis.analyse import Analysis
+from pipeline.analysis.owned import Owners
 from pipeline.analysis.stories import NUM_PERM, SCHEME, SEED, Candidate, StoryKey, choose
 from pipeline.errors import StoreError
 from pipeline.models import Article, PageState, SourceOutcome
 from pipeline.settings.config import Config, Source
+from pipeline.storage.migrations import EARNED_SQL as EARNED_SQL  # for the readers' SQL
 from pipeline.storage.migrations import MIGRATIONS
-from pipeline.storage.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL  # for the readers' SQL
+from pipeline.storage.migrations import WHILE_MEMBER_SQL as WHILE_MEMBER_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -294,8 +296,9 @@ def _write_article(
             """
             INSERT INTO articles (url, link, title, summary, text, text_status, text_state,
                                   text_attempts, lang, author, guid, outlet, published_at,
-                                  first_seen_at, source_id, week)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  first_seen_at, source_id, week, owner, owned, outlet_url,
+                                  copy_key, opaque)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             RETURNING id
             """,
             [
@@ -315,10 +318,30 @@ def _write_article(
                 iso(now),
                 article.source_id,
                 iso_week(article.published_at or now),
+                article.owner,
+                int(article.owner is not None),
+                article.outlet_url,
+                article.copy_key,
+                int(not article.fetchable),
             ],
         ).fetchone()[0]
         return int(article_id), True, False
     article_id = int(found[0])
+    if article.fetchable and article.aliases:
+        # the publisher's own copy of a news-search entry that led nowhere (joined by
+        # dedupe.join_copies): the article is known by the publisher's URL from now on,
+        # the aggregator's stays among its URLs
+        db.execute(
+            "UPDATE articles SET url = :url, link = :link, opaque = 0, "
+            "copy_key = coalesce(:key, copy_key) WHERE id = :id AND opaque = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM article_urls WHERE url = :url)",
+            {"url": article.url, "link": article.link, "key": article.copy_key, "id": article_id},
+        )
+    if article.owner is not None:  # first seen as coverage, now carried by its owner's newsroom
+        db.execute(
+            "UPDATE articles SET owner = ?, owned = 1 WHERE id = ? AND owner IS NULL",
+            [article.owner, article_id],
+        )
     if article.text:  # a copy that was fetched fills what the first one lacked
         filled = db.execute(
             "UPDATE articles SET text = ?, text_status = ?, text_state = ? "
@@ -636,6 +659,7 @@ class Store:
                 "SELECT id, url, next_check_at, consecutive_failures FROM sources",
             )
         }
+        owners_before = self._owners_fingerprint()
         with self._write("saving members and sources") as db:
             db.execute("UPDATE members SET in_config = 0")
             rows: list[dict[str, Any]] = [
@@ -683,11 +707,12 @@ class Store:
                 db.execute(
                     """
                     INSERT INTO sources (id, name, kind, url, member_id, enabled, confirmed,
-                                         in_config, next_check_at)
+                                         in_config, next_check_at, owner)
                     VALUES (:id, :name, :kind, :url, :member_id, :enabled, :confirmed, 1,
-                            :next_check_at)
+                            :next_check_at, :owner)
                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                         member_id = excluded.member_id, enabled = excluded.enabled,
+                        owner = excluded.owner,
                         confirmed = excluded.confirmed, in_config = 1,
                         -- validators belong to the old URL: forget them when it changes
                         etag = CASE WHEN url = excluded.url THEN etag END,
@@ -704,8 +729,52 @@ class Store:
                         "member_id": source.member_id,
                         "enabled": int(source.enabled),
                         "confirmed": int(source.confirmed),
+                        "owner": source.owner,
                     },
                 )
+            if self._owners_fingerprint() != owners_before:
+                # a website or a newsroom's owner changed: who owns what, decided again
+                self.recompute_owners(Owners.from_config(config))
+
+    def _owners_fingerprint(self) -> tuple[tuple[Any, ...], ...]:
+        """What ownership is decided from, as stored: the configured websites and the
+        configured sources' owners (and URLs)."""
+        return tuple(
+            self.rows(
+                "reading the websites and the newsrooms",
+                "SELECT 'member', id, website FROM members WHERE in_config = 1 "
+                "AND website IS NOT NULL AND kind IN ('member', 'cluster') "
+                "UNION ALL SELECT 'source', id, url || ' ' || owner FROM sources "
+                "WHERE in_config = 1 AND owner IS NOT NULL ORDER BY 1, 2",
+            )
+        )
+
+    def recompute_owners(self, owners: Owners, *, batch: int = 2000) -> int:
+        """Decide again who owns every stored article (after a website or a newsroom
+        changed, and in `veille remention`); the number of articles whose owner changed."""
+        changed = 0
+        last = 0
+        with self._write("deciding who owns the articles") as db:
+            while True:
+                rows = db.execute(
+                    "SELECT a.id, a.url, a.owner, "
+                    "(SELECT group_concat(x.source_id, char(10)) FROM article_sources x "
+                    " WHERE x.article_id = a.id) "
+                    "FROM articles a WHERE a.id > ? ORDER BY a.id LIMIT ?",
+                    [last, batch],
+                ).fetchall()
+                if not rows:
+                    return changed
+                updates = []
+                for article_id, url, owner, carriers in rows:
+                    found = owners.owner_of(url, sorted((carriers or "").split("\n")))
+                    if found != owner:
+                        updates.append((found, int(found is not None), article_id))
+                db.conn.executemany(
+                    "UPDATE articles SET owner = ?, owned = ? WHERE id = ?", updates
+                )
+                changed += len(updates)
+                last = int(rows[-1][0])
 
     def source_state(self, source_id: str) -> dict[str, Any]:
         rows = self.records(
@@ -780,6 +849,44 @@ class Store:
             sql = query.replace("{urls}", ", ".join("?" * len(chunk)))
             found |= {row[0] for row in self.rows("looking up article URLs", sql, [*chunk, *extra])}
         return found
+
+    def copies(self, keys: Sequence[str]) -> dict[str, list[tuple[str, bool, datetime | None]]]:
+        """Stored articles by copy key (dedupe.copy_key): (URL, opaque, date) of each."""
+        found: dict[str, list[tuple[str, bool, datetime | None]]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for key, url, opaque, when in self.rows(
+                "looking up copies of news-search entries",
+                f"SELECT copy_key, url, opaque, coalesce(published_at, first_seen_at) "
+                f"FROM articles WHERE copy_key IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                chunk,
+            ):
+                found.setdefault(key, []).append((url, bool(opaque), from_iso(when)))
+        return found
+
+    def search_carried(
+        self, since: datetime
+    ) -> list[tuple[int, str, bool, str | None, str | None, str]]:
+        """The articles news searches carried since ``since`` that name a member or the
+        cluster (as judged): (story, URL, opaque, outlet, outlet's site, member's name)."""
+        return [
+            (int(story), url, bool(opaque), outlet, outlet_url, name)
+            for story, url, opaque, outlet, outlet_url, name in self.rows(
+                "reading what the news searches carried",
+                """
+                SELECT DISTINCT coalesce(a.story_id, -a.id), a.url, a.opaque, a.outlet,
+                       a.outlet_url, mb.name
+                FROM articles a
+                JOIN article_sources x ON x.article_id = a.id
+                JOIN sources s ON s.id = x.source_id AND s.kind = 'search'
+                JOIN judged_mentions m ON m.article_id = a.id
+                JOIN members mb ON mb.id = m.member_id AND mb.kind IN ('member', 'cluster')
+                WHERE a.first_seen_at >= ?
+                """,
+                [iso(since)],
+            )
+        ]
 
     def known_urls(self, urls: Sequence[str]) -> set[str]:
         """Which of these URLs already belong to a stored article."""

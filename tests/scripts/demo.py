@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 from ruamel.yaml import YAML
 
 from pipeline.outputs.digest import Week
-from pipeline.settings.config import load_config
+from pipeline.settings.config import load_config, slugify
 from tests.alert_receiver import AlertReceiver
 from tests.fixture_server import FixtureServer, closed_port
+from tests.newsroom_web import demo_sites, serve
 from tests.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +49,9 @@ DEMO_OUTLETS = [
 # the cluster's directory as the CRM exports it for Excel: semicolons, Windows-1252
 DEMO_DIRECTORY = ROOT / "tests" / "fixtures" / "demo" / "annuaire.csv"
 
-# (id, name, lang, path on the local server)
+# (id, name, lang, path on the local server); the cluster's own news feed is not here:
+# `veille members newsrooms --write` finds it on the cluster's website, as the members' own
 DEMO_SOURCES = [
-    ("atlanpole-actus", "Atlanpole Biotherapies – actualités", "fr", "atlanpole-actus.rss"),
     ("ouest-sante", "Ouest Santé", "fr", "ouest-sante.rss"),
     ("pharma-wire", "Pharma Wire", "en", "pharma-wire.rss"),
     ("biotech-daily", "Biotech Daily", "en", "biotech-daily.atom"),
@@ -73,20 +74,31 @@ DEMO_SOURCES = [
 ]
 
 
-def demo_config(server: FixtureServer) -> dict[str, Any]:
+def demo_config(server: FixtureServer, websites: dict[str, str] | None = None) -> dict[str, Any]:
+    """sources.yaml with the sources on the local server, and the websites of the cluster
+    and of the members written there (``websites``: member id -> local URL; the crash
+    tests, which find no newsroom, go without)."""
     yaml = YAML(typ="safe", pure=True)
     config = yaml.load((ROOT / "sources.yaml").read_text(encoding="utf-8"))
+    if websites:
+        config["cluster"]["website"] = websites["atlanpole-biotherapies"]
+        for member in config["members"]:
+            slug = slugify(member["name"])
+            if slug in websites:
+                member["website"] = websites[slug]
     sources: list[dict[str, Any]] = [
         {"id": sid, "kind": "feed", "name": name, "lang": lang, "url": server.url(path)}
         for sid, name, lang, path in DEMO_SOURCES
     ]
-    # a member's press page with no feed, read with CSS selectors, two pages deep
+    # a member's press page with no feed, read with CSS selectors, two pages deep, written
+    # by hand: its own (owner), so `veille members newsrooms` leaves OSE alone
     sources.append(
         {
             "id": "ose-communiques",
             "kind": "page",
             "name": "OSE Immunotherapeutics – communiqués",
             "lang": "fr",
+            "owner": "ose-immunotherapeutics",
             "url": server.url("ose-communiques.html"),
             "item_selector": "div.release",
             "selector": "h2.release-title a",
@@ -241,7 +253,27 @@ DEMO_ALERT = {
     "to": "VEILLE_ALERTS_COMMS",
     "members": ["goliver-therapeutics", "ng-biotech"],
     "max_age_days": 3650,
+    "owned": False,  # press coverage only: not the members' own releases
 }
+# members of the directory (not written in sources.yaml) whose website it gives
+DIRECTORY_WEBSITES = ("step-pharma", "mablink-bioscience")
+
+
+def directory_with_websites(websites: dict[str, str], out: Path) -> Path:
+    """The demo's directory as the CRM exports it, its website column filled for the
+    members whose site the demo serves (names as written there, legal suffixes aside)."""
+    text = DEMO_DIRECTORY.read_bytes().decode("cp1252")
+    lines = text.split("\r\n")
+    for number, row in enumerate(lines[1:], start=1):
+        cells = row.split(";")
+        if (
+            len(cells) > 2
+            and (slug := slugify(cells[0].removesuffix(" SAS"))) in DIRECTORY_WEBSITES
+        ):
+            cells[2] = websites[slug]
+            lines[number] = ";".join(cells)
+    out.write_bytes("\r\n".join(lines).encode("cp1252"))
+    return out
 
 
 def show_alert(post: Any) -> None:
@@ -301,6 +333,15 @@ def summary(db_path: Path) -> None:
     ).fetchall()
     for title, count, where in rows:
         print(f"  {count} x {title[:70]}\n      {where}")
+    print("\n== Owned vs earned: the members' own releases, kept apart from the press")
+    for owner, articles in conn.execute(
+        "SELECT owner, count(*) FROM articles WHERE owned = 1 GROUP BY owner ORDER BY count(*) DESC"
+    ):
+        print(f"  {owner:28} {articles:3} own article(s)")
+    press, releases = conn.execute(
+        "SELECT sum(stories), sum(releases) FROM weekly_member_counts"
+    ).fetchone()
+    print(f"  share of voice counts {press} stories in the press; {releases} releases apart")
     print("\n== Sources in error (recorded on their row, the run went on)")
     for sid, error in conn.execute(
         "SELECT id, last_error FROM sources WHERE last_status = 'error' ORDER BY id"
@@ -336,8 +377,17 @@ def main() -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     for stale in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
         stale.unlink(missing_ok=True)
-    # the local server stands in for every *.example site the corpus links to
-    with FixtureServer(FEEDS, WEB, rewrite_hosts=True) as server, AlertReceiver() as hook:
+    # the local server stands in for every *.example site the corpus links to; the members'
+    # own sites are each on a loopback address of their own (tests/newsroom_web.py)
+    sites = demo_sites(FEEDS)
+    with (
+        FixtureServer(FEEDS, WEB, rewrite_hosts=True) as server,
+        AlertReceiver() as hook,
+        serve(list(sites.values()), DEMO_DIR / "sites", first_address=20) as served,
+    ):
+        websites = {member: s.url for member, s in zip(sites, served, strict=True)}
+        # the corpus' links to the cluster's site lead to the cluster's own server
+        server.hosts["www.atlanpole-biotherapies.example"] = websites["atlanpole-biotherapies"]
         config_path = DEMO_DIR / "sources.yaml"
         yaml = YAML()
         yaml.default_flow_style = False
@@ -345,8 +395,9 @@ def main() -> int:
             handle.write(
                 "# written by `make demo`: sources.yaml's members, sources on a local server\n"
             )
-            yaml.dump({**demo_config(server), "alerts": [DEMO_ALERT]}, handle)
+            yaml.dump({**demo_config(server, websites), "alerts": [DEMO_ALERT]}, handle)
         print(f"demo: serving {FEEDS.relative_to(ROOT)} on {server.base}")
+        print(f"demo: {len(sites)} members' websites on 127.0.0.20 and up")
         # alerts go to a webhook receiver on loopback (Apprise's json:// form)
         hook.log = show_alert
         os.environ["VEILLE_ALERTS_COMMS"] = hook.apprise_url("comms")
@@ -354,9 +405,15 @@ def main() -> int:
         rel_config = str(config_path.relative_to(ROOT))
         rel_db = str(DEMO_DB.relative_to(ROOT))
         (DEMO_DIR / "members.yaml").unlink(missing_ok=True)
-        print("\n# the whole cluster: its directory imported, forms and rules derived")
-        rel_directory = str(DEMO_DIRECTORY.relative_to(ROOT))
+        print(
+            "\n# the whole cluster: its directory imported (with websites), forms and rules derived"
+        )
+        directory = directory_with_websites(websites, DEMO_DIR / "annuaire.csv")
+        rel_directory = str(directory.relative_to(ROOT))
         if veille("members", "import", rel_directory, "--config", rel_config) != 0:
+            return 1
+        print("\n# where each member with a website publishes its news; --write adds them")
+        if veille("members", "newsrooms", "--config", rel_config, "--write") != 0:
             return 1
         if veille("check", "--config", rel_config) != 0:
             return 1

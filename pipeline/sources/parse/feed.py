@@ -342,7 +342,10 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
     published, date_source = _date(raw, now)
     detail = raw.get("summary_detail") or raw.get("title_detail") or {}
     source = raw.get("source") or {}
-    outlet = plain_text(str(source.get("title") or ""), limit=200) or None
+    # Google News: <source url="...">Outlet</source>; Bing News: <News:Source>Outlet</News:Source>
+    named = source.get("title") or raw.get("news_source") or ""
+    outlet = plain_text(str(named), limit=200) or None
+    outlet_url = _http_url(source.get("href"))
     author = plain_text(str(raw.get("author") or ""), limit=MAX_AUTHOR) or None
     return Entry(
         link=link,
@@ -354,6 +357,7 @@ def _entry(raw: Any, base: _Base, feed_lang: str | None, now: datetime) -> Entry
         date_source=date_source,
         lang=feed_lang_code(detail.get("language")) or feed_lang,
         outlet=outlet,
+        outlet_url=outlet_url[:2048] if outlet_url else None,
     )
 
 
