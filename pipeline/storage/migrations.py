@@ -638,6 +638,8 @@ def _m16_reports(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
 # Press coverage (earned media) apart from what the members and the cluster publish
 # themselves (owned media, pipeline/analysis/owned.py): every count of coverage (share of
 # voice, the digest's figures, the dashboards) reads only the articles this holds for.
