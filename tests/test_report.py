@@ -252,6 +252,7 @@ def _sql_figures(db_path: Path, start: str, end: str) -> dict[str, Any]:
         JOIN members mb ON mb.id = m.member_id
         LEFT JOIN sources s ON s.id = a.source_id
         WHERE mb.kind IN ('member', 'cluster') AND {date} >= :start AND {date} < :end
+          AND a.owned = 0
           AND (mb.joined IS NULL OR substr({date}, 1, 10) >= mb.joined)
           AND (mb.left IS NULL OR substr({date}, 1, 10) < mb.left)
     """
@@ -360,6 +361,15 @@ def test_the_figures_equal_sql_written_without_the_report(stored: Config, db_pat
         reject(store, url=valneva, member_id="valneva", by="claire", now=datetime.now(UTC))
     finally:
         store.close()
+    # and a member's own release (as the store marks one from its website): not coverage
+    with sqlite3.connect(db_path) as conn:
+        owned = conn.execute(
+            "UPDATE articles SET owner = 'xenothera', owned = 1 WHERE id = (SELECT a.id FROM "
+            "articles a JOIN mentions m ON m.article_id = a.id WHERE m.member_id = 'xenothera' "
+            "AND a.published_at >= ? AND a.published_at < ? ORDER BY a.id LIMIT 1)",
+            [START, END],
+        ).rowcount
+    assert owned == 1
     got = figures(stored, db_path)
     assert got["headline"]["stories"]["value"] < before["headline"]["stories"]["value"]
 
