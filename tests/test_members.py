@@ -574,3 +574,15 @@ def test_a_form_a_person_turned_off_takes_it_from_no_other_member(tmp_path: Path
     )
     (mablink,) = [f for f in forms_of(config)["mablink-bioscience"].forms if f.alias == "Mablink"]
     assert mablink.used, mablink.reason
+
+
+def test_an_acronym_then_a_word_in_lower_case_is_not_the_name(tmp_path: Path) -> None:
+    """ "ABS bio-sourcé" is a plastic, not ABS Bio; the name in its own capitals still is."""
+    found = Matcher.from_config(
+        configure(tmp_path, [{"name": "ABS Bio SAS"}, {"name": "Good Cells"}])
+    )
+    ids = lambda text: [m.member_id for m in found.find(text)]  # noqa: E731
+    assert ids("Le plastique ABS bio-sourcé gagne du terrain dans l'emballage.") == []
+    assert ids("La start-up ABS Bio lève 2 millions d'euros.") == ["abs-bio-sas"]
+    # a name whose first word is not an acronym keeps the looser spelling
+    assert ids("Une levée chez Good cells, à Nantes.") == ["good-cells"]

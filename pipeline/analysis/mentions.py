@@ -407,6 +407,10 @@ class Matcher:
             return False
         if all(w[:1].isupper() or not e[:1].isupper() for w, e in zip(split, words, strict=True)):
             return True
+        # an acronym then a word in lower case is the acronym and an ordinary word ("ABS
+        # bio-sourcé", "ARC protein"), not a name whose later words lost their capitals
+        if len(words[0]) > 1 and words[0].isupper():
+            return False
         return not _sentence_start(text, start)
 
     def _has_context(self, member_id: str, haystack: str, start: int, end: int) -> bool:
