@@ -47,27 +47,17 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
-from ruamel.yaml import YAML
 
-from pipeline.errors import ConfigError, FetchError, ParseError
+from pipeline.errors import FetchError, ParseError
 from pipeline.models import Fetched, ParsedFeed
 from pipeline.settings.config import (
     Config,
     Network,
-    build_config,
     load_config,
-    read_members_file,
     slugify,
 )
-from pipeline.settings.yamledit import (
-    LayoutError,
-    append_to_list,
-    atomic_write,
-    read_text,
-    reads_back,
-)
 from pipeline.sources.fetch import ACCEPT_FEEDS, ACCEPT_HTML, Fetcher, HopRefused
-from pipeline.sources.opml import feed_key
+from pipeline.sources.opml import feed_key, splice_sources
 from pipeline.sources.parse import parse_feed_guarded
 from pipeline.sources.parse.listing import ListingSpec, parse_listing_guarded
 from pipeline.sources.parse.site import (
@@ -737,28 +727,9 @@ def add_sources(
         entries.append(_entry(source_id, proposal))
     if not entries:
         return report
-    text = read_text(config_path)
-    data = YAML(typ="safe", pure=True).load(text)
-    try:
-        new_text = append_to_list(text, "sources", entries, comments={0: comment})
-    except LayoutError as exc:
-        raise ConfigError([f"cannot add the sources: {exc}"], path=str(config_path)) from None
-    new_data = {**data, "sources": [*(data.get("sources") or []), *entries]}
-    if not reads_back(new_text, new_data):
-        raise ConfigError(
-            [
-                "cannot add the sources after the last source of this file's layout (does it "
-                "end its YAML document with `...`?): add them yourself (--dry-run lists them)"
-            ],
-            path=str(config_path),
-        )
-    members = read_members_file(Path(config.members_file)) if config.members_file else []
-    build_config(new_data, path=config_path, file_members=members)  # valid as a whole
-    if dry_run:
-        return report
-    atomic_write(config_path, new_text)
-    report.wrote = True
-    load_config(config_path)  # what was written reads back
+    report.wrote = splice_sources(
+        config, entries, comments={0: comment}, what="sources", dry_run=dry_run
+    )
     return report
 
 

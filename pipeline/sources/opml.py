@@ -316,8 +316,6 @@ def import_opml(
     if not report.added:
         return report
     # the text as it will be: the new entries spliced after the last source
-    text = read_text(config_path)
-    data = YAML(typ="safe", pure=True).load(text)
     entries = [_entry(sid, feed) for sid, feed in report.added]
     name = _clean(Path(opml.path).name) or "an OPML file"
     comments = {0: f"from {name} (veille sources import, {today or date.today()})"}
@@ -327,15 +325,34 @@ def import_opml(
             note = f"folder: {feed.folder}"
             comments[index] = f"{comments[index]}; {note}" if index in comments else note
         folder = feed.folder
+    report.wrote = splice_sources(config, entries, comments=comments, what="feeds", dry_run=dry_run)
+    return report
+
+
+def splice_sources(
+    config: Config,
+    entries: list[dict[str, Any]],
+    *,
+    comments: dict[int, str],
+    what: str,
+    dry_run: bool,
+) -> bool:
+    """Splice ``entries`` after the last source of ``config``'s file, every other line
+    untouched; the configuration as it will be is validated as a whole before anything is
+    written (atomically). True when written; ConfigError, and nothing written, on a problem.
+    `veille sources import` and `veille members newsrooms --write` add sources this way."""
+    config_path = Path(config.path)
+    text = read_text(config_path)
+    data = YAML(typ="safe", pure=True).load(text)
     try:
         new_text = append_to_list(text, "sources", entries, comments=comments)
     except LayoutError as exc:
-        raise ConfigError([f"cannot add the feeds: {exc}"], path=str(config_path)) from None
+        raise ConfigError([f"cannot add the {what}: {exc}"], path=str(config_path)) from None
     new_data = {**data, "sources": [*(data.get("sources") or []), *entries]}
     if not reads_back(new_text, new_data):
         raise ConfigError(
             [
-                "cannot add the feeds after the last source of this file's layout (does it "
+                f"cannot add the {what} after the last source of this file's layout (does it "
                 "end its YAML document with `...`?): add them yourself (--dry-run lists them)"
             ],
             path=str(config_path),
@@ -343,11 +360,10 @@ def import_opml(
     members = read_members_file(Path(config.members_file)) if config.members_file else []
     build_config(new_data, path=config_path, file_members=members)  # valid as a whole
     if dry_run:
-        return report
+        return False
     atomic_write(config_path, new_text)
-    report.wrote = True
     load_config(config_path)  # what was written reads back
-    return report
+    return True
 
 
 # ------------------------------------------------------------------ export
