@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.lock import run_lock
 from pipeline.outputs.mail import MailError, SmtpSettings, deliver
 from pipeline.outputs.report import Period, build, render
 from pipeline.outputs.report_pdf import write_pdf
+from pipeline.outputs.send import record_delivery
 from pipeline.settings.config import Config
 from pipeline.storage.store import Store, iso
 
@@ -209,8 +211,7 @@ def _send(
     everyone = delivered + accepted
     complete = all(r in everyone for r in recipients)
     status = "sent" if complete else "partial"
-    store.save_report(
-        period.label,
+    fields: dict[str, Any] = dict(
         status=status,
         sent_at=iso(now) if complete else None,
         delivered=json.dumps(everyone),
@@ -219,6 +220,11 @@ def _send(
         if complete
         else "refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()),
         permanent_error=0,
+    )
+    record_delivery(
+        store,
+        f"the report of {period.label}",
+        lambda: store.save_report(period.label, **fields),
     )
     logger.info(
         "report period=%s status=%s delivered=%d refused=%d",

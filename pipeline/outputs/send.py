@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,26 +79,36 @@ def send_digest(
             store.close()
 
 
-def _record_delivery(
-    store: Store, week: Week, reported: Sequence[tuple[int, str]] = (), **fields: Any
-) -> None:
-    """The server has the mail: write that down, trying hard (a busy database or a full
-    disk must not turn a delivered digest into one sent again). The mentions it reported
-    (its week's, and those found late) are recorded in the same transaction: none is
-    reported again, none is lost if the recording fails."""
+def record_delivery(store: Store, what: str, write: Callable[[], None]) -> None:
+    """The server has the mail: ``write`` that down in one transaction, trying hard (a busy
+    database or a full disk must not turn a delivered mail into one sent again). ``what``
+    names the mail ("the digest of 2026-W48") in the error left when every try failed."""
     for attempt in range(RECORD_ATTEMPTS):
         try:
-            with store.transaction(f"recording the digest of {week}"):
-                store.save_digest(week.label, **fields)
-                store.mark_reported(week.label, reported)
+            with store.transaction(f"recording {what}"):
+                write()
             return
         except StoreError as exc:
             if attempt == RECORD_ATTEMPTS - 1:
                 raise StoreError(
-                    f"the digest of {week} was delivered but could not be recorded ({exc}); "
-                    "do not send it again: fix the database, then mark the week as sent"
+                    f"{what} was delivered but could not be recorded ({exc}); do not send it "
+                    "again: fix the database, then mark it as sent"
                 ) from None
             time.sleep(2**attempt)
+
+
+def _record_delivery(
+    store: Store, week: Week, reported: Sequence[tuple[int, str]] = (), **fields: Any
+) -> None:
+    """The digest's delivery, and the mentions it reported (its week's, and those found
+    late) in the same transaction: none is reported again, none is lost if the recording
+    fails."""
+
+    def write() -> None:
+        store.save_digest(week.label, **fields)
+        store.mark_reported(week.label, reported)
+
+    record_delivery(store, f"the digest of {week}", write)
 
 
 def _send(
