@@ -19,7 +19,7 @@ from pipeline.flow import KnownUrls, Slots
 from pipeline.models import Entry, Fetched, ParsedFeed
 from pipeline.settings.config import Config, Source
 from pipeline.sources.dedupe import canonical_url
-from pipeline.sources.fetch import ACCEPT_HTML, Fetcher
+from pipeline.sources.fetch import ACCEPT_HTML, Fetches
 from pipeline.sources.parse import parse_feed_guarded
 from pipeline.sources.parse.listing import Listing, ListingSpec, parse_listing_guarded
 from pipeline.sources.parse.sitemap import (
@@ -78,7 +78,7 @@ class Collector:
     def __init__(
         self,
         config: Config,
-        fetcher: Fetcher,
+        fetcher: Fetches,
         robots: RobotsCache,
         slots: Slots,
         *,

@@ -20,7 +20,7 @@ from pipeline.flow import Item, Slots
 from pipeline.models import Article, PageState
 from pipeline.settings.config import Config
 from pipeline.sources.dedupe import canonical_url, same_site
-from pipeline.sources.fetch import ACCEPT_HTML, Fetcher, HopRefused
+from pipeline.sources.fetch import ACCEPT_HTML, Fetches, HopRefused
 from pipeline.sources.robots import Access, RobotsCache
 from pipeline.sources.sandbox import Limits
 
@@ -143,7 +143,7 @@ class PageReader:
     """Fetches and extracts article pages: robots.txt first, bodies bounded, extraction in
     bounded workers through ``slots``."""
 
-    def __init__(self, config: Config, fetcher: Fetcher, robots: RobotsCache, slots: Slots) -> None:
+    def __init__(self, config: Config, fetcher: Fetches, robots: RobotsCache, slots: Slots) -> None:
         self.config = config
         self.fetcher = fetcher
         self.robots = robots

@@ -39,7 +39,8 @@ from pipeline.outputs.alerts import AlertsReport, send_alerts
 from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pages
 from pipeline.settings.config import Config, Source
 from pipeline.sources.dedupe import join_copies, to_articles, without_controls
-from pipeline.sources.fetch import Fetcher
+from pipeline.sources.fetch import Fetcher, Fetches
+from pipeline.sources.fetchpool import open_fetcher
 from pipeline.sources.robots import RobotsCache
 from pipeline.sources.sandbox import Limits, Setup, run_bounded
 from pipeline.storage.store import DUE_SLACK, Store, utcnow
@@ -289,7 +290,7 @@ class _Pass:
         self,
         config: Config,
         store: Store,
-        fetcher: Fetcher,
+        fetcher: Fetches,
         *,
         run_id: int,
         deadline: float | None = None,
@@ -573,7 +574,9 @@ async def run_sources(
     source_slots = asyncio.Semaphore(min(config.network.concurrency, SOURCES_IN_FLIGHT))
     # past the deadline no source starts, and those in flight keep what they have read
     deadline = asyncio.get_running_loop().time() + config.run_deadline()
-    async with Fetcher(config.network) as fetcher:
+    # the HTTP work runs in fetch processes beside this one (fetchpool), which schedules
+    # the sources and writes what they give
+    async with open_fetcher(config.network) as fetcher:
         work = _Pass(config, store, fetcher, run_id=run_id, deadline=deadline)
 
         async def one(source: Source) -> SourceOutcome:

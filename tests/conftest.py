@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -33,6 +34,40 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+CHILD_GUARD = Path(__file__).parent / "childguard"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_loopback_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every Python process the tests start (CLI runs, the run's fetch processes, parser
+    workers) loads tests/childguard/sitecustomize.py: loopback only, the refusals logged."""
+    log = tmp_path_factory.mktemp("childguard") / "refused.log"
+    log.touch()
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "VEILLE_TESTS_NET_LOG")}
+    paths = [str(CHILD_GUARD), *filter(None, [saved["PYTHONPATH"]])]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ["VEILLE_TESTS_NET_LOG"] = str(log)
+    try:
+        yield log
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def no_child_beyond_loopback(children_loopback_only: Path) -> Iterator[None]:
+    """A child process that tried to connect beyond loopback fails the test it ran in."""
+    before = children_loopback_only.stat().st_size
+    yield
+    with children_loopback_only.open(encoding="utf-8") as log:
+        log.seek(before)
+        refused = log.read()
+    assert not refused, f"child processes tried to connect beyond loopback:\n{refused}"
 
 
 FAST_NETWORK: dict[str, Any] = {

@@ -15,10 +15,17 @@ article pages (``fetch_articles: true``) under the default policy
 Redirect hops need a first hop that is allowed: a second server on 127.0.0.2 stands
 in for a public site (the policy is told that this one address is public); its
 ``/_/redirect-to`` route sends veille to each private address in turn.
+
+A run fetches in processes of its own (``network.fetch_processes``). The links are
+followed both ways: through those processes, whose sockets conftest's child guard
+(tests/childguard) holds to loopback, and in the run's own process
+(``fetch_processes: 0``). The stand-ins (127.0.0.2 taken for public, a name resolving
+to 127.0.0.1) are monkeypatches of this process, so what needs them runs in it.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -143,7 +150,11 @@ def target_url(host: str, port: int) -> str:
 
 
 def configure(
-    write_config: WriteConfig, internal: FixtureServer, links: list[tuple[str, str]]
+    write_config: WriteConfig,
+    internal: FixtureServer,
+    links: list[tuple[str, str]],
+    *,
+    processes: int | None = 0,
 ) -> Any:
     (internal.root / "feed.rss").write_text(feed(links), encoding="utf-8")
     return write_config(
@@ -155,20 +166,29 @@ def configure(
                 "fetch_articles": True,
             }
         ],
-        network={"allow_private": False},
+        network={"allow_private": False, "fetch_processes": processes},
     )
 
 
-@pytest.mark.parametrize("host", list(TARGETS))
+# fetched in the run's own process (0), or in a fetch process (None: the default); the
+# name that resolves to 127.0.0.1 does so only in this process
+WAYS = [(host, 0) for host in TARGETS] + [
+    (host, None) for host in TARGETS if host != RESOLVES_TO_LOOPBACK
+]
+
+
+@pytest.mark.parametrize(("host", "processes"), WAYS)
 def test_a_link_to_a_private_address_is_never_requested(
     host: str,
+    processes: int | None,
     internal: FixtureServer,
     write_config: WriteConfig,
     db_path: Path,
     connected: list[tuple[str, int]],
 ) -> None:
     link = target_url(host, internal.port)
-    report = run(configure(write_config, internal, [("Lien piégé", link)]), db_path=db_path)
+    config = configure(write_config, internal, [("Lien piégé", link)], processes=processes)
+    report = run(config, db_path=db_path)
     assert report.status == "ok"  # the feed itself is fine: only the page is refused
     assert [r.path for r in internal.requests] == ["/feed.rss"]
     assert_connected_only_to(connected, internal)
@@ -212,11 +232,12 @@ def test_a_redirect_hop_to_a_private_address_is_never_followed(
 def test_one_feed_linking_to_every_private_address_at_once(
     internal: FixtureServer, write_config: WriteConfig, db_path: Path
 ) -> None:
-    links = [(f"Lien {i}", target_url(host, internal.port)) for i, host in enumerate(TARGETS)]
-    run(configure(write_config, internal, links), db_path=db_path)
+    hosts = [host for host in TARGETS if host != RESOLVES_TO_LOOPBACK]
+    links = [(f"Lien {i}", target_url(host, internal.port)) for i, host in enumerate(hosts)]
+    run(configure(write_config, internal, links, processes=None), db_path=db_path)
     assert [r.path for r in internal.requests] == ["/feed.rss"]
     stored = articles(db_path)
-    assert len(stored) == len(TARGETS)
+    assert len(stored) == len(hosts)
     assert all(s and ("refused to connect" in s or "Invalid IPv4" in s) for _, _, s in stored)
 
 
@@ -270,3 +291,27 @@ def test_the_connect_guard_refuses_and_records_private_addresses() -> None:
 )
 def test_canonical_urls_keep_the_brackets_of_ipv6_literals(url: str, canonical: str) -> None:
     assert canonical_url(url) == canonical
+
+
+def test_the_child_guard_refuses_and_records_private_addresses(
+    children_loopback_only: Path,
+) -> None:
+    """The guard of the processes the tests start: a child's connection to 10.0.0.1 fails
+    with ENETUNREACH and is logged (then taken out of the log, which fails any test that
+    leaves a line in it)."""
+    import subprocess
+    import sys
+
+    before = children_loopback_only.stat().st_size
+    probe = (
+        "import socket\n"
+        "s = socket.socket()\n"
+        "try:\n    s.connect(('10.0.0.1', 80))\n"
+        "except OSError as exc:\n    print(exc.errno)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == str(errno.ENETUNREACH), done.stderr
+    with children_loopback_only.open("r+", encoding="utf-8") as log:
+        log.seek(before)
+        assert log.read().split()[1:] == ["10.0.0.1"]
+        log.truncate(before)

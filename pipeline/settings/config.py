@@ -408,6 +408,10 @@ class Network(_Model):
     # the whole run, in seconds; default: half the gap between two scheduled runs
     run_timeout: float | None = Field(default=None, gt=0, le=24 * 3600)
     allow_private: bool = False
+    # processes that do a run's HTTP work beside its own process, which schedules and
+    # writes (a host is always served by the same one); default: one per core beyond the
+    # first, at most 4; 0: fetch in the run's own process
+    fetch_processes: int | None = Field(default=None, ge=0, le=16)
 
     @property
     def agent(self) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -84,6 +84,28 @@ class HopRefused:
 
 # The same, asynchronous, given per request (robots.txt for article pages).
 HopCheck = Callable[[str], Awaitable[HopRefused | None]]
+
+
+class Fetches(Protocol):
+    """What the pass fetches with: a Fetcher, or a fetchpool.FetchPool (the same
+    requests in processes of their own)."""
+
+    network: Network
+    bytes_received: int
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        trusted: bool = False,
+        accept: str | None = None,
+        max_bytes: int | None = None,
+        hop_check: HopCheck | None = None,
+    ) -> Fetched: ...
+
+    def slow_down(self, url: str, delay: float) -> None: ...
 
 
 def _http_date(value: str) -> datetime | None:

@@ -18,7 +18,7 @@ from protego import Protego
 
 from pipeline.errors import FetchError
 from pipeline.models import PageState
-from pipeline.sources.fetch import Fetcher
+from pipeline.sources.fetch import Fetches
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ FORBIDDEN = Verdict(Access.DISALLOWED, "disallowed by the site's robots.txt")
 class RobotsCache:
     """One per run: ``await robots.verdict(url)`` says whether veille may fetch the URL."""
 
-    def __init__(self, fetcher: Fetcher) -> None:
+    def __init__(self, fetcher: Fetches) -> None:
         self.fetcher = fetcher
         self._rules: dict[str, Protego | Verdict] = {}  # a Verdict: the host is off this run
         self._locks: dict[str, asyncio.Lock] = {}

@@ -505,6 +505,12 @@ def main() -> None:
     )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="only this section")
     parser.add_argument(
+        "--fetch-processes",
+        type=int,
+        default=None,
+        help="network.fetch_processes of the end-to-end runs (default: veille's; 0: fetch in the run's process)",
+    )
+    parser.add_argument(
         "--big", action="store_true", help="1,000,000-article stores for queries and growth"
     )
     parser.add_argument("--megabytes", type=float, default=5.0, help="text size for matching")
@@ -546,6 +552,10 @@ def main() -> None:
         sections.append(section)
 
     from tests.scripts import bench_e2e, bench_growth, bench_micro
+
+    if args.fetch_processes is not None:
+        bench_e2e.BENCH_NETWORK["fetch_processes"] = args.fetch_processes
+        print(f"network.fetch_processes: {args.fetch_processes}")
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
