@@ -18,7 +18,9 @@ starts a new child. A child whose run's process is gone (killed) sees its socket
 close and exits.
 
 The children are started with ``python -m pipeline.sources.fetchpool FD``: a fresh
-interpreter that imports the fetcher and nothing of the parsers or the store.
+interpreter that imports the fetcher and nothing of the parsers or the store. They
+ignore SIGINT and SIGTERM, which a terminal or a service manager sends to the whole
+process group: the run decides when they stop.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import socket
 import struct
 import subprocess
@@ -434,11 +437,13 @@ async def _serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # a child lives exactly as long as its run: Ctrl-C in a terminal and a service
+    # manager's SIGTERM reach the whole group, and the run decides (it stops its
+    # children as it winds down, and a run that dies closes their socket)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[0]))
-    try:
-        asyncio.run(_serve(sock))
-    except KeyboardInterrupt:
-        return 130
+    asyncio.run(_serve(sock))
     return 0
 
 
