@@ -240,7 +240,9 @@ class FetchPool:
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.sources.fetchpool", str(theirs.fileno())],
+                # -P: the current directory is not searched, so a folder named
+                # pipeline where the run was started is never imported instead
+                [sys.executable, "-P", "-m", "pipeline.sources.fetchpool", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
