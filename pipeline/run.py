@@ -7,6 +7,7 @@ written once, here; the stages never call each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -308,6 +309,17 @@ class _Pass:
         self.states = store.source_states()
         self.pages = PageReader(config, fetcher, robots, self.slots)
         self.owners = Owners.from_config(config)  # owned media apart from press coverage
+        self._setup: asyncio.Task[bytes] | None = None  # the analysis setup, made once
+
+    async def analysis_setup(self) -> bytes:
+        """The analysis workers' setup (the members' forms), made once for the pass by the
+        first source that needs it; the others await the same task instead of each holding
+        a thread blocked on it. Raises ParseError."""
+        if self._setup is None:
+            self._setup = asyncio.create_task(
+                asyncio.to_thread(analysis_payload_setup, self.config, self.analysis_key)
+            )
+        return await asyncio.shield(self._setup)
 
     # -------------------------------------------------------------- one source
 
@@ -385,6 +397,10 @@ class _Pass:
         text_size = sum(
             len(items[k].article.text or "") + len(items[k].article.summary) for k in fresh
         )
+        if fresh:
+            # made before a CPU slot is taken (analyse_bounded says why when it cannot be)
+            with contextlib.suppress(ParseError):
+                await self.analysis_setup()
         analysed = await self.slots.run(
             self.analyse, [items[k] for k in fresh], size=text_size // 10
         )
@@ -438,7 +454,7 @@ class _Pass:
         if state.get("consecutive_failures"):
             return None  # it failed before, whatever the cause: read it the plain way
         try:
-            setup = await asyncio.to_thread(analysis_payload_setup, self.config, self.analysis_key)
+            setup = await self.analysis_setup()
         except ParseError:
             return None  # analysed the usual way, which says why it cannot be
         return (self.analysis_key, setup)
