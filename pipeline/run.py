@@ -41,7 +41,7 @@ from pipeline.pages import MAX_PAGE_ATTEMPTS, PageReader, apply_pages, choose_pa
 from pipeline.settings.config import Config, Source
 from pipeline.sources.dedupe import join_copies, to_articles, without_controls
 from pipeline.sources.fetch import Fetcher, Fetches
-from pipeline.sources.fetchpool import open_fetcher
+from pipeline.sources.fetchpool import FetchPool, open_fetcher
 from pipeline.sources.robots import RobotsCache
 from pipeline.sources.sandbox import Limits, Setup, run_bounded
 from pipeline.storage.store import DUE_SLACK, Store, utcnow
@@ -582,8 +582,10 @@ async def run_sources(
     *,
     run_id: int,
     progress: Progress | None = None,
+    fetcher: Fetcher | FetchPool | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch, read and store every source concurrently; one failing source never stops the others."""
+    """Fetch, read and store every source concurrently; one failing source never stops the
+    others. ``fetcher``: what to fetch with (closed at the end; default: open_fetcher)."""
     # A source holds its slot from fetch to store, so at most this many bodies are in
     # memory at once (each at most network.max_body_bytes). A rerun is mostly round trips
     # answered 304: with 8 slots, 200 feeds 50 ms away took 25 of them one after another.
@@ -592,7 +594,7 @@ async def run_sources(
     deadline = asyncio.get_running_loop().time() + config.run_deadline()
     # the HTTP work runs in fetch processes beside this one (fetchpool), which schedules
     # the sources and writes what they give
-    async with open_fetcher(config.network) as fetcher:
+    async with fetcher or open_fetcher(config.network) as fetcher:
         work = _Pass(config, store, fetcher, run_id=run_id, deadline=deadline)
 
         async def one(source: Source) -> SourceOutcome:
@@ -671,7 +673,16 @@ def run(
     # 2. one writer at a time
     with run_lock(db_path):
         started = time.monotonic()
-        store = Store.open(db_path)
+        # the fetch processes start now: they import the fetcher while the database opens
+        fetcher = open_fetcher(config.network)
+        if isinstance(fetcher, FetchPool):
+            fetcher.spawn()
+        try:
+            store = Store.open(db_path)
+        except BaseException:
+            if isinstance(fetcher, FetchPool):
+                fetcher.discard()
+            raise
         try:
             # 3. sources.yaml -> members and sources tables; runs a killed process left open
             now = utcnow()
@@ -695,7 +706,9 @@ def run(
             # 5. fetch, parse, store, source by source
             try:
                 report.outcomes = asyncio.run(
-                    run_sources(config, store, due, run_id=run_id, progress=progress)
+                    run_sources(
+                        config, store, due, run_id=run_id, progress=progress, fetcher=fetcher
+                    )
                 )
             except BaseException:
                 report.duration = time.monotonic() - started
@@ -734,6 +747,8 @@ def run(
             return report
         finally:
             store.close()
+            if isinstance(fetcher, FetchPool):
+                fetcher.discard()  # spawned for a pass that did not take place
 
 
 @dataclass

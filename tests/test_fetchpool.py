@@ -205,3 +205,46 @@ def test_no_fetch_process_outlives_a_killed_run(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)  # the parser workers it left, if any
         run.wait(10)
+
+
+def fetch_children() -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "pipeline.sources.fetchpool" in " ".join(p.cmdline())
+    ]
+
+
+def test_children_spawned_ahead_and_never_asked_exit_at_once(server: FixtureServer) -> None:
+    async def go() -> list[int | None]:
+        pool = FetchPool(network(), processes=2)
+        pool.spawn()
+        async with pool:
+            pass
+        return [child.process.returncode if child.process else None for child in pool._children]
+
+    started = time.monotonic()
+    assert asyncio.run(go()) == [0, 0]  # they exited, not killed
+    assert time.monotonic() - started < 4
+    assert not fetch_children()
+
+
+def test_a_run_with_nothing_due_leaves_no_fetch_process(
+    server: FixtureServer, write_config: WriteConfig, db_path: Path
+) -> None:
+    from pipeline.run import run
+
+    config = write_config(
+        sources=[
+            {
+                "id": "actus",
+                "kind": "feed",
+                "url": server.url("atlanpole-actus.rss"),
+                "interval_minutes": 600,
+            }
+        ]
+    )
+    assert run(config, db_path=db_path).status == "ok"
+    again = run(config, db_path=db_path)  # the feed is not due yet: no pass
+    assert again.not_due == ["actus"] and not again.outcomes
+    assert not fetch_children()

@@ -110,6 +110,7 @@ class _Child:
 
     share: int  # its part of network.concurrency
     process: subprocess.Popen[bytes] | None = None
+    sock: socket.socket | None = None  # its end of the socket pair, until connected
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     listener: asyncio.Task[None] | None = None
@@ -206,6 +207,9 @@ class FetchPool:
                 with contextlib.suppress(OSError, RuntimeError):
                     child.writer.write(self._frame(("stop",)))
                     child.writer.write_eof()
+            if child.sock is not None:  # spawned ahead and never asked anything
+                child.sock.close()
+                child.sock = None
         for child in self._children:
             await self._stop(child)
 
@@ -235,26 +239,60 @@ class FetchPool:
             raise FetchError(str(exc), url=host, kind="protocol") from None
         return child
 
-    async def _start(self, child: _Child) -> None:
-        assert child.ready is not None
+    def spawn(self) -> None:
+        """Start every child now, without waiting for them: they import the fetcher while
+        the run opens its database and reads its sources. Raises nothing: a child that
+        cannot be started is tried again, and its error given, at its first request."""
+        for child in self._children:
+            if child.process is None:
+                with contextlib.suppress(OSError):
+                    self._spawn(child)
+
+    def discard(self) -> None:
+        """Stop children that were spawned but never used (the run failed before its
+        pass): their socket closes, and they exit."""
+        for child in self._children:
+            if child.sock is not None:
+                child.sock.close()
+                child.sock = None
+            if child.process is not None and child.process.poll() is None:
+                try:
+                    child.process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+
+    def _spawn(self, child: _Child) -> None:
+        """Raises OSError."""
         ours, theirs = socket.socketpair()
         try:
-            process = subprocess.Popen(
+            child.process = subprocess.Popen(
                 # -P: the current directory is not searched, so a folder named
                 # pipeline where the run was started is never imported instead
                 [sys.executable, "-P", "-m", "pipeline.sources.fetchpool", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
-        except OSError as exc:
+        except OSError:
             ours.close()
-            child.ready.set_exception(
-                FetchError(f"cannot start a fetch process: {exc}", url="", kind="protocol")
-            )
-            return
+            raise
         finally:
             theirs.close()
-        child.process = process
+        child.sock = ours
+
+    async def _start(self, child: _Child) -> None:
+        assert child.ready is not None
+        if child.sock is None:  # not spawned ahead, or a new child for a dead one
+            try:
+                self._spawn(child)
+            except OSError as exc:
+                child.ready.set_exception(
+                    FetchError(f"cannot start a fetch process: {exc}", url="", kind="protocol")
+                )
+                child.ready.exception()  # retrieved: a caller may never await it
+                return
+        ours, child.sock = child.sock, None
+        assert ours is not None
         reader, writer = await asyncio.open_connection(sock=ours)
         child.reader, child.writer = reader, writer
         try:
@@ -358,8 +396,11 @@ class FetchPool:
 
 async def _serve(sock: socket.socket) -> None:
     reader, writer = await asyncio.open_connection(sock=sock)
-    first = await _receive(reader)
-    _, network, level = first
+    try:
+        _, network, level = await _receive(reader)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return  # spawned ahead for a run that ended before its pass
+
     logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
