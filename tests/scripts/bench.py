@@ -7,7 +7,8 @@ Sections (--only NAME, repeatable):
 
     e2e       1-2. first run and steady-state rerun (wall, entries/s, peak memory, bytes)
     small     1-2b. many small sources: 3,000 feeds of a few entries, one source each,
-              no article pages; first run and a rerun in which every feed answers 304
+              no article pages; first run and a rerun in which every feed answers 304,
+              and the same two runs by reader (the feed reader library) beside them
     fetch     3. Fetcher against bare aiohttp at concurrency 50
     parse     4. parse_feed_guarded against bare feedparser
     extract   5. extract_guarded against trafilatura in-process; use of the cores
@@ -503,6 +504,12 @@ def main() -> None:
         default=0.0,
         help="server latency in seconds for the many-small-sources case (default 0: files on loopback)",
     )
+    parser.add_argument(
+        "--reader-workers",
+        type=int,
+        default=20,
+        help="reader's threads in the small section (default 20: veille's requests in flight)",
+    )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="only this section")
     parser.add_argument(
         "--fetch-processes",
@@ -568,7 +575,11 @@ def main() -> None:
             "small",
             "1-2b. many small sources",
             lambda: bench_e2e.bench_small_sources(
-                scale=scale, seed=args.seed, repeat=args.e2e_repeat, latency=args.small_latency
+                scale=scale,
+                seed=args.seed,
+                repeat=args.e2e_repeat,
+                latency=args.small_latency,
+                reader_workers=args.reader_workers,
             ),
         )
         run(

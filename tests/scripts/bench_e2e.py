@@ -31,6 +31,8 @@ from tests.scripts.bench_common import (
 )
 from tests.scripts.bench_corpus import Corpus, build_corpus, build_small_corpus, host_of
 from tests.scripts.bench_fingerprint import fingerprint
+from tests.scripts.bench_reader import READER_WORKERS, ReaderRun, read_twice, veille_counts
+from tests.scripts.bench_reader import version as reader_version
 from tests.scripts.bench_server import ServerProcess, free_port
 
 LATENCY = 0.05
@@ -284,10 +286,18 @@ SMALL_LATENCY = 0.0  # the issue's figures for many small sources are for files 
 
 
 def bench_small_sources(
-    *, scale: float, seed: int, repeat: int, latency: float = SMALL_LATENCY
+    *,
+    scale: float,
+    seed: int,
+    repeat: int,
+    latency: float = SMALL_LATENCY,
+    reader_workers: int = READER_WORKERS,
 ) -> Section:
     """Many small sources: 3,000 feeds of a few entries, one source each, no article pages.
-    First run on an empty database, then a rerun in which every feed answers 304."""
+    First run on an empty database, then a rerun in which every feed answers 304. Beside
+    veille's two runs (after them, and before them in every other attempt), reader reads the
+    same feeds the same two ways, in a process and a database of its own
+    (tests/scripts/bench_reader.py)."""
     section = Section("1-2b. many small sources: `veille run` subprocess, one source per feed")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -299,13 +309,36 @@ def bench_small_sources(
             firsts: list[TreeUsage] = []
             reruns: list[TreeUsage] = []
             rerun_304: list[int] = []
+            reader_urls = tmp / "reader-urls.txt"
+            reader_urls.write_text(
+                "".join(f"{served.url(site, path)}\n" for site, path, _, _ in served.corpus.feeds)
+            )
+            reader_firsts: list[ReaderRun] = []
+            reader_reruns: list[ReaderRun] = []
+            stored_first: list[tuple[int, int, dict[str, int]]] = []
+            rerun_failed: list[int] = []
+
+            def read_with_reader(attempt: int) -> None:
+                # the same feeds, in reader's own process and its own folder
+                first, again = read_twice(
+                    reader_urls,
+                    tmp / f"reader-{attempt}",
+                    workers=reader_workers,
+                    server=served.server,
+                )
+                reader_firsts.append(first)
+                reader_reruns.append(again)
+
             for attempt in range(repeat):
+                if attempt % 2 == 1:  # reader goes first in every other attempt
+                    read_with_reader(attempt)
                 db = tmp / f"small-{attempt}.db"
                 first = run_tree(veille("run", "--config", config, "--db", db))
                 if first.returncode != 0:
                     raise RuntimeError(
                         f"veille run failed ({first.returncode}): {first.stderr[-2000:]}"
                     )
+                stored_first.append(veille_counts(db))
                 served.server.reset()
                 again = run_tree(veille("run", "--config", config, "--db", db))
                 rerun_304.append(int(served.server.stats()["not_modified"]))  # type: ignore[call-overload]
@@ -320,6 +353,16 @@ def bench_small_sources(
                 summary = first.stderr.strip().splitlines()[-1:] or [""]
                 print(f"    {summary[0][:200]}", flush=True)
                 print(f"    {fingerprint(db, port=served.port).line()}", flush=True)
+                articles, failed, statuses = stored_first[-1]
+                rerun_failed.append(veille_counts(db)[1])
+                print(
+                    f"    veille: first run stored {articles:,} articles, {failed:,} sources "
+                    f"failed ({', '.join(f'{n:,} {s}' for s, n in sorted(statuses.items()))}); "
+                    f"rerun {rerun_failed[-1]:,} failed",
+                    flush=True,
+                )
+                if attempt % 2 == 0:
+                    read_with_reader(attempt)
             stored = fingerprint(tmp / "small-0.db", port=served.port)
             urls = [served.url(site, path) for site, path, _, _ in served.corpus.feeds]
             floor = median(
@@ -343,6 +386,25 @@ def bench_small_sources(
         f"{median(rerun_304):,.0f} answered 304"
     )
     section.notes.append(f"store of the first run: {stored.line()}")
+    reader_wall = median([r.usage.wall for r in reader_firsts])
+    reader_rerun = median([r.usage.wall for r in reader_reruns])
+    reader_label = f"reader {reader_version()}, {reader_workers} threads"
+    veille_failed = median([float(failed) for _, failed, _ in stored_first])
+    reader_refused = median([float(r.broken) for r in reader_firsts])
+    section.notes.append(
+        f"{reader_label} (update_feeds_iter(scheduled=False, workers={reader_workers})), "
+        f"its own process and database, after veille's runs (before them in every other attempt): first run {reader_wall:.1f} s "
+        f"(CPU {median([r.usage.cpu for r in reader_firsts]):.1f} s), rerun {reader_rerun:.1f} s "
+        f"({median([r.not_modified for r in reader_reruns]):,.0f} answered 304); refused "
+        f"{reader_refused:,.0f} feeds (veille: {veille_failed:,.0f} sources failed); stored "
+        f"{median([r.entries for r in reader_firsts]):,.0f} entries (veille: "
+        f"{median([a for a, _, _ in stored_first]):,.0f} articles); median of {repeat}"
+    )
+    section.notes.append(
+        "both times are the whole process, interpreter start and imports included: veille's "
+        f"reads the {sources:,} sources' config and asks each site's robots.txt, reader's adds the "
+        "feeds to its database"
+    )
     section.rows += [
         Row(
             "small",
@@ -365,6 +427,58 @@ def bench_small_sources(
             target="<= 3 s at full scale" if full else f"<= {3 * scale:.1f} s (3 s x scale)",
             met=rerun <= 3 * scale,
             higher_is_better=False,
+        ),
+        Row(
+            "small",
+            f"first run, {sources:,} small feeds: wall time",
+            wall,
+            "s",
+            baseline=reader_wall,
+            baseline_label=reader_label,
+            target="faster than reader",
+            met=wall < reader_wall,
+            higher_is_better=False,
+        ),
+        Row(
+            "small",
+            f"rerun, {sources:,} small feeds all 304: wall time",
+            rerun,
+            "s",
+            baseline=reader_rerun,
+            baseline_label=reader_label,
+            target="faster than reader",
+            met=rerun < reader_rerun,
+            higher_is_better=False,
+        ),
+        Row(
+            "small",
+            f"first run, {sources:,} small feeds: CPU of the process tree",
+            cpu,
+            "s",
+            baseline=median([r.usage.cpu for r in reader_firsts]),
+            baseline_label=reader_label,
+            target="(information)",
+            higher_is_better=False,
+            note="veille also finds mentions, funding events and stories",
+        ),
+        Row(
+            "small",
+            f"first run, {sources:,} small feeds: feeds refused",
+            veille_failed,
+            "feeds",
+            baseline=reader_refused,
+            baseline_label=f"{reader_label}, feeds with a last_exception",
+            higher_is_better=False,
+            note="veille: sources whose pass was neither ok nor not-modified",
+        ),
+        Row(
+            "small",
+            f"first run, {sources:,} small feeds: entries stored",
+            median([float(a) for a, _, _ in stored_first]),
+            "entries",
+            baseline=median([float(r.entries) for r in reader_firsts]),
+            baseline_label=reader_label,
+            note=f"{served.corpus.entries:,} in the feeds",
         ),
     ]
     return section
