@@ -615,8 +615,17 @@ async def run_sources(
 
         with store.grouped_commits() as commit:
             ticker = asyncio.create_task(_commit_every(commit, GROUP_SECONDS))
+            tasks = [asyncio.create_task(one(s)) for s in sources]
             try:
-                return list(await asyncio.gather(*(one(s) for s in sources)))
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                # the database failing (or the run interrupted) stops every source here,
+                # while the fetcher is still open: none of them records an error it did
+                # not have (a closed HTTP client) or counts it as the source's failure
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
             finally:
                 ticker.cancel()
 

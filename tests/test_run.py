@@ -474,3 +474,39 @@ def test_check_probe_reads_every_source_as_its_kind_says(
     assert "error html: not a feed: the server sent an HTML page" in result.stdout
     assert "probe: 3 ok, 1 failed" in result.stdout
     assert not db_path.exists()  # a probe stores nothing
+
+
+def test_a_failing_database_stops_every_source_without_blaming_them(
+    server: FixtureServer,
+    write_config: WriteConfig,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk fills while other sources are still being fetched: the run stops with the
+    StoreError, and the sources in flight are cancelled while the fetcher is still open,
+    not failed by its closing ("internal error", a failure counted against them)."""
+    from pipeline.errors import StoreError
+
+    slow = [
+        {"id": f"lent-{i}", "kind": "feed", "url": server.url(f"_/slow/3/ouest-sante.rss?c={i}")}
+        for i in range(4)
+    ]
+    config = write_config(
+        sources=[{"id": "actus", "kind": "feed", "url": server.url("atlanpole-actus.rss")}, *slow]
+    )
+    real = Store.save_source
+
+    def disk_full(self: Store, outcome: Any, *args: Any, **kwargs: Any) -> Any:
+        if outcome.source_id == "actus":  # a fault no local server can cause
+            raise StoreError(f"{db_path}: saving a source: database or disk is full")
+        return real(self, outcome, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "save_source", disk_full)
+    with pytest.raises(StoreError, match="disk is full"):
+        run(config, db_path=db_path)
+    assert "internal error" not in caplog.text
+    for source in slow:
+        row = source_row(db_path, source["id"])
+        assert (row["last_checked_at"], row["consecutive_failures"]) == (None, 0), row
+    assert rows(db_path, "SELECT status FROM runs") == [("error",)]
