@@ -36,7 +36,10 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-import time_machine
+# time-machine registers a pytest plugin when pytest can be imported: a quarter of a
+# second at every start that veille's processes do not need
+sys.modules.setdefault("pytest", None)  # type: ignore[arg-type]
+import time_machine  # noqa: E402
 
 
 def _full_disk(margin: int) -> None:

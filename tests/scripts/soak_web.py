@@ -112,8 +112,7 @@ WEEKDAYS = {"fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", 
 HOSTILE = [
     "_/status/404", "_/status/410", "_/status/403", "_/status/500",
     "_/retry-after/503/3600", "_/retry-after/429/120", "_/redirect-loop",
-    "_/redirect/8/_/feed/markup", "_/redirect/2/_/feed/markup", "_/silence/6", "_/stall/6",
-    "_/trickle", "_/big/12000000", "_/gzip-bomb", "_/truncated-gzip", "_/entity-bomb",
+    "_/redirect/8/_/feed/markup", "_/redirect/2/_/feed/markup", "_/big/12000000", "_/gzip-bomb", "_/truncated-gzip", "_/entity-bomb",
     "_/empty", "_/reset", "_/short-body", "_/encoding/br", "_/smuggle",
     "broken-html.rss", "broken-truncated.xml",
     "_/feed/invalid-xml", "_/feed/not-xml", "_/feed/billion-laughs", "_/feed/external-entity",
@@ -122,6 +121,9 @@ HOSTILE = [
     "_/feed/dates", "_/feed/regex-bomb", "_/feed/hostile-pages", "_/feed/control-chars",
     "_/feed/huge-title", "_/feed/markup",
 ]  # fmt: skip
+# the slow ones hold a pass open until their timeouts: a few of each, not one in forty
+SLOW = ["_/silence/4", "_/stall/4", "_/trickle"]
+SLOW_SHARE = 75  # one source of each slow kind per 75 hostile sources
 
 
 @dataclass
@@ -239,11 +241,15 @@ def build_world(*, members: list[str], seed: int, sources: int, start: int, end:
         host = f"127.0.0.{2 + n % SITES}"
         interval = rng.randint(45, 600)
         if kind == "hostile":
-            path = HOSTILE[hostile % len(HOSTILE)]
+            slow = len(SLOW) * max(1, round(kinds.count("hostile") / SLOW_SHARE))
+            if hostile < slow:
+                path = SLOW[hostile % len(SLOW)]
+            else:
+                path = HOSTILE[(hostile - slow) % len(HOSTILE)]
             hostile += 1
             # a query string keeps each source's URL its own (the server ignores it)
             out.append(
-                Source(sid, kind, "127.0.0.1", f"/{path}?source={sid}", rng.randint(60, 240), lang)
+                Source(sid, kind, "127.0.0.1", f"/{path}?source={sid}", rng.randint(120, 720), lang)
             )
             continue
         source = Source(
@@ -424,9 +430,7 @@ class Web:
         if request.headers.get("If-None-Match") == etag:
             self._count(304)
             return web.Response(status=304, headers=headers)
-        content_type = (
-            "application/atom+xml" if source.format == "atom" else "application/rss+xml"
-        )
+        content_type = "application/atom+xml" if source.format == "atom" else "application/rss+xml"
         if source.kind == "wrongtype":
             content_type = ["text/html; charset=utf-8", "text/plain", "application/octet-stream"][
                 int(source.id[1:]) % 3
