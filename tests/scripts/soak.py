@@ -268,6 +268,7 @@ class Soak:
         self.watch: dict[str, Any] | None = None  # a write or delay kill being watched
         self.stop_watching = threading.Event()
         self.alert_killed_titles: list[str] = []
+        self.disk_full_passes: list[PassRecord] = []
 
     # ------------------------------------------------------------ the world
 
@@ -609,7 +610,8 @@ class Soak:
             self.disk_full_next = 0
         config = ["--config", str(self.config_path), "--db", str(self.db)]
         run = self.start_veille("run", ["run", *config], at, **extra)
-        self.arm("run", run)
+        if not disk_full:  # that pass meets its own fault; a kill waits for the next
+            self.arm("run", run)
         digest = None
         if self.cron_digest_due(at):
             digest = self.start_veille("digest", ["digest", "--send", *config], at)
@@ -619,6 +621,7 @@ class Soak:
         if any(r.killed for r in records):
             self.after_kill(at)
         if disk_full:
+            self.disk_full_passes.append(records[0])
             print(f"  {local(at)}  disk full: the pass exited {records[0].code}: "
                   f"{records[0].line[:160]}", flush=True)  # fmt: skip
 
@@ -845,6 +848,12 @@ class Soak:
         fired = [k for k in self.kills if k.fired_at]
         found.check(len(fired) == len(self.kills), f"{len(fired)} of {len(self.kills)} planned "
                     "kills landed where they were aimed")  # fmt: skip
+        for record in self.disk_full_passes:
+            found.check(
+                record.code == 1 and "disk is full" in record.line,
+                f"the pass on a full disk stopped with one line and exit 1 (exit {record.code}: "
+                f"{record.line[-120:]!r})",
+            )
         killed = sum(1 for p in self.passes if p.killed)
         print(f"  processes SIGKILLed: {killed}; passes and sends: {len(self.passes)}")
         for problem in self.problems:
