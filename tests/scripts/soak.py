@@ -63,7 +63,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 from ruamel.yaml import YAML
 
 from pipeline.outputs.digest import Week
@@ -357,7 +357,12 @@ class Soak:
              "--port", str(self.web_port)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        stack.callback(lambda: (web.terminate(), web.wait(10)))
+
+        def stop_web() -> None:
+            web.terminate()
+            web.wait(10)
+
+        stack.callback(stop_web)
         line = web.stdout.readline() if web.stdout else ""
         if not line.startswith("ready"):
             raise RuntimeError(f"the soak web did not start: {line!r}")

@@ -47,7 +47,7 @@ def _full_disk(margin: int) -> None:
     connect = sqlite3.connect
 
     def limited(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = connect(*args, **kwargs)
+        conn: sqlite3.Connection = connect(*args, **kwargs)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {int(pages) + margin}")
         return conn
