@@ -7,7 +7,7 @@ CONFIG ?= sources.yaml
 DB     ?= storage/veille.db
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test run digest schedule lint check sources eval bench crashtest compat datasette docs clean
+.PHONY: help install demo test run digest schedule lint check sources eval bench crashtest soak compat datasette docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ eval: $(STAMP)  ## precision and recall of the mention matcher and of the story 
 
 bench: $(STAMP)  ## speed figures beside baselines measured in the same run (BENCH_ARGS="--scale 0.1" for a quick look)
 	$(BIN)/python -m tests.scripts.bench $(BENCH_ARGS)
+
+soak: $(STAMP)  ## a week of veille on a simulated clock under faults (kills, SMTP down, disk full, the clock change), then checks (SOAK_ARGS="--sources 300")
+	$(BIN)/python -m tests.scripts.soak $(SOAK_ARGS)
 
 compat: $(STAMP)  ## links veille stores from feed parsers' test feeds (downloaded to ~/.cache/veille-compat) beside bare feedparser's (COMPAT_ARGS="--show 40")
 	$(BIN)/python -m tests.scripts.compat $(COMPAT_ARGS)

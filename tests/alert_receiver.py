@@ -4,6 +4,7 @@
         env = {"VEILLE_ALERTS_COMMS": hook.apprise_url("comms")}   # json://127.0.0.1:port/comms
         hook.status = 500            # answer every post with 500 (until set back to 200)
         hook.delay = 0.5             # wait before answering (a slow destination)
+        hook.on_post = fn            # called with each post as it arrives, before the answer
         ... hook.posts               # what arrived: path, headers and the parsed JSON body
 
 Apprise's ``json://host:port/path`` posts ``{"version", "title", "message", "type"}``;
@@ -43,6 +44,7 @@ class AlertReceiver:
         self.status = 200
         self.delay = 0.0
         self.log: Any = None  # a callable given each accepted post (the demo prints them)
+        self.on_post: Any = None  # a callable given each post before it is answered
         self._lock = threading.Lock()
         receiver = self
 
@@ -65,6 +67,8 @@ class AlertReceiver:
                 )
                 with receiver._lock:
                     receiver.posts.append(post)
+                if receiver.on_post:
+                    receiver.on_post(post)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

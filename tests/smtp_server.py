@@ -4,6 +4,8 @@
         smtp.refuse = {"bounce@example.org"}    # 550 for that recipient
         smtp.data_reply = "451 4.3.0 try later"  # refuse the message after DATA
         smtp.drop_after_data = True              # close the connection instead of answering
+        smtp.handler.on_data = fn                # called at each DATA; True: drop that message
+        smtp.pause(); smtp.resume()              # down (connection refused), then up on the same port
         ... smtp.messages                        # email.message.Message objects received
 
 Also ``BusyServer``: a socket that greets every client with 421 and hangs up.
@@ -17,6 +19,7 @@ import email.policy
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -49,6 +52,9 @@ class _Handler:
     drop_after_data: bool = False
     data_delay: float = 0.0  # seconds between the end of DATA and the reply
     quit_reply: str | None = None  # answer QUIT with this instead of 221
+    # called when a message's DATA arrives, before anything else; True drops the message
+    # (the connection closes unanswered: the client never hears that it was accepted)
+    on_data: Callable[[], bool] | None = None
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -62,6 +68,9 @@ class _Handler:
         return self.quit_reply or "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.on_data is not None and self.on_data():
+            server.transport.close()
+            return "250 never seen by the client"
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         if self.drop_after_data:
@@ -125,16 +134,37 @@ class SmtpServer:
             kwargs.update(
                 authenticator=authenticate, auth_required=True, auth_require_tls=tls != "ssl"
             )
+        self._kwargs = kwargs
+        self._hostname = "localhost" if tls else "127.0.0.1"
         self._controller = Controller(
-            self.handler, hostname="localhost" if tls else "127.0.0.1", port=self.port, **kwargs
+            self.handler, hostname=self._hostname, port=self.port, **kwargs
         )
+        self.running = False
 
     def __enter__(self) -> SmtpServer:
         self._controller.start()
+        self.running = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._controller.stop()
+        if self.running:
+            self._controller.stop()
+            self.running = False
+
+    def pause(self) -> None:
+        """The server goes down: connections to its port are refused until ``resume()``."""
+        if self.running:
+            self._controller.stop()
+            self.running = False
+
+    def resume(self) -> None:
+        """Up again on the same port, with the same handler (what it received is kept)."""
+        if not self.running:
+            self._controller = Controller(
+                self.handler, hostname=self._hostname, port=self.port, **self._kwargs
+            )
+            self._controller.start()
+            self.running = True
 
     @property
     def received(self) -> list[Received]:
