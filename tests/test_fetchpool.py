@@ -158,6 +158,7 @@ def test_a_dead_child_fails_its_requests_and_a_new_one_takes_over(server: Fixtur
     error = asyncio.run(go())
     assert "fetch process stopped" in str(error)
     assert "-9" in str(error)  # killed by SIGKILL
+    assert error.url.endswith("/_/slow/5/atlanpole-actus.rss")  # the request it held
 
 
 def test_no_fetch_process_outlives_a_killed_run(

@@ -115,8 +115,8 @@ class _Child:
     writer: asyncio.StreamWriter | None = None
     listener: asyncio.Task[None] | None = None
     ready: asyncio.Future[None] | None = None
-    # request id -> (the future the caller awaits, its hop check)
-    pending: dict[int, tuple[asyncio.Future[Fetched], HopCheck | None]] = field(
+    # request id -> (the future the caller awaits, its hop check, its URL)
+    pending: dict[int, tuple[asyncio.Future[Fetched], HopCheck | None, str]] = field(
         default_factory=dict
     )
     slowed: dict[str, float] = field(default_factory=dict)  # Crawl-delays it was told
@@ -164,7 +164,7 @@ class FetchPool:
         loop = asyncio.get_running_loop()
         ident = next(self._ids)
         future: asyncio.Future[Fetched] = loop.create_future()
-        child.pending[ident] = (future, hop_check)
+        child.pending[ident] = (future, hop_check, url)
         options = {
             "etag": etag,
             "last_modified": last_modified,
@@ -340,12 +340,12 @@ class FetchPool:
         finally:
             await self._reap(child)
             code = child.process.returncode if child.process else None
-            for future, _ in list(child.pending.values()):
+            for future, _, url in list(child.pending.values()):
                 if not future.done():
                     future.set_exception(
                         FetchError(
                             f"the fetch process stopped (exit status {code}) before answering",
-                            url="",
+                            url=url,
                             kind="protocol",
                         )
                     )
