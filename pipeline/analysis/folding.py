@@ -13,6 +13,7 @@ from dataclasses import dataclass
 _APOSTROPHES = "'’‘ʼ`´′"
 _DASHES = "-‐‑‒–—―−"
 _SPACES = "\t\n\r\v\f \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_QUOTES = "«»“”„"
 _RUNS_OF_SPACES = re.compile(" {2,}")
 # Characters that change nothing a reader sees: combining accents typed apart
 # ("Xe\u0301nothera"), soft hyphens and zero-width spaces inside names. They are
@@ -49,17 +50,31 @@ def _table(*, keep_case: bool) -> dict[str, str]:
         table[char] = " "
     for char in _INVISIBLE:
         table[char] = _DROP
+    for char in _QUOTES:  # a boundary like any other punctuation; ASCII keeps the fast path
+        table[char] = '"'
+    table["…"] = "."
     return table
 
 
 _FOLD = _table(keep_case=False)
 _FOLD_KEEP_CASE = _table(keep_case=True)
 # Plain printable ASCII but "-" and "`" needs nothing: only the other characters go
-# through the table, so mostly-ASCII text folds at regular-expression speed.
+# through the table, so text with rarer characters still folds at regular-expression speed.
 _SPECIAL = re.compile(r"[^\x20-\x2c\x2e-\x5f\x61-\x7e]")
 
 
-_COMMON = "éèêàâçùûôîïë’-\n\u00a0"
+# The characters French and English press text is made of beyond plain ASCII, replaced
+# one by one first: most articles are plain ASCII after that, and take the fast path.
+_COMMON = "éèêàâçùûôîïëÉÈÀÇ’‘«»“”–—…\u00a0-\n\t\r"
+
+
+def _ascii_table(table: dict[str, str]) -> bytes:
+    """The table's plain-ASCII part as a bytes.translate table (one byte to one byte)."""
+    return bytes(ord(table.get(chr(code), chr(code))) for code in range(128)) + bytes(range(128, 256))
+
+
+_ASCII_FOLD = _ascii_table(_FOLD)
+_ASCII_KEEP_CASE = _ascii_table(_FOLD_KEEP_CASE)
 
 
 def _lower_same_length(text: str) -> str:
@@ -82,17 +97,25 @@ class Folded:
 def fold(text: str, *, keep_case: bool = False) -> Folded:
     """Fold ``text`` for matching, keeping the map back to the original offsets.
 
-    Lower case first, then every character that is not plain ASCII through one table,
-    then the hyphens of words broken at a line break dropped with the break, then runs of
+    The common accented letters, quotes and dashes of press text by plain replaces; then,
+    when what is left is plain ASCII (most articles), case and the ASCII dashes and
+    spaces in one bytes.translate; otherwise lower case and every character that is not
+    plain ASCII through the table (a regular expression finds them). Then the hyphens of words broken at a line break dropped with the break, then runs of
     spaces collapsed to one; the offset map is only built when something was dropped or
     collapsed.
     """
     table = _FOLD_KEEP_CASE if keep_case else _FOLD
-    mapped = text if keep_case else _lower_same_length(text)
-    for char in _COMMON:  # the frequent ones by plain replace (C speed), the rest by the regex
+    mapped = text
+    for char in _COMMON:  # the frequent ones by plain replace (C speed), the rest below
         if char in mapped:
-            mapped = mapped.replace(char, table.get(char, char))
-    mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
+            mapped = mapped.replace(char, table[char])
+    if mapped.isascii():  # the usual case once those are gone: one pass over bytes
+        ascii_table = _ASCII_KEEP_CASE if keep_case else _ASCII_FOLD
+        mapped = mapped.encode("ascii").translate(ascii_table).decode("ascii")
+    else:
+        if not keep_case:
+            mapped = _lower_same_length(mapped)
+        mapped = _SPECIAL.sub(lambda m: table.get(m.group(), m.group()), mapped)
     runs = "  " in mapped  # one scan: whether runs of spaces are to be collapsed
     if runs:
         mapped = _join_broken_words(text, mapped, _RUNS_OF_SPACES)
