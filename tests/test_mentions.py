@@ -109,7 +109,6 @@ def test_folding_keeps_an_offset_for_every_folded_character() -> None:
     assert len(folded.offsets) == len(folded.text) + 1
 
 
-
 @pytest.mark.parametrize("keep_case", [False, True])
 def test_folding_takes_the_same_road_for_plain_and_rare_characters(keep_case: bool) -> None:
     # text that is plain ASCII once its common accents are replaced folds over bytes; one
@@ -125,6 +124,7 @@ def test_folding_takes_the_same_road_for_plain_and_rare_characters(keep_case: bo
     )
     assert plain.offsets is not None and rare.offsets is not None
     assert list(plain.offsets[:-1]) == list(rare.offsets[: len(plain.text)])
+
 
 def test_snippets_are_about_200_characters_cut_at_words() -> None:
     words = " ".join(f"mot{i}" for i in range(200))

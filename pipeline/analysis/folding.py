@@ -70,7 +70,8 @@ _COMMON = "éèêàâçùûôîïëÉÈÀÇ’‘«»“”–—…\u00a0-\n\t\
 
 def _ascii_table(table: dict[str, str]) -> bytes:
     """The table's plain-ASCII part as a bytes.translate table (one byte to one byte)."""
-    return bytes(ord(table.get(chr(code), chr(code))) for code in range(128)) + bytes(range(128, 256))
+    low = bytes(ord(table.get(chr(code), chr(code))) for code in range(128))
+    return low + bytes(range(128, 256))
 
 
 _ASCII_FOLD = _ascii_table(_FOLD)
