@@ -4,7 +4,9 @@
    ("Step Pharma SAS" -> "Step Pharma") or legal prefix ("SAS Kerolia" -> "Kerolia");
    without a word in brackets after it, and that word ("Institut du Thorax (ITX)");
    without its hyphens ("In-Cell-Art" -> "InCellArt"), or without its other inner
-   symbols and with them as spaces ("Mab<>Lab" -> "MabLab", "Mab Lab"); without
+   symbols and with them as spaces ("Mab<>Lab" -> "MabLab", "Mab Lab"); its words
+   apart or together as the press writes them ("GoLiver" -> "Go Liver", "Sea4Health" ->
+   "Sea 4 Health", "Breizh Cell" -> "BreizhCell"); "Saint" as "St" and "St."; without
    trailing generic words, one at a time ("Mablink Bioscience" -> "Mablink"); without an
    institutional prefix, and that without its generic words ("Groupe Vetalis" ->
    "Vetalis"). Accents, case, a hyphen at a line break and an affiliation number glued
@@ -210,6 +212,14 @@ DOMAIN_CONTEXT = (
     "oncologie",
     "oncology",
     "patients",
+    # care: a group of clinics or a hospital's partner is named beside these
+    "clinique",
+    "cliniques",
+    "clinic",
+    "hopital",
+    "hospital",
+    "chirurgie",
+    "surgery",
     "levee de fonds",
     "leve",
     "raises",
@@ -460,6 +470,48 @@ def _symbol_variants(name: str) -> list[tuple[str, str, bool, bool]]:
     ]
 
 
+# a word of two parts written together: "GoLiver", "AlgoSource", "NeuroNantes" (the press
+# also writes "Go- Liver", "Algo Source", "Neuro-Nantes"), each part two letters or more
+_CAMEL = re.compile(r"(?<=[^\W\d_][a-zà-ÿ])(?=[A-ZÀ-Þ][a-zà-ÿ])")
+# letters and digits written together: "IRS2", "Sea4Health" ("IRS-2", "Sea-4-Health")
+_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_SAINT = re.compile(r"\b(Saint|Sainte)(?=[ -][A-ZÀ-Þ])")
+
+
+def _spelling_variants(name: str) -> list[tuple[str, str, bool, bool]]:
+    """The name's words written apart or together, as the press writes them: a word of two
+    capitalised parts apart ("Go Liver Therapeutics"), letters and digits apart ("Sea 4
+    Health"), two short words together ("BreizhCell", "ArMor Therapeutics"), "Saint" as
+    "St" ("St-Nazaire Bioprocess")."""
+    out: list[tuple[str, str, bool, bool]] = []
+    apart = _CAMEL.sub(" ", name)
+    if apart != name:
+        out.append((apart, "parts of a word apart", False, True))
+    digits = _LETTER_DIGIT.sub(" ", name)
+    if digits != name:
+        out.append((digits, "digits apart", False, True))
+    words = name.split(" ")
+    if 2 <= len(words) <= 3:
+        for i in range(len(words) - 1):
+            first, second = words[i], words[i + 1]
+            if not (first[:1].isupper() and second[:1].isupper()):
+                continue
+            if not (first.isalpha() and second.isalpha()) or max(len(first), len(second)) > 6:
+                continue  # "Breizh Cell", "Ar Mor": short words, as names are glued
+            joined = " ".join([*words[:i], first + second, *words[i + 2 :]])
+            out.append((joined, f'"{first} {second}" together', False, False))
+    saint = _SAINT.search(name)
+    if saint:
+        short = "St" if saint.group(1) == "Saint" else "Ste"
+        rest = name[saint.end() + 1 :]  # "St-Nazaire", "St Nazaire", "St. Nazaire"
+        for written in (short, short + "."):
+            variant = name[: saint.start()] + written + name[saint.end()] + rest
+            if written.endswith("."):
+                variant = name[: saint.start()] + written + " " + rest
+            out.append((variant, f'"{saint.group(1)}" as "{written}"', False, False))
+    return out
+
+
 def _without_prefix(name: str) -> tuple[str, str, bool] | None:
     """(the rest, the prefix, legal) for "SAS Kerolia" or "Groupe Vetalis"; None when the
     name has no such prefix, or what follows it is not a name ("Institut de la Vision")."""
@@ -514,6 +566,7 @@ def _candidates(member: Member) -> list[tuple[str, str, bool, bool]]:
         out.append((base, f'without legal prefix "{prefixed[1]}"', False, False))
         prefixed = _without_prefix(base)
     out += _symbol_variants(base)
+    out += _spelling_variants(base)
     out += _shortenings(base, "")
     if prefixed is not None:  # "Groupe Vetalis" -> "Vetalis"
         rest, prefix = prefixed[0], prefixed[1]
@@ -537,6 +590,9 @@ _OWN_NAME = ("name", "without legal suffix", "without hyphens", "symbols dropped
 _OWN_NAME_PREFIX = (
     "without legal prefix",
     "symbols as spaces",
+    "parts of a word apart",
+    "digits apart",
+    '"',  # '"Breizh Cell" together', '"Saint" as "St"'
     "alias",
     "without brackets",
     "in brackets",

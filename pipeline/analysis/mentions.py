@@ -18,6 +18,12 @@
    the same text; a shortened word that ends a name is not followed by another capitalised
    word or a number ("Lucine Martin", "Astatine-211"); a match inside one of the member's
    exclusion phrases does not count.
+5. What makes a name another's: a "+" glued after it ("Biodiversa+"); capitals in
+   brackets that spell out the words just before them ("Office of Surveillance and
+   Epidemiology (OSE)"); a name in lower case after "a", "an", "un", "une" ("an organoid
+   factory"); a shortened name followed by a legal form from abroad or a generic word its
+   member's name does not have ("ImmunoQure AG", "Erytech Pharma"); an acronym that is
+   also a word, in a line written in capitals ("IL OSE LE TOUR DE FRANCE").
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from pipeline.analysis.folding import fold, fold_alias
-from pipeline.analysis.members import MemberForms, derive
+from pipeline.analysis.members import GENERIC_WORDS, MemberForms, derive
 from pipeline.settings.config import Config
 
 SNIPPET_CHARS = 200
@@ -149,6 +155,126 @@ def _followed_by_name(text: str, end: int) -> bool:
     return not (first[-1].isalpha() and len(words) > 1 and words[1][:1].isupper())
 
 
+# Legal forms of companies abroad: "ImmunoQure AG" is not the member Immunoqure Santé
+_FOREIGN_LEGAL_FORMS = frozenset(
+    [
+        "AG",
+        "GmbH",
+        "Inc",
+        "Ltd",
+        "LLC",
+        "plc",
+        "PLC",
+        "Corp",
+        "Corporation",
+        "Limited",
+        "NV",
+        "BV",
+        "AB",
+        "ASA",
+        "Oy",
+        "SpA",
+        "Srl",
+        "KK",
+        "Pty",
+        "LP",
+    ]
+)
+_GENERIC_FOLDED = frozenset(fold_alias(w) for w in GENERIC_WORDS)
+_WORD = re.compile(r"[^\W_]+")
+# words an acronym's spelled-out name may leave out of its letters
+_LINK_WORDS = frozenset(
+    [
+        "of",
+        "and",
+        "the",
+        "for",
+        "on",
+        "in",
+        "de",
+        "du",
+        "des",
+        "la",
+        "le",
+        "les",
+        "et",
+        "d",
+        "l",
+        "en",
+        "pour",
+        "sur",
+        "aux",
+        "au",
+        "à",
+    ]
+)
+_INDEFINITE = frozenset(["a", "an", "un", "une"])
+
+
+def _another_company_after(text: str, end: int, own: Sequence[str]) -> bool:
+    """Whether a shortened name is followed by what makes it another company's name: a
+    legal form from abroad ("ImmunoQure AG") or a generic word its member's name does not
+    have ("Erytech Pharma" is not Erytech Ouest; "Mablink Biosciences" is Mablink
+    Bioscience)."""
+    if text[end : end + 1] != " ":
+        return False
+    word = _WORD.match(text, end + 1)
+    if word is None:
+        return False
+    written = word.group()
+    if written in _FOREIGN_LEGAL_FORMS:
+        return True
+    if not written[:1].isupper():
+        return False
+    folded = fold_alias(written)
+    return folded in _GENERIC_FOLDED and not any(folded[:5] == w[:5] for w in own)
+
+
+def _spelled_out_before(text: str, start: int, end: int) -> bool:
+    """Whether the capitals at [start, end), in brackets, are the initials of the words
+    just before the bracket: "Office of Surveillance and Epidemiology (OSE)" is that office's
+    acronym, whoever else it names."""
+    if not (start > 0 and text[start - 1] == "(" and text[end : end + 1] == ")"):
+        return False
+    letters = text[start:end]
+    if not (letters.isalpha() and letters.isupper() and 2 <= len(letters) <= 6):
+        return False
+    words = [
+        w
+        for w in _WORD.findall(text, max(0, start - 200), start - 1)
+        if w.lower() not in _LINK_WORDS
+    ]
+    initials = "".join(w[0] for w in words[-len(letters) :]).upper()
+    return len(words) >= len(letters) and initials == letters
+
+
+def _indefinite_before(text: str, start: int) -> bool:
+    """Whether "a", "an", "un" or "une" is the word just before ``start``: "an organoid
+    factory" in lower case is a thing, not the company Organoid Factory."""
+    before = text[max(0, start - 5) : start]
+    if not before.endswith(" "):
+        return False
+    words = before.split()
+    return (
+        bool(words)
+        and words[-1].lower() in _INDEFINITE
+        and (len(before) - len(before.rstrip()) == 1)
+    )
+
+
+def _in_capitals(text: str, start: int, end: int) -> bool:
+    """Whether the words around [start, end) on its line are written in capitals too (a
+    headline in capitals): there, capitals do not tell an acronym from a word ("IL OSE LE
+    TOUR DE FRANCE")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end == -1 else line_end
+    around = _WORD.findall(text, max(line_start, start - 40), start)[-2:]
+    around += _WORD.findall(text, end, min(line_end, end + 40))[:2]
+    lettered = [w for w in around if any(c.isalpha() for c in w)]
+    return len(lettered) >= 2 and all(w.upper() == w for w in lettered)
+
+
 @dataclass(frozen=True, slots=True)
 class AliasRule:
     member_id: str
@@ -158,6 +284,9 @@ class AliasRule:
     needs_context: bool = False
     cased_in: tuple[str, ...] = ()  # capitals needed in these languages only (empty: in all)
     ends_name: bool = False  # not followed by another capitalised word or a number
+    # a shortened name: the folded words of the whole name ("erytech", "ouest"); not
+    # followed by a legal form from abroad or a generic word the name does not have
+    shortened_of: tuple[str, ...] = ()
 
 
 class Mention(NamedTuple):  # a tuple: thousands are made per document, cheaply
@@ -256,6 +385,9 @@ class Matcher:
                     f.context,
                     cased_in=f.cased_in,
                     ends_name=f.ends_name,
+                    shortened_of=tuple(fold_alias(member_forms.name).split())
+                    if f.shortened
+                    else (),
                 )
                 for f in member_forms.used
             ]
@@ -324,6 +456,10 @@ class Matcher:
             original_end = folded.original(end - 1) + 1
             if _in_address(text, original_start, original_end):
                 continue
+            if text[original_end : original_end + 1] == "+":  # "Biodiversa+", "Canal+"
+                continue
+            if _spelled_out_before(text, original_start, original_end):
+                continue
             rule = self._accept(
                 indexes, where, start, end, original_start, original_end, present_context
             )
@@ -377,6 +513,22 @@ class Matcher:
                     continue
             if rule.ends_name and _followed_by_name(text, original_end):
                 continue
+            if (
+                not rule.alias.islower()
+                and text[original_start:original_end].islower()
+                and _indefinite_before(text, original_start)
+            ):
+                continue  # a name in lower case after "a", "an", "un", "une": a thing
+            if rule.shortened_of and _another_company_after(text, original_end, rule.shortened_of):
+                continue
+            if (
+                rule.case_sensitive
+                and rule.needs_context
+                and rule.alias.isupper()
+                and len(rule.alias) < CAPITALS_WORD_MIN
+                and _in_capitals(text, original_start, original_end)
+            ):
+                continue  # an acronym that is also a word, in a headline in capitals
             return rule
         return None
 
