@@ -124,7 +124,7 @@ def test_a_listed_word_left_by_a_shortening_needs_capitals_context_and_nothing_a
         "Astatine Pharma lève 5 M€.",
         "Astatine lève 5 M€ pour sa plateforme.",
         "Lucine dosed its first patient in a phase 1 trial.",
-        "Curium et un laboratoire s'allient.",
+        "Curium et un laboratoire nantais s'allient à Nantes.",
     ]
     for text in found:
         assert len(matcher.find(text)) == 1, text
@@ -134,6 +134,7 @@ def test_a_listed_word_left_by_a_shortening_needs_capitals_context_and_nothing_a
         "Lucine Martin, CEO of a Paris start-up, spoke at the event.",  # a person
         "Curium Pharma rachète un laboratoire belge.",  # another company
         "Lucine presented a painting at the gallery.",  # no context word
+        "Curium et un laboratoire s'allient.",  # the group: the member's region is not named
     ]
     for text in missed:
         assert matcher.find(text) == [], text
@@ -144,7 +145,7 @@ def test_shortened_phrases_of_common_words_and_trailing_function_words_are_not_u
 ) -> None:
     forms = forms_of(config)
     assert rules(forms["fast-track-diagnostics"])["Fast Track"] == "not used"
-    assert rules(forms["biomarkers-ouest"])["Biomarkers"] == "capitals + context"
+    assert rules(forms["biomarkers-ouest"])["Biomarkers"] == "capitals + context + a place"
     assert set(rules(forms["efs-pays-de-la-loire"])) == {"EFS Pays de la Loire"}
 
 
@@ -676,3 +677,47 @@ def test_an_acronym_spelled_out_or_in_a_headline_in_capitals_is_no_evidence() ->
     assert [m.member_id for m in found] == ["ose-immunotherapeutics"]
     found = matcher.find("L'essai de OSE (immuno-oncologie) avance.")
     assert [m.member_id for m in found] == ["ose-immunotherapeutics"]
+
+
+def test_a_name_shortened_past_a_place_is_the_member_where_the_region_is_named(
+    tmp_path: Path,
+) -> None:
+    config = configure(
+        tmp_path,
+        [{"name": "Cellectis Nantes"}, {"name": "Erytech Ouest", "city": "Angers"}],
+    )
+    forms = forms_of(config)
+    (cellectis,) = [f for f in forms["cellectis-nantes"].forms if f.alias == "Cellectis"]
+    assert cellectis.rule.endswith("a place") and "a place dropped" in cellectis.reason
+    matcher = Matcher.from_config(config)
+    for text in (
+        "Cellectis, the Paris gene-editing company, is also listed on Nasdaq.",
+        "La biotech lyonnaise Erytech a longtemps été une valeur phare de la Bourse.",
+    ):
+        assert matcher.find(text) == [], text
+    for text, member in (
+        ("Cellectis ouvre un laboratoire à Saint-Herblain.", "cellectis-nantes"),
+        ("Erytech recrute dix chercheurs dans son site d'Angers.", "erytech-ouest"),
+        ("Cellectis Nantes recrute.", "cellectis-nantes"),  # the name itself needs nothing
+    ):
+        assert [m.member_id for m in matcher.find(text)] == [member], text
+    # the place may be anywhere in the article
+    found = matcher.find("Cellectis recrute.", evidence="Cellectis recrute.\nÀ Nantes, le site...")
+    assert [m.member_id for m in found] == ["cellectis-nantes"]
+
+
+def test_a_name_that_starts_with_a_place_keeps_its_capitals(tmp_path: Path) -> None:
+    config = configure(
+        tmp_path, [{"name": "Nantes Biotech Services"}, {"name": "Loire Valley Biotech"}]
+    )
+    (name,) = [f for f in forms_of(config)["nantes-biotech-services"].forms if f.origin == "name"]
+    assert name.rule == "capitals" and "starts with a place" in name.reason
+    matcher = Matcher.from_config(config)
+    for text in (
+        "Nantes biotech services firms reported a busy year.",
+        "The Loire Valley biotech scene is growing fast.",
+        "Les entreprises de la Loire valley biotech recrutent.",
+    ):
+        assert matcher.find(text) == [], text
+    for text in ("Nantes Biotech Services recrute.", "LOIRE VALLEY BIOTECH LÈVE 2 M€"):
+        assert len(matcher.find(text)) == 1, text

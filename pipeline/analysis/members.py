@@ -148,6 +148,43 @@ GENERIC_WORDS = frozenset(
         "Biologicals",
     ]
 )
+# Of those, the words that name a place: a name shortened past one is the group's name
+# ("Cellectis" of Cellectis Nantes, "Erytech" of Erytech Ouest), and it is the member only
+# in an article that names the member's region (PLACES, its city, the word dropped). Two
+# sets of passages written blind to the matcher, by two writers, both read "Cellectis, the
+# Paris gene-editing company" as the group, not the member.
+PLACE_WORDS = frozenset(["france", "ouest", "atlantique", "bretagne", "loire", "nantes"])
+# The cluster's region as articles name it (folded like aliases; "Ouest" alone is not
+# one: "Ouest-France" signs articles about everywhere)
+PLACES = (
+    "Nantes",
+    "Saint-Herblain",
+    "Angers",
+    "Rennes",
+    "Brest",
+    "Saint-Nazaire",
+    "La Roche-sur-Yon",
+    "Laval",
+    "Le Mans",
+    "Cholet",
+    "Quimper",
+    "Lorient",
+    "Vannes",
+    "Roscoff",
+    "Concarneau",
+    "Plouzané",
+    "Pays de la Loire",
+    "Loire-Atlantique",
+    "Maine-et-Loire",
+    "Vendée",
+    "Sarthe",
+    "Mayenne",
+    "Bretagne",
+    "Brittany",
+    "Grand Ouest",
+    "western France",
+    "Atlanpole",
+)
 # Words written before a name that say what kind of body it is, not which: the press
 # often drops them ("GIP Arronax" -> "Arronax", "Laboratoires Mérilis" -> "Mérilis").
 # What is left is a shortened form, which must be distinctive on its own.
@@ -279,20 +316,26 @@ class Form:
     # capitalised word or a number ("Lucine Martin", "Curium Pharma", "Astatine-211")
     ends_name: bool = False
     shortened: bool = False  # words of the name dropped: it may not take another's name
+    # a place dropped from the name ("Erytech" of Erytech Ouest): the article names the region
+    needs_place: bool = False
+    # every capital of the name as written ("Nantes Biotech Services": in lower case after
+    # the place, "Nantes biotech services firms", it is the place's trade)
+    strict_capitals: bool = False
 
     @property
     def rule(self) -> str:
         if not self.used:
             return "not used"
+        place = " + a place" if self.needs_place else ""
         if self.case_sensitive and self.context:
-            return "capitals + context"
+            return "capitals + context" + place
         if self.case_sensitive and self.cased_in:
-            return f"capitals in {'/'.join(self.cased_in)}"
+            return f"capitals in {'/'.join(self.cased_in)}" + place
         if self.case_sensitive:
-            return "capitals"
+            return "capitals" + place
         if self.context:
-            return "context"
-        return "plain"
+            return "context" + place
+        return "a place" if place else "plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +345,7 @@ class MemberForms:
     forms: tuple[Form, ...]
     context: tuple[str, ...]  # the evidence words its context rules look for
     derived_context: bool  # True when they are DOMAIN_CONTEXT and the member's city and tags
+    places: tuple[str, ...] = ()  # what a form that needs a place looks for (PLACES, city)
 
     @property
     def used(self) -> list[Form]:
@@ -636,6 +680,17 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                 forms.append(Form(alias=alias, origin=origin, reason="derive: false"))
                 continue
             found = evidence(alias, shortened=shortened, split=split)
+            place = shortened and _past_a_place(member.name, alias)
+            if found.used and _starts_with_a_place(alias):
+                found = dataclasses.replace(
+                    found,
+                    case_sensitive=True,
+                    cased_in=(),
+                    reason=f"{found.reason}; starts with a place: its capitals as written",
+                )
+                strict = True
+            else:
+                strict = False
             forms.append(
                 Form(
                     alias,
@@ -643,10 +698,12 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                     found.case_sensitive,
                     found.context,
                     found.used,
-                    found.reason,
+                    found.reason + (", a place dropped: the group's name" if place else ""),
                     cased_in=found.cased_in,
                     ends_name=found.ends_name,
                     shortened=shortened,
+                    needs_place=place,
+                    strict_capitals=strict,
                 )
             )
         for key, spec in written.items():
@@ -688,9 +745,37 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                 forms=tuple(settled),
                 context=context,
                 derived_context=derived_context,
+                places=_member_places(member),
             )
         )
     return result
+
+
+def _past_a_place(name: str, alias: str) -> bool:
+    """Whether ``alias`` is ``name`` shortened past a place word ("Erytech" of "Erytech
+    Ouest", "Kelia" of "Kelia Diagnostics Nantes")."""
+    words = _key(without_legal_suffix(name)).split()
+    kept = _key(alias).split()
+    if words[: len(kept)] != kept:
+        return False
+    return any(w in PLACE_WORDS for w in words[len(kept) :])
+
+
+_PLACE_KEYS = tuple(sorted({_key(p) for p in PLACES} | PLACE_WORDS))
+
+
+def _starts_with_a_place(alias: str) -> bool:
+    """Whether a name of several words starts with a place ("Nantes Biotech Services",
+    "Loire Valley Biotech", "Brest Marine Biotech")."""
+    key = _key(alias)
+    return any(key.startswith(place + " ") for place in _PLACE_KEYS)
+
+
+def _member_places(member: Member) -> tuple[str, ...]:
+    places = list(PLACES)
+    if member.city:
+        places.append(member.city)
+    return tuple(dict.fromkeys(places))
 
 
 def _dropped_word(origin: str) -> str | None:

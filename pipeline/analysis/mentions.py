@@ -287,6 +287,8 @@ class AliasRule:
     # a shortened name: the folded words of the whole name ("erytech", "ouest"); not
     # followed by a legal form from abroad or a generic word the name does not have
     shortened_of: tuple[str, ...] = ()
+    needs_place: bool = False  # the article names the member's region (or its city)
+    strict_capitals: bool = False  # every capital as written (or all in capitals)
 
 
 class Mention(NamedTuple):  # a tuple: thousands are made per document, cheaply
@@ -322,6 +324,7 @@ class Matcher:
         *,
         context: dict[str, Sequence[str]] | None = None,
         exclude: dict[str, Sequence[str]] | None = None,
+        places: dict[str, Sequence[str]] | None = None,
     ) -> None:
         self.rules = list(rules)
         self._automaton = ahocorasick.Automaton()
@@ -343,6 +346,10 @@ class Matcher:
             self._automaton.make_automaton()
         self._context = {
             m: [fold_alias(w) for w in words if w.strip()] for m, words in (context or {}).items()
+        }
+        # a form shortened past a place: the member's region, named in the article
+        self._places = {
+            m: [fold_alias(w) for w in words if w.strip()] for m, words in (places or {}).items()
         }
         self._exclude = {
             m: [fold_alias(p) for p in phrases if p.strip()]
@@ -374,6 +381,7 @@ class Matcher:
         ]
         context: dict[str, Sequence[str]] = {cluster.id: cluster.context}
         exclude: dict[str, Sequence[str]] = {cluster.id: cluster.exclude}
+        places: dict[str, Sequence[str]] = {}
         by_id = {m.slug: m for m in config.members}
         for member_forms in forms if forms is not None else derive(cluster, config.members):
             written += [
@@ -388,12 +396,15 @@ class Matcher:
                     shortened_of=tuple(fold_alias(member_forms.name).split())
                     if f.shortened
                     else (),
+                    needs_place=f.needs_place,
+                    strict_capitals=f.strict_capitals,
                 )
                 for f in member_forms.used
             ]
             context[member_forms.member_id] = member_forms.context
+            places[member_forms.member_id] = member_forms.places
             exclude[member_forms.member_id] = by_id[member_forms.member_id].exclude
-        return cls(written, context=context, exclude=exclude)
+        return cls(written, context=context, exclude=exclude, places=places)
 
     # ---------------------------------------------------------------- matching
 
@@ -511,6 +522,22 @@ class Matcher:
                     )
                 if not present_context[rule.member_id]:
                     continue
+            if rule.needs_place:
+                key = f"{rule.member_id}\x00place"
+                if key not in present_context:
+                    present_context[key] = (
+                        any(
+                            _word_in(word, where.evidence)
+                            for word in self._places.get(rule.member_id, ())
+                        )
+                        if where.evidence is not None
+                        else any(
+                            _word_in(word, haystack, skip=(start, end))
+                            for word in self._places.get(rule.member_id, ())
+                        )
+                    )
+                if not present_context[key]:
+                    continue
             if rule.ends_name and _followed_by_name(text, original_end):
                 continue
             if (
@@ -547,6 +574,8 @@ class Matcher:
         expected = self._cased[index]
         if cased == expected or (expected != expected.upper() and cased == expected.upper()):
             return True
+        if self.rules[index].strict_capitals:
+            return False
         words = self._cased_words.get(index)
         if words is None:
             # a word the directory writes in capitals and too long for an acronym ("ONIRIS"):
