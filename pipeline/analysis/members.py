@@ -765,10 +765,13 @@ _PLACE_KEYS = tuple(sorted({_key(p) for p in PLACES} | PLACE_WORDS))
 
 
 def _starts_with_a_place(alias: str) -> bool:
-    """Whether a name of several words starts with a place ("Nantes Biotech Services",
-    "Loire Valley Biotech", "Brest Marine Biotech")."""
+    """Whether a name of several words, none of them rare, starts with a place ("Nantes
+    Biotech Services", "Loire Valley Biotech", "Brest Marine Biotech")."""
     key = _key(alias)
-    return any(key.startswith(place + " ") for place in _PLACE_KEYS)
+    if not any(key.startswith(place + " ") for place in _PLACE_KEYS):
+        return False
+    # a rare word is the name however it is written ("Nantes Xenogen")
+    return all(_frequency(t) >= RARE_ZIPF for t in _tokens(alias))
 
 
 def _member_places(member: Member) -> tuple[str, ...]:

@@ -17,6 +17,11 @@ members only (never the cluster), so the cluster's mentions are left out of its 
 and it is scored per passage. Its first score, before the forms rules of issue 26 were
 changed (commit 7d8033b): P 0.978, R 0.889 on the members (P 0.965 counting the
 cluster); it is blind no more since: it may be used for tuning.
+And blind2.jsonl: 368 passages written the same way by another writer, on 6 December
+2026, with the parent groups of regional members ("Cellectis" of Cellectis Nantes) and
+foreign namesakes ("ImmunoQure AG") among its traps. Its first scores, before any change
+looked at it: P 0.936, R 0.975 on the code of e91d032; P 0.953, R 0.993 on 346b980 (the
+spelling and "another's name" rules, made from the first blind set); tuned on since.
 Each passage lists the mentions a reader sees. A found mention counts as right when the passage expects that member that
 many times or more; per member: precision = right / found, recall = right / expected.
 """
@@ -45,6 +50,7 @@ CLUSTER_INDEPENDENT = CLUSTER / "independent.jsonl"
 PRESS_FORMS = CLUSTER / "press_forms.jsonl"
 PRESS_FORMS_DIRECTORY = CLUSTER / "press_forms.csv"  # names of the press-forms classes
 BLIND = CLUSTER / "blind.jsonl"
+BLIND2 = CLUSTER / "blind2.jsonl"
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.97
 
@@ -158,17 +164,18 @@ def main() -> int:
         )
         and ok
     )
-    ok = (
-        report(
-            f"{members} members, blind passages (members only, per passage)",
-            matcher,
-            load_passages(BLIND),
-            per_member=False,
-            per_passage=True,
-            only={m.slug for m in config.members if m.kind == "member"},
+    for label, path in (("blind passages", BLIND), ("second blind passages", BLIND2)):
+        ok = (
+            report(
+                f"{members} members, {label} (members only, per passage)",
+                matcher,
+                load_passages(path),
+                per_member=False,
+                per_passage=True,
+                only={m.slug for m in config.members if m.kind == "member"},
+            )
+            and ok
         )
-        and ok
-    )
     return 0 if ok else 1
 
 
