@@ -535,14 +535,20 @@ def _spelling_variants(name: str) -> list[tuple[str, str, bool, bool]]:
     if digits != name:
         out.append((digits, "digits apart", False, True))
     words = name.split(" ")
-    if 2 <= len(words) <= 3:
-        for i in range(len(words) - 1):
-            first, second = words[i], words[i + 1]
-            if not (first[:1].isupper() and second[:1].isupper()):
-                continue
-            if not (first.isalpha() and second.isalpha()) or max(len(first), len(second)) > 6:
-                continue  # "Breizh Cell", "Ar Mor": short words, as names are glued
-            joined = " ".join([*words[:i], first + second, *words[i + 2 :]])
+    if 2 <= len(words) <= 3:  # its first two words, short and capitalised, not acronyms
+        first, second = words[0], words[1]
+        if (
+            first[:1].isupper()
+            and second[:1].isupper()
+            and first.isalpha()
+            and second.isalpha()
+            and max(len(first), len(second)) <= 6  # "Breizh Cell", "Ar Mor"
+            and not (first.isupper() or second.isupper())  # "CHU Angers", "ABS Bio"
+            and first.lower() not in _FUNCTION_WORDS  # "La Roche Biotech"
+            # "Ceva Santé Animale": a generic word inside a longer name stays apart
+            and (len(words) == 2 or second.lower() not in GENERIC_WORDS)
+        ):
+            joined = " ".join([first + second, *words[2:]])
             out.append((joined, f'"{first} {second}" together', False, False))
     saint = _SAINT.search(name)
     if saint:
