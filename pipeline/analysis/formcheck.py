@@ -222,7 +222,7 @@ def render_check(report: CheckReport, *, only: str | None = None) -> str:
             f = c.form
             count = "" if report.articles is None or not f.used else f"{c.articles:5}  "
             refused = f" — rejected {c.rejected}x by the team" if c.rejected else ""
-            lines.append(f"  {count}{f.alias!r:32} {f.rule:18} {f.origin}: {f.reason}{refused}")
+            lines.append(f"  {count}{f.alias!r:32} {f.rule:28} {f.origin}: {f.reason}{refused}")
         if any(f.context for f in m.forms.used):
             source = "derived" if m.forms.derived_context else "written"
             shown = ", ".join(m.forms.context[:8])
