@@ -718,3 +718,18 @@ def test_a_name_that_starts_with_a_place_keeps_its_capitals(tmp_path: Path) -> N
         assert matcher.find(text) == [], text
     for text in ("Nantes Biotech Services recrute.", "LOIRE VALLEY BIOTECH LÈVE 2 M€"):
         assert len(matcher.find(text)) == 1, text
+
+
+def test_the_cluster_may_name_its_own_region(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        YAML().dump(
+            {
+                "cluster": {**CLUSTER, "region": ["Lyon", "Auvergne-Rhône-Alpes"]},
+                "members": [{"name": "Erytech Ouest"}],
+            },
+            handle,
+        )
+    matcher = Matcher.from_config(load_config(path))
+    assert [m.member_id for m in matcher.find("Erytech recrute à Lyon.")] == ["erytech-ouest"]
+    assert matcher.find("Erytech recrute à Nantes.") == []

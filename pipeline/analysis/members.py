@@ -751,7 +751,7 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                 forms=tuple(settled),
                 context=context,
                 derived_context=derived_context,
-                places=_member_places(member),
+                places=_member_places(member, cluster.region),
             )
         )
     return result
@@ -780,8 +780,8 @@ def _starts_with_a_place(alias: str) -> bool:
     return all(_frequency(t) >= RARE_ZIPF for t in _tokens(alias))
 
 
-def _member_places(member: Member) -> tuple[str, ...]:
-    places = list(PLACES)
+def _member_places(member: Member, region: Sequence[str] | None) -> tuple[str, ...]:
+    places = list(PLACES if region is None else region)
     if member.city:
         places.append(member.city)
     return tuple(dict.fromkeys(places))

@@ -85,6 +85,10 @@ class Cluster(_Entity):
     website: HttpUrl | None = None
     search: bool = True
     query: str | None = None
+    # the places that tell an article is about the cluster's region, for a member's name
+    # shortened past a place ("Cellectis" of Cellectis Nantes); None: western France's
+    # (pipeline.analysis.members.PLACES)
+    region: tuple[str, ...] | None = None
 
     @property
     def id(self) -> str:
