@@ -274,7 +274,7 @@ DOMAIN_CONTEXT = (
 )
 _TOKEN = re.compile(r"[^\W_]+")  # "In-Cell-Art" is three words, "d'Angers" two
 # a shortened name never ends on one of these ("EFS Pays de la Loire" is not "EFS Pays de la")
-_FUNCTION_WORDS = frozenset(
+FUNCTION_WORDS = frozenset(
     [
         "de",
         "du",
@@ -544,7 +544,7 @@ def _spelling_variants(name: str) -> list[tuple[str, str, bool, bool]]:
             and second.isalpha()
             and max(len(first), len(second)) <= 6  # "Breizh Cell", "Ar Mor"
             and not (first.isupper() or second.isupper())  # "CHU Angers", "ABS Bio"
-            and first.lower() not in _FUNCTION_WORDS  # "La Roche Biotech"
+            and first.lower() not in FUNCTION_WORDS  # "La Roche Biotech"
             # "Ceva Santé Animale": a generic word inside a longer name stays apart
             and (len(words) == 2 or second.lower() not in GENERIC_WORDS)
         ):
@@ -570,7 +570,7 @@ def _without_prefix(name: str) -> tuple[str, str, bool] | None:
         return None
     first = words[0].strip(".,")
     rest = " ".join(words[1:])
-    if words[1].lower() in _FUNCTION_WORDS or not words[1][:1].isalnum():
+    if words[1].lower() in FUNCTION_WORDS or not words[1][:1].isalnum():
         return None
     if first in LEGAL_PREFIXES:
         return rest, first, True
@@ -586,7 +586,7 @@ def _shortenings(stem: str, origin: str) -> list[tuple[str, str, bool, bool]]:
     words = stem.split()
     while len(words) > 1 and words[-1].lower().strip(".,") in GENERIC_WORDS:
         dropped = words.pop()
-        if words[-1].lower().strip(".,") in _FUNCTION_WORDS:
+        if words[-1].lower().strip(".,") in FUNCTION_WORDS:
             break
         out.append((" ".join(words), f'{origin}without "{dropped}"', True, False))
     return out

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from pipeline.analysis.folding import fold, fold_alias
-from pipeline.analysis.members import GENERIC_WORDS, MemberForms, derive
+from pipeline.analysis.members import FUNCTION_WORDS, GENERIC_WORDS, MemberForms, derive
 from pipeline.settings.config import Config
 
 SNIPPET_CHARS = 200
@@ -183,31 +183,7 @@ _FOREIGN_LEGAL_FORMS = frozenset(
 _GENERIC_FOLDED = frozenset(fold_alias(w) for w in GENERIC_WORDS)
 _WORD = re.compile(r"[^\W_]+")
 # words an acronym's spelled-out name may leave out of its letters
-_LINK_WORDS = frozenset(
-    [
-        "of",
-        "and",
-        "the",
-        "for",
-        "on",
-        "in",
-        "de",
-        "du",
-        "des",
-        "la",
-        "le",
-        "les",
-        "et",
-        "d",
-        "l",
-        "en",
-        "pour",
-        "sur",
-        "aux",
-        "au",
-        "à",
-    ]
-)
+_LINK_WORDS = FUNCTION_WORDS | {"on", "in", "pour", "sur"}
 _INDEFINITE = frozenset(["a", "an", "un", "une"])
 
 
@@ -510,34 +486,14 @@ class Matcher:
                 continue  # wrong capitals, in a language where they are needed
             if self._excluded(rule.member_id, haystack, start, end):
                 continue
-            if rule.needs_context:
-                if rule.member_id not in present_context:
-                    present_context[rule.member_id] = (
-                        any(
-                            _word_in(word, where.evidence)
-                            for word in self._context.get(rule.member_id, ())
-                        )
-                        if where.evidence is not None
-                        else self._has_context(rule.member_id, haystack, start, end)
-                    )
-                if not present_context[rule.member_id]:
-                    continue
-            if rule.needs_place:
-                key = f"{rule.member_id}\x00place"
-                if key not in present_context:
-                    present_context[key] = (
-                        any(
-                            _word_in(word, where.evidence)
-                            for word in self._places.get(rule.member_id, ())
-                        )
-                        if where.evidence is not None
-                        else any(
-                            _word_in(word, haystack, skip=(start, end))
-                            for word in self._places.get(rule.member_id, ())
-                        )
-                    )
-                if not present_context[key]:
-                    continue
+            if rule.needs_context and not self._in_article(
+                rule.member_id, self._context, where, start, end, present_context
+            ):
+                continue
+            if rule.needs_place and not self._in_article(
+                f"{rule.member_id}\x00place", self._places, where, start, end, present_context
+            ):
+                continue
             if rule.ends_name and _followed_by_name(text, original_end):
                 continue
             if (
@@ -594,11 +550,24 @@ class Matcher:
             return False
         return not _sentence_start(text, start)
 
-    def _has_context(self, member_id: str, haystack: str, start: int, end: int) -> bool:
-        # the alias itself is no evidence: its own span is skipped
-        return any(
-            _word_in(word, haystack, skip=(start, end)) for word in self._context.get(member_id, ())
-        )
+    @staticmethod
+    def _in_article(
+        key: str,
+        lists: dict[str, list[str]],
+        where: _Occurrence,
+        start: int,
+        end: int,
+        found: dict[str, bool],
+    ) -> bool:
+        """Whether one of the words of ``lists`` for ``key`` (a member's context words, or
+        its places under "<id>\\x00place") is in the article: asked once per article."""
+        if key not in found:
+            words = lists.get(key.split("\x00", 1)[0], ())
+            if where.evidence is not None:
+                found[key] = any(_word_in(word, where.evidence) for word in words)
+            else:  # the alias itself is no evidence: its own span is skipped
+                found[key] = any(_word_in(w, where.haystack, skip=(start, end)) for w in words)
+        return found[key]
 
     def _excluded(self, member_id: str, haystack: str, start: int, end: int) -> bool:
         for phrase in self._exclude.get(member_id, ()):
