@@ -733,3 +733,36 @@ def test_the_cluster_may_name_its_own_region(tmp_path: Path) -> None:
     matcher = Matcher.from_config(load_config(path))
     assert [m.member_id for m in matcher.find("Erytech recrute à Lyon.")] == ["erytech-ouest"]
     assert matcher.find("Erytech recrute à Nantes.") == []
+
+
+def test_ordinary_words_as_a_name_end_it_and_an_acronym_word_keeps_its_capitals(
+    tmp_path: Path,
+) -> None:
+    config = configure(tmp_path, [{"name": "Open Health"}, {"name": "ERA Biologics"}])
+    forms = forms_of(config)
+    (era,) = [f for f in forms["era-biologics"].forms if f.origin == "name"]
+    assert era.rule == "capitals" and "an acronym and a word" in era.reason
+    matcher = Matcher.from_config(config)
+    for text in (
+        "The university hospital's Open Health Day drew 3,000 visitors.",
+        "Nantes accueille le « Open Health Hackathon » : quarante équipes planchent.",
+        "In the post-pandemic era biologics manufacturers added capacity.",
+    ):
+        assert matcher.find(text) == [], text
+    for text in (
+        "Open Health Raises $5M To Scale Its Platform",  # a title in capitals, not a name
+        "Open Health lève 5 M€.",
+        "Era Biologics signs with a CDMO.",
+    ):
+        assert len(matcher.find(text)) == 1, text
+
+
+def test_the_people_of_a_city_name_the_region_and_quotes_do_not_hide_an_article(
+    tmp_path: Path,
+) -> None:
+    config = configure(tmp_path, [{"name": "Cellectis Nantes"}, {"name": "Organoid Factory"}])
+    matcher = Matcher.from_config(config)
+    found = matcher.find("Cellectis cède son site nantais à un façonnier pharmaceutique.")
+    assert [m.member_id for m in found] == ["cellectis-nantes"]
+    assert matcher.find("An 'organoid factory' producing brain organoids was built.") == []
+    assert matcher.find("Une « organoid factory » à Leyde.") == []

@@ -184,6 +184,26 @@ PLACES = (
     "Grand Ouest",
     "western France",
     "Atlanpole",
+    # their people, as the press writes "son site nantais"
+    "nantais",
+    "nantaise",
+    "nantaises",
+    "angevin",
+    "angevine",
+    "angevins",
+    "rennais",
+    "rennaise",
+    "brestois",
+    "brestoise",
+    "nazairien",
+    "nazairienne",
+    "ligérien",
+    "ligérienne",
+    "vendéen",
+    "vendéenne",
+    "breton",
+    "bretonne",
+    "bretons",
 )
 # Words written before a name that say what kind of body it is, not which: the press
 # often drops them ("GIP Arronax" -> "Arronax", "Laboratoires Mérilis" -> "Mérilis").
@@ -465,6 +485,14 @@ def _phrase_evidence(tokens: Sequence[str], *, shortened: bool, split: bool) -> 
         return Evidence(False, False, False, f"a phrase of words (zipf fr/en {shown})")
     if split:  # "Mab Lab": the capitals say it is Mab<>Lab
         return Evidence(True, True, False, f"the name's words apart (zipf fr/en {shown})")
+    worded = [t for t in tokens if _is_acronym(t) and _frequency(t) >= COMMON_ZIPF]
+    if worded:  # "ERA Biologics": "the post-pandemic era biologics manufacturers"
+        return Evidence(
+            True,
+            True,
+            False,
+            f"{worded[0]!r} is an acronym and a word (zipf fr/en {shown}): capitals",
+        )
     rarest = {lang: min(zipf(t.lower())[i] for t in tokens) for i, lang in enumerate(LANGUAGES)}
     ordinary = tuple(lang for lang in LANGUAGES if rarest[lang] >= PHRASE_ZIPF)
     lowest = ", ".join(f"{lang} {rarest[lang]:.1f}" for lang in LANGUAGES)
@@ -475,20 +503,24 @@ def _phrase_evidence(tokens: Sequence[str], *, shortened: bool, split: bool) -> 
             False,
             f"not ordinary text (rarest word zipf {lowest}; < {PHRASE_ZIPF}; {shown})",
         )
+    # ordinary words in capitals are a name, but not always this one: "Open Health Day" is
+    # an event, "Open Health Hackathon" another; so it ends the name it stands for
     if len(ordinary) == len(LANGUAGES):
         return Evidence(
             True,
             True,
             False,
-            f"ordinary text (rarest word zipf {lowest}; >= {PHRASE_ZIPF}; {shown})",
+            f"ordinary text (rarest word zipf {lowest}; >= {PHRASE_ZIPF}; {shown}), ends the name",
+            ends_name=True,
         )
     return Evidence(
         True,
         True,
         False,
         f"ordinary text in {ordinary[0]} only (rarest word zipf {lowest}; "
-        f">= {PHRASE_ZIPF}; {shown})",
+        f">= {PHRASE_ZIPF}; {shown}), ends the name",
         cased_in=ordinary,
+        ends_name=True,
     )
 
 

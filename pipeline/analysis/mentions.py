@@ -145,14 +145,16 @@ def _followed_by_name(text: str, end: int) -> bool:
     after = text[end : end + 80]
     if len(after) >= 2 and after[0] in "-‐‑–" and after[1].isdigit():
         return True
-    words = after.lstrip(" \u00a0").split(None, 2)
+    words = after.lstrip(" \u00a0").split(None, 4)
     if not words or len(after) - len(after.lstrip(" \u00a0")) == 0:
         return False
     first = words[0]
     if not (len(first) > 1 and first[0].isupper() and first[1].islower()):
         return False
-    # every word capitalised is a title, not a name
-    return not (first[-1].isalpha() and len(words) > 1 and words[1][:1].isupper())
+    # every word capitalised is a title, not a name ("Pure Cells Raises $5M To Scale": the
+    # next word of letters is capitalised too)
+    lettered = [w for w in words[1:4] if w[:1].isalpha()]
+    return not (first[-1].isalpha() and lettered and lettered[0][:1].isupper())
 
 
 # Legal forms of companies abroad: "ImmunoQure AG" is not the member Immunoqure Santé
@@ -185,6 +187,7 @@ _WORD = re.compile(r"[^\W_]+")
 # words an acronym's spelled-out name may leave out of its letters
 _LINK_WORDS = FUNCTION_WORDS | {"on", "in", "pour", "sur"}
 _INDEFINITE = frozenset(["a", "an", "un", "une"])
+_GAP = " \u00a0\u202f'\"«“‘’"  # between an article and the name it makes a thing
 
 
 def _another_company_after(text: str, end: int, own: Sequence[str]) -> bool:
@@ -225,17 +228,20 @@ def _spelled_out_before(text: str, start: int, end: int) -> bool:
 
 
 def _indefinite_before(text: str, start: int) -> bool:
-    """Whether "a", "an", "un" or "une" is the word just before ``start``: "an organoid
-    factory" in lower case is a thing, not the company Organoid Factory."""
-    before = text[max(0, start - 5) : start]
-    if not before.endswith(" "):
+    """Whether "a", "an", "un" or "une" is the word just before ``start``, spaces and
+    quotes between: "an organoid factory", "une « organoid factory »" in lower case is a
+    thing, not the company Organoid Factory."""
+    gap = start
+    while gap > 0 and start - gap < 4 and text[gap - 1] in _GAP:
+        gap -= 1
+    if gap == start or " " not in text[gap:start].replace("\u00a0", " ").replace("\u202f", " "):
         return False
-    words = before.split()
-    return (
-        bool(words)
-        and words[-1].lower() in _INDEFINITE
-        and (len(before) - len(before.rstrip()) == 1)
-    )
+    word = gap
+    while word > 0 and gap - word < 4 and text[word - 1].isalpha():
+        word -= 1
+    if word > 0 and text[word - 1].isalnum():
+        return False
+    return text[word:gap].lower() in _INDEFINITE
 
 
 def _in_capitals(text: str, start: int, end: int) -> bool:

@@ -22,6 +22,9 @@ And blind2.jsonl: 368 passages written the same way by another writer, on 6 Dece
 foreign namesakes ("ImmunoQure AG") among its traps. Its first scores, before any change
 looked at it: P 0.936, R 0.975 on the code of e91d032; P 0.953, R 0.993 on 346b980 (the
 spelling and "another's name" rules, made from the first blind set); tuned on since.
+And blind3.jsonl: 335 passages by a third writer, the same day, scored once on the code
+of 45501a3 (the place rules made from blind2): P 0.972, R 0.990 (on e91d032: P 0.917,
+R 0.994); tuned on since.
 Each passage lists the mentions a reader sees. A found mention counts as right when the passage expects that member that
 many times or more; per member: precision = right / found, recall = right / expected.
 """
@@ -51,6 +54,7 @@ PRESS_FORMS = CLUSTER / "press_forms.jsonl"
 PRESS_FORMS_DIRECTORY = CLUSTER / "press_forms.csv"  # names of the press-forms classes
 BLIND = CLUSTER / "blind.jsonl"
 BLIND2 = CLUSTER / "blind2.jsonl"
+BLIND3 = CLUSTER / "blind3.jsonl"
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.97
 
@@ -164,7 +168,11 @@ def main() -> int:
         )
         and ok
     )
-    for label, path in (("blind passages", BLIND), ("second blind passages", BLIND2)):
+    for label, path in (
+        ("blind passages", BLIND),
+        ("second blind passages", BLIND2),
+        ("third blind passages", BLIND3),
+    ):
         ok = (
             report(
                 f"{members} members, {label} (members only, per passage)",
