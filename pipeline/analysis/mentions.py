@@ -234,7 +234,8 @@ def _indefinite_before(text: str, start: int) -> bool:
     gap = start
     while gap > 0 and start - gap < 4 and text[gap - 1] in _GAP:
         gap -= 1
-    if gap == start or " " not in text[gap:start].replace("\u00a0", " ").replace("\u202f", " "):
+    between = text[gap:start]
+    if not (" " in between or "\u00a0" in between or "\u202f" in between):
         return False
     word = gap
     while word > 0 and gap - word < 4 and text[word - 1].isalpha():
