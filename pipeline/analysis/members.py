@@ -28,9 +28,14 @@
    A phrase is judged as a phrase, in each language:
    - a phrase with a rare word (below RARE_ZIPF in both languages) never needs capitals
      ("OSE Immunotherapeutics", however it is written);
+   - otherwise, with an acronym that is a word ("ERA Biologics"), it needs its capitals;
    - otherwise it needs its capitals in the languages where it is ordinary text, where
      its rarest word is at or above PHRASE_ZIPF ("Step Pharma" in both, "Good Cells" in
-     English only), and nowhere else; a shortened phrase ("Fast Track") is not used;
+     English only), and nowhere else, and it ends the name ("Open Health Day" is an
+     event); a shortened phrase ("Fast Track") is not used;
+   - a name of ordinary words that starts with a place ("Nantes Biotech Services")
+     needs every capital as written; a name shortened past a place ("Cellectis" of
+     Cellectis Nantes) counts only where the article names the region (PLACES);
    - a form shorter than MIN_FORM_CHARS letters is not used.
 4. Across members: a derived form that is another member's name (or one of its
    hand-written aliases) belongs to that member ("Nova Cell" is the member Nova Cell,
