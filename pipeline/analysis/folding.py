@@ -101,9 +101,9 @@ def fold(text: str, *, keep_case: bool = False) -> Folded:
     The common accented letters, quotes and dashes of press text by plain replaces; then,
     when what is left is plain ASCII (most articles), case and the ASCII dashes and
     spaces in one bytes.translate; otherwise lower case and every character that is not
-    plain ASCII through the table (a regular expression finds them). Then the hyphens of words broken at a line break dropped with the break, then runs of
-    spaces collapsed to one; the offset map is only built when something was dropped or
-    collapsed.
+    plain ASCII through the table (a regular expression finds them). Then the hyphens of
+    words broken at a line break dropped with the break, then runs of spaces collapsed to
+    one; the offset map is only built when something was dropped or collapsed.
     """
     table = _FOLD_KEEP_CASE if keep_case else _FOLD
     mapped = text
