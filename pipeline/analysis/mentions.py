@@ -327,13 +327,21 @@ class Matcher:
         self.empty = not by_key
         if not self.empty:
             self._automaton.make_automaton()
-        self._context = {
-            m: [fold_alias(w) for w in words if w.strip()] for m, words in (context or {}).items()
-        }
+        # every member has much the same context words and places: each is folded once
+        folded: dict[str, str] = {}
+
+        def fold_words(words: Sequence[str]) -> list[str]:
+            out = []
+            for word in words:
+                if word.strip():
+                    if word not in folded:
+                        folded[word] = fold_alias(word)
+                    out.append(folded[word])
+            return out
+
+        self._context = {m: fold_words(words) for m, words in (context or {}).items()}
         # a form shortened past a place: the member's region, named in the article
-        self._places = {
-            m: [fold_alias(w) for w in words if w.strip()] for m, words in (places or {}).items()
-        }
+        self._places = {m: fold_words(words) for m, words in (places or {}).items()}
         self._exclude = {
             m: [fold_alias(p) for p in phrases if p.strip()]
             for m, phrases in (exclude or {}).items()
