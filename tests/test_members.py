@@ -28,7 +28,8 @@ def forms_of(config: Config) -> dict[str, MemberForms]:
 
 
 def rules(forms: MemberForms) -> dict[str, str]:
-    return {f.alias: f.rule for f in forms.forms}
+    """Each form's rule; the handle forms ("@NaogenPharma") have a test of their own."""
+    return {f.alias: f.rule for f in forms.forms if not f.handle}
 
 
 NAMES = [
@@ -766,3 +767,32 @@ def test_the_people_of_a_city_name_the_region_and_quotes_do_not_hide_an_article(
     assert [m.member_id for m in found] == ["cellectis-nantes"]
     assert matcher.find("An 'organoid factory' producing brain organoids was built.") == []
     assert matcher.find("Une « organoid factory » à Leyde.") == []
+
+
+def test_a_handle_or_a_hashtag_writes_the_words_together(tmp_path: Path) -> None:
+    """ "@NaogenPharma", "#TBFGenieTissulaire": the name's words together count right after
+    an "@" or a "#" only; an "@" that starts a word is a handle, not an e-mail address."""
+    config = configure(
+        tmp_path,
+        [
+            {"name": "Naogen Pharma"},
+            {"name": "TBF Génie Tissulaire"},
+            {"name": "Smart Immune SAS"},
+            {"name": "Kerbio"},
+        ],
+    )
+    forms = forms_of(config)
+    (handle,) = [f for f in forms["tbf-genie-tissulaire"].used if f.handle]
+    assert (handle.alias, handle.rule) == ("TBFGénieTissulaire", "after @ or #")
+    # "SmartImmune" is already a spelling of its own, found anywhere: no handle form
+    assert not [f for f in forms["smart-immune-sas"].forms if f.handle]
+    matcher = Matcher.from_config(config)
+    ids = lambda text: [m.member_id for m in matcher.find(text)]  # noqa: E731
+    assert ids("Ravie de rejoindre @SmartImmune et #TBFGenieTissulaire !") == [
+        "smart-immune-sas",
+        "tbf-genie-tissulaire",
+    ]
+    assert ids("Merci à @Kerbio pour l'accueil") == ["kerbio"]
+    # the words together without an @ or a # are another word, an e-mail is an address
+    assert ids("a tbfgenietissulaire protocol") == []
+    assert ids("Candidatures : rh@kerbio.fr, ou rh@Kerbio en interne") == []

@@ -346,11 +346,16 @@ class Form:
     # every capital of the name as written ("Nantes Biotech Services": in lower case after
     # the place, "Nantes biotech services firms", it is the place's trade)
     strict_capitals: bool = False
+    # the words written together right after "@" or "#": a social handle or a hashtag
+    # ("@NaogenPharma"); written so anywhere else, it is another word
+    handle: bool = False
 
     @property
     def rule(self) -> str:
         if not self.used:
             return "not used"
+        if self.handle:
+            return "after @ or #"
         place = " + a place" if self.needs_place else ""
         if self.case_sensitive and self.context:
             return "capitals + context" + place
@@ -557,13 +562,17 @@ _CAMEL = re.compile(r"(?<=[^\W\d_][a-zà-ÿ])(?=[A-ZÀ-Þ][a-zà-ÿ])")
 # letters and digits written together: "IRS2", "Sea4Health" ("IRS-2", "Sea-4-Health")
 _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _SAINT = re.compile(r"\b(Saint|Sainte)(?=[ -][A-ZÀ-Þ])")
+# what a handle or a hashtag leaves out of a name of several words
+_HANDLE_GAPS = re.compile(r"[\s\-'’.&]+")
+HANDLE_ORIGIN = "words together after @ or #"
 
 
 def _spelling_variants(name: str) -> list[tuple[str, str, bool, bool]]:
     """The name's words written apart or together, as the press writes them: a word of two
     capitalised parts apart ("Go Liver Therapeutics"), letters and digits apart ("Sea 4
-    Health"), two short words together ("BreizhCell", "ArMor Therapeutics"), "Saint" as
-    "St" ("St-Nazaire Bioprocess")."""
+    Health"), two short words together ("BreizhCell", "ArMor Therapeutics"), all its words
+    together in a handle or a hashtag ("@NaogenPharma"), "Saint" as "St" ("St-Nazaire
+    Bioprocess")."""
     out: list[tuple[str, str, bool, bool]] = []
     apart = _CAMEL.sub(" ", name)
     if apart != name:
@@ -587,6 +596,9 @@ def _spelling_variants(name: str) -> list[tuple[str, str, bool, bool]]:
         ):
             joined = " ".join([first + second, *words[2:]])
             out.append((joined, f'"{first} {second}" together', False, False))
+    glued = _HANDLE_GAPS.sub("", name)
+    if len(words) >= 2 and glued.isalnum():  # "@NaogenPharma", "#TBFGenieTissulaire"
+        out.append((glued, HANDLE_ORIGIN, False, False))
     saint = _SAINT.search(name)
     if saint:
         short = "St" if saint.group(1) == "Saint" else "Ste"
@@ -703,9 +715,11 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
         derive_forms = member.derive and member.kind == "member"
         named = _candidates(member) if derive_forms else [(member.name, "name", False, False)]
         # a spelling a person wrote as an alias is not a shortening, even when it is one
-        candidates = [c for c in named if not c[2]]
+        candidates = [c for c in named if not c[2] and c[1] != HANDLE_ORIGIN]
         candidates += [(a, "alias", False, False) for a in member.aliases if isinstance(a, str)]
         candidates += [c for c in named if c[2]]
+        # last: any other spelling of the same letters counts anywhere, not only after @ or #
+        candidates += [c for c in named if c[1] == HANDLE_ORIGIN]
         for alias, origin, shortened, split in candidates:
             key = _key(alias)
             if not key or key in seen:
@@ -721,6 +735,10 @@ def derive(cluster: Cluster, members: Sequence[Member]) -> list[MemberForms]:
                 continue
             if not derive_forms:
                 forms.append(Form(alias=alias, origin=origin, reason="derive: false"))
+                continue
+            if origin == HANDLE_ORIGIN:
+                reason = "a handle or a hashtag, in any capitals"
+                forms.append(Form(alias, origin, reason=reason, handle=True))
                 continue
             found = evidence(alias, shortened=shortened, split=split)
             place = shortened and _past_a_place(member.name, alias)

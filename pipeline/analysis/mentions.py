@@ -66,11 +66,12 @@ _SENTENCE_ENDS = frozenset(".!?:;…\n\r•|–—-*")
 _OPENERS = frozenset(" \t\u00a0\"'«“‘([")
 _ADDRESS_CHARS = frozenset("./@:-_")
 # Inside a web address or an e-mail address a name is not a mention: the word around
-# the match (up to the spaces on either side) is looked at, never the whole text.
+# the match (up to the spaces on either side) is looked at, never the whole text. An "@"
+# that starts a word is a handle ("@Kerbio"), not an e-mail address.
 # A host name starts where no name character precedes it: "a-a-a-a-..." is one start,
 # not one per letter rescanning the rest of the word (quadratic in the word's length).
 _ADDRESS = re.compile(
-    r"://|@|\bwww\.|(?<![\w-])[\w-]+\.(?:com|fr|eu|org|net|io|bio|co|uk|de|be|ch|info|example)\b",
+    r"://|(?<=[\w.+-])@|\bwww\.|(?<![\w-])[\w-]+\.(?:com|fr|eu|org|net|io|bio|co|uk|de|be|ch|info|example)\b",
     re.IGNORECASE,
 )
 
@@ -272,6 +273,7 @@ class AliasRule:
     shortened_of: tuple[str, ...] = ()
     needs_place: bool = False  # the article names the member's region (or its city)
     strict_capitals: bool = False  # every capital as written (or all in capitals)
+    handle: bool = False  # only right after "@" or "#" ("@NaogenPharma")
 
 
 class Mention(NamedTuple):  # a tuple: thousands are made per document, cheaply
@@ -389,6 +391,7 @@ class Matcher:
                     else (),
                     needs_place=f.needs_place,
                     strict_capitals=f.strict_capitals,
+                    handle=f.handle,
                 )
                 for f in member_forms.used
             ]
@@ -493,6 +496,8 @@ class Matcher:
         text, haystack = where.text, where.haystack
         for index in indexes:
             rule = self.rules[index]
+            if rule.handle and text[original_start - 1 : original_start] not in ("@", "#"):
+                continue  # "naogenpharma" is a handle or a hashtag, or nothing
             if (
                 rule.case_sensitive
                 and not self._case_matches(index, text, original_start, original_end)
