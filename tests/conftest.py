@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,12 @@ from ruamel.yaml import YAML
 
 from pipeline.settings.config import Config, load_config
 from tests.fixture_server import FixtureServer
+
+# large configurations' parsed YAML is cached (pipeline/settings/yamlcache.py): the tests
+# and the veille processes they start keep it in a directory of their own, not ~/.cache
+_CACHE = tempfile.mkdtemp(prefix="veille-test-cache-")
+os.environ["VEILLE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEMO_FEEDS = FIXTURES / "demo" / "feeds"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from pipeline.errors import ConfigError
+from pipeline.settings import yamlcache
 from pipeline.settings.config import load_config, slugify
 from tests.run_cli import veille
 
@@ -222,3 +225,104 @@ def test_the_run_deadline_defaults_to_half_the_run_interval_and_must_stay_below_
         "network.run_timeout: 1800 s is not below the 1800 s between two "
         "scheduled runs (schedule.run)"
     ]
+
+
+def large_config(sources: int = 600) -> str:
+    """A sources.yaml past the cache's MIN_BYTES: many sources, as a cluster with news
+    searches and outlets' feeds has."""
+    lines = [MINIMAL.rstrip().rsplit("\nnetwork:", 1)[0]]
+    for index in range(sources):
+        lines.append(
+            f'  - {{id: feed-{index}, kind: feed, name: "Outlet {index}: la lettre des biotechs'
+            f' de l\'Ouest (actualités)", url: "https://outlet-{index}.example/rss.xml"}}'
+        )
+    lines.append("network: {allow_private: false}")
+    return "\n".join(lines) + "\n"
+
+
+def cached_files(cache: Path) -> list[Path]:
+    return sorted((cache / "yaml").glob("*.pickle"))
+
+
+def test_a_large_configuration_is_parsed_once_per_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(cache))
+    text = large_config()
+    assert len(text) >= yamlcache.MIN_BYTES
+    path = write(tmp_path, text)
+    first = load_config(path)
+    (entry,) = cached_files(cache)
+    parsed: list[str] = []
+    real = YAML.load
+
+    def counted(self: YAML, stream: str) -> object:
+        parsed.append(stream)
+        return real(self, stream)
+
+    monkeypatch.setattr(YAML, "load", counted)
+    again = load_config(path)
+    assert again == first and parsed == []  # the cache's data, not a second parse
+    # an edit is a new content: read again, never the old data
+    path.write_text(text.replace("feed-599", "feed-last"), encoding="utf-8")
+    edited = load_config(path)
+    assert edited.sources[-1].id == "feed-last" and len(parsed) == 1
+    assert len(cached_files(cache)) == 2 and entry.exists()
+    # a small file is never cached
+    load_config(write(tmp_path, MINIMAL))
+    assert len(cached_files(cache)) == 2 and len(parsed) == 2
+
+
+def test_a_cache_entry_cut_short_or_not_ours_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(cache))
+    path = write(tmp_path, large_config())
+    expected = load_config(path)
+    (entry,) = cached_files(cache)
+    payload = entry.read_bytes()
+    entry.write_bytes(payload[: len(payload) // 2])
+    assert load_config(path) == expected
+    # a pickle that would run code is refused, not loaded
+    marker = tmp_path / "ran"
+    entry.write_bytes(pickle.dumps(_Touch(str(marker))))
+    assert load_config(path) == expected
+    assert not marker.exists()
+    assert entry.read_bytes() == payload  # and written again, whole
+
+
+class _Touch:
+    """Unpickled, it creates a file: what a cache entry must never be able to do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def test_a_cache_that_cannot_be_written_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(blocked))
+    path = write(tmp_path, large_config())
+    assert len(load_config(path).sources) == 601
+    # and an invalid large file still says where, and is not cached
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(tmp_path / "cache"))
+    path.write_text(large_config() + "sources: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line"):
+        load_config(path)
+    assert cached_files(tmp_path / "cache") == []
+
+
+def test_old_cache_entries_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(cache))
+    text = large_config()
+    for version in range(yamlcache.KEEP + 3):
+        load_config(write(tmp_path, text.replace("feed-599", f"feed-v{version}")))
+    assert len(cached_files(cache)) == yamlcache.KEEP

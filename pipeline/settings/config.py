@@ -19,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from pipeline import __version__
 from pipeline.errors import ConfigError
+from pipeline.settings import yamlcache
 
 DEFAULT_CONFIG_PATH = Path("sources.yaml")
 DEFAULT_CONTACT = "https://www.atlanpolebiotherapies.com"
@@ -569,7 +570,7 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read: {exc}"], path=str(path)) from None
     try:
-        return yaml.load(text)
+        return yamlcache.load(text, yaml.load)  # a large file: parsed once per content
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
