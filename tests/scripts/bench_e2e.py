@@ -216,8 +216,8 @@ def bench_end_to_end(
             "s",
             baseline=floor,
             baseline_label="network alone (aiohttp, same limits)",
-            target="<= 25 s at full scale" if full else f"<= {25 * scale:.1f} s (25 s x scale)",
-            met=wall <= 25 * max(scale, 0.0) if scale else None,
+            target="<= 16 s at full scale" if full else f"<= {16 * scale:.1f} s (16 s x scale)",
+            met=wall <= 16 * max(scale, 0.0) if scale else None,
             higher_is_better=False,
         ),
         Row(
@@ -225,8 +225,8 @@ def bench_end_to_end(
             "first run: cores busy on average (CPU of the tree / wall)",
             cpu / wall,
             "cores",
-            target=">= 1.7 (on 2 cores)",
-            met=cpu / wall >= 1.7,
+            target=">= 1.8 (on 2 cores)",
+            met=cpu / wall >= 1.8,
         ),
         Row(
             "e2e",
@@ -262,8 +262,8 @@ def bench_end_to_end(
             "s",
             baseline=wall,
             baseline_label="first run",
-            target="< 2 s",
-            met=median([u.wall for u in reruns]) < 2,
+            target="<= 1.5 s",
+            met=median([u.wall for u in reruns]) <= 1.5,
             higher_is_better=False,
         ),
         Row(
@@ -413,8 +413,8 @@ def bench_small_sources(
             "s",
             baseline=floor,
             baseline_label="network alone (aiohttp, same limits)",
-            target="<= 12 s at full scale" if full else f"<= {12 * scale:.1f} s (12 s x scale)",
-            met=wall <= 12 * scale,
+            target="<= 7 s at full scale" if full else f"<= {7 * scale:.1f} s (7 s x scale)",
+            met=wall <= 7 * scale,
             higher_is_better=False,
         ),
         Row(
