@@ -326,3 +326,22 @@ def test_old_cache_entries_are_pruned(tmp_path: Path, monkeypatch: pytest.Monkey
     for version in range(yamlcache.KEEP + 3):
         load_config(write(tmp_path, text.replace("feed-599", f"feed-v{version}")))
     assert len(cached_files(cache)) == yamlcache.KEEP
+
+
+def test_a_cache_directory_others_may_write_in_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry decides what the configuration says: in a directory another user may
+    write in, it could have been planted there, so it is neither read nor written."""
+    cache = tmp_path / "shared"
+    monkeypatch.setenv("VEILLE_CACHE_DIR", str(cache))
+    path = write(tmp_path, large_config())
+    expected = load_config(path)
+    (entry,) = cached_files(cache)
+    assert (cache / "yaml").stat().st_mode & 0o777 == 0o700
+    planted = pickle.loads(entry.read_bytes())
+    planted["sources"][0]["url"] = "https://planted.example/rss.xml"
+    entry.write_bytes(pickle.dumps(planted))
+    (cache / "yaml").chmod(0o777)
+    loaded = load_config(path)
+    assert loaded == expected and "planted" not in str(loaded.sources[0].url)

@@ -10,7 +10,8 @@ written) reads the text as before. Nothing depends on the cache: removing it is 
 
 The data is pickled. Loading it allows only what ruamel's safe loader builds: the
 built-in containers and scalars, and dates, times and time zones; a pickle naming any
-other class is refused as a miss.
+other class is refused as a miss. The directory is made for the user alone (0700); one
+that is not the user's, or that others may write in, is neither read nor written.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ruamel.yaml import __version__ as ruamel_version
 
 logger = logging.getLogger(__name__)
 
-MIN_BYTES = 64 * 1024  # smaller files are read in a few tens of milliseconds
+MIN_BYTES = 16 * 1024  # smaller files are read in a few tens of milliseconds
 KEEP = 8  # parsed versions kept: older ones are removed when a new one is written
 FORMAT = "1"  # bump when the cached data's shape changes
 _ALLOWED = frozenset(
@@ -64,12 +65,26 @@ def _entry(text: str) -> Path:
     return cache_dir() / f"{digest}.pickle"
 
 
+def _private(directory: Path) -> bool:
+    """Whether ``directory`` is this user's own and no one else may write in it: a cache
+    entry changes what the configuration says, so one another user could plant (in a
+    shared $VEILLE_CACHE_DIR) is never read."""
+    try:
+        info = directory.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 def load(text: str, parse: Callable[[str], Any]) -> Any:
     """``parse(text)``, or what it gave before for the same text. Errors of ``parse``
     (invalid YAML) are raised as they are, and never cached."""
     if len(text) < MIN_BYTES:
         return parse(text)
     entry = _entry(text)
+    if entry.parent.exists() and not _private(entry.parent):
+        logger.debug("YAML cache %s not used: others may write in it", entry.parent)
+        return parse(text)
     try:
         with entry.open("rb") as handle:
             data = _SafeUnpickler(handle).load()
@@ -90,7 +105,9 @@ def _store(entry: Path, data: Any) -> None:
     try:
         payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         _SafeUnpickler(io.BytesIO(payload)).load()  # only YAML's own types: never a miss later
-        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(entry.parent):
+            return
         with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".part", delete=False) as tmp:
             partial = tmp.name
             tmp.write(payload)
