@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.outputs.digest import Week, build, render, safe_url
+from pipeline.outputs.digest import Week, _Formatter, build, render, safe_url
 from pipeline.outputs.mail import MailError, SmtpSettings
 from pipeline.outputs.send import send_digest
 from pipeline.run import run
@@ -764,3 +764,22 @@ def test_a_member_counts_only_while_it_is_one_and_its_history_stays_stored(
     assert stored["gliocure"] == ("2099-01-01", None) and stored["xenothera"][1] is None
     assert [(m, w) for m, w, _ in details] == [("gliocure", 0), ("valneva", 0), ("xenothera", 1)]
     assert "xenothera" in charted and not charted & {"valneva", "gliocure"}
+
+
+def test_counts_take_the_plural_their_language_wants() -> None:
+    """ "1 communiqué", not "1 communiqués": French puts 0 and 1 in the singular, English
+    only 1 (CLDR's rules), in the subject, the summary and the sections alike."""
+    fr, en = _Formatter("fr"), _Formatter("en")
+    assert [fr.count(n, "summary_stories") for n in (0, 1, 2)] == ["0 sujet", "1 sujet", "2 sujets"]
+    assert [en.count(n, "summary_stories") for n in (0, 1, 2)] == [
+        "0 stories",
+        "1 story",
+        "2 stories",
+    ]
+    assert fr.count(1, "summary_releases") == "1 communiqué"
+    assert fr.count(1, "late_mentions") == "1 mention trouvée après coup"
+    assert en.count(1, "subject_releases") == "1 own release"
+    assert fr.count(1200, "summary_mentions") == "1\u202f200 mentions"
+    templates = Path(__file__).parents[1] / "pipeline" / "outputs" / "templates"
+    for name in ("digest.txt", "digest.html"):  # every count goes through f.count or f.label
+        assert 't("summary_' not in (templates / name).read_text()

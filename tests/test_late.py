@@ -147,7 +147,7 @@ def test_a_page_read_on_a_retry_reports_its_new_member_once_in_the_next_digest(
         ]
         assert not content.empty and content.stories == 0
         # the subject says what the digest carries, not "0 sujets, 0 mentions"
-        assert rendered.subject.endswith(": 1 mentions trouvées après coup"), rendered.subject
+        assert rendered.subject.endswith(": 1 mention trouvée après coup"), rendered.subject
         assert "0 sujets" not in rendered.subject
         assert "Clean Cells" in late_part(rendered.text, LATE_FR)
         assert rendered.html.count(LATE_FR) == 1
