@@ -279,6 +279,11 @@ def test_the_digest_shows_the_releases_apart_from_the_press(
     )
     assert "repris par Ouest Santé" in text
     assert "7 communiqués" in rendered.subject
+    # each owner's section counts its releases in the plural French wants
+    for section in content.releases:
+        n = len(section.stories)
+        assert f"-- {section.member.name} ({n} communiqué{'s' if n > 1 else ''}) --" in text
+    assert any(len(section.stories) == 1 for section in content.releases), "no single release"
 
 
 def test_an_alert_rule_with_owned_false_sends_only_press_coverage(
